@@ -1,0 +1,64 @@
+import { join } from 'node:path';
+import { CustodianError } from '../core/index.js';
+import { DEFAULT_STORE_URL } from '../store/index.js';
+import type { ConsentLedgerOptions } from '../ledger/index.js';
+
+/** Everything Custodian needs to start. Frozen once built. */
+export interface CustodianConfig {
+  /** Store URL: `sqlite:<path>` or `postgres://…`. */
+  readonly dbUrl: string;
+  /** Folder of local state (dev master key, default SQLite file). */
+  readonly dataDir: string;
+  /** Base64 master key from CUSTODIAN_MASTER_KEY; wins over the file. */
+  readonly masterKey: string | undefined;
+  readonly masterKeyFile: string;
+  /** Generate a dev master key file when none exists (never in production). */
+  readonly generateDevMasterKey: boolean;
+  /** CUSTODIAN_ADMIN_KEY: becomes the first admin key when the store has none. */
+  readonly adminKey: string | undefined;
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: string;
+  readonly ledger: ConsentLedgerOptions;
+  /** Run pending migrations when starting. Default true. */
+  readonly migrateOnStart: boolean;
+}
+
+/** Overrides of {@link loadConfig}, e.g. from CLI flags. */
+export type ConfigOverrides = Partial<Omit<CustodianConfig, 'ledger'>> & { ledger?: ConsentLedgerOptions };
+
+function parsePort(value: string | number | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CustodianError('CST_ERR_CONFIG', 'port must be a whole number from 0 to 65535', { details: { setting: 'port' } });
+  return n;
+}
+
+/**
+ * Builds the configuration from the environment and overrides:
+ * CUSTODIAN_DB, CUSTODIAN_DATA_DIR, CUSTODIAN_MASTER_KEY, CUSTODIAN_MASTER_KEY_FILE, CUSTODIAN_ADMIN_KEY,
+ * CUSTODIAN_HOST, CUSTODIAN_PORT, CUSTODIAN_LOG_LEVEL, CUSTODIAN_TRUNCATE_IP, CUSTODIAN_GPC_EVERYWHERE.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): CustodianConfig {
+  const dataDir = overrides.dataDir ?? env.CUSTODIAN_DATA_DIR ?? '.custodian';
+  const production = env.NODE_ENV === 'production';
+  const defaultDb = dataDir === '.custodian' ? DEFAULT_STORE_URL : `sqlite:${join(dataDir, 'custodian.db')}`;
+  const bool = (v: string | undefined, fallback: boolean) => (v === undefined || v === '' ? fallback : !['0', 'false', 'no', 'off'].includes(v.toLowerCase()));
+  return Object.freeze({
+    dbUrl: overrides.dbUrl ?? env.CUSTODIAN_DB ?? defaultDb,
+    dataDir,
+    masterKey: overrides.masterKey ?? env.CUSTODIAN_MASTER_KEY,
+    masterKeyFile: overrides.masterKeyFile ?? env.CUSTODIAN_MASTER_KEY_FILE ?? join(dataDir, 'master.key'),
+    generateDevMasterKey: overrides.generateDevMasterKey ?? !production,
+    adminKey: overrides.adminKey ?? (env.CUSTODIAN_ADMIN_KEY || undefined),
+    host: overrides.host ?? env.CUSTODIAN_HOST ?? '127.0.0.1',
+    port: parsePort(overrides.port ?? env.CUSTODIAN_PORT, 8080),
+    logLevel: overrides.logLevel ?? env.CUSTODIAN_LOG_LEVEL ?? 'info',
+    migrateOnStart: overrides.migrateOnStart ?? true,
+    ledger: Object.freeze({
+      truncateIp: bool(env.CUSTODIAN_TRUNCATE_IP, true),
+      gpcEverywhere: bool(env.CUSTODIAN_GPC_EVERYWHERE, false),
+      ...overrides.ledger,
+    }),
+  });
+}

@@ -1,0 +1,45 @@
+import { ApiKeyService } from '../auth/index.js';
+import { systemClock, type Clock } from '../core/index.js';
+import { loadMasterKey, type MasterKey } from '../crypto/index.js';
+import { ConsentLedger, PurposeRegistry } from '../ledger/index.js';
+import { openStore, type MigrationReport, type Store } from '../store/index.js';
+import type { CustodianConfig } from './config.js';
+
+/** A wired Custodian: the services every interface calls. */
+export interface Custodian {
+  readonly config: CustodianConfig;
+  readonly clock: Clock;
+  readonly store: Store;
+  readonly masterKey: MasterKey;
+  readonly purposes: PurposeRegistry;
+  readonly ledger: ConsentLedger;
+  readonly apiKeys: ApiKeyService;
+  /** Migrations applied while starting (empty when none were pending or migrateOnStart is off). */
+  readonly migrations: MigrationReport;
+  close(): Promise<void>;
+}
+
+/** Optional injections, for tests and embedding. */
+export interface CreateCustodianOptions {
+  readonly clock?: Clock;
+  /** Use this store instead of opening `config.dbUrl`; it is closed with the Custodian. */
+  readonly store?: Store;
+}
+
+/** The only composition root: opens the store, migrates, loads keys and purposes, and wires the services. */
+export async function createCustodian(config: CustodianConfig, options: CreateCustodianOptions = {}): Promise<Custodian> {
+  const clock = options.clock ?? systemClock;
+  const store = options.store ?? openStore(config.dbUrl);
+  try {
+    const masterKey = await loadMasterKey({ envValue: config.masterKey, filePath: config.masterKeyFile, generateIfMissing: config.generateDevMasterKey });
+    const migrations = config.migrateOnStart ? await store.migrate() : { applied: [], current: [] };
+    const purposes = new PurposeRegistry({ store, clock });
+    await purposes.load();
+    const ledger = new ConsentLedger({ store, purposes, clock }, config.ledger);
+    const apiKeys = new ApiKeyService({ store, clock });
+    return Object.freeze({ config, clock, store, masterKey, purposes, ledger, apiKeys, migrations, close: () => store.close() });
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+}

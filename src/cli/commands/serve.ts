@@ -1,0 +1,92 @@
+import { Command, Option } from 'commander';
+import { createCustodian, loadConfig } from '../../app/index.js';
+import { redactStoreUrl } from '../../store/index.js';
+import { buildServer } from '../../server/index.js';
+import { VERSION } from '../../version.js';
+import { withStoreOptions, type StoreOptions } from '../context.js';
+import type { CliIo } from '../io.js';
+
+interface ServeOptions extends StoreOptions {
+  readonly port?: string;
+  readonly host?: string;
+}
+
+/** Handles for a running server, so tests and embedders can stop it. */
+export interface RunningServer {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Starts the HTTP service: migrates, seeds the first admin key, listens, and prints how to use it. */
+export async function serve(io: CliIo, opts: ServeOptions): Promise<RunningServer> {
+  const config = loadConfig(io.env, {
+    ...(opts.db ? { dbUrl: opts.db } : {}),
+    ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+    ...(opts.port !== undefined ? { port: Number(opts.port) } : {}),
+    ...(opts.host ? { host: opts.host } : {}),
+  });
+  const custodian = await createCustodian(config);
+  try {
+    const admin = await custodian.apiKeys.ensureAdmin(config.adminKey);
+    const app = await buildServer(custodian);
+    const address = await app.listen({ host: config.host, port: config.port });
+    const url = address.replace('://[::1]', '://localhost');
+    const lines = [
+      `Custodian ${VERSION} listening on ${url}`,
+      `  API docs:     ${url}/docs   (OpenAPI: ${url}/openapi.json)`,
+      `  Store:        ${redactStoreUrl(config.dbUrl)} (${custodian.migrations.applied.length} migration(s) applied)`,
+    ];
+    if (admin !== null) {
+      lines.push(
+        admin.secret === config.adminKey
+          ? `  Admin API key: the value of CUSTODIAN_ADMIN_KEY`
+          : `  Admin API key (shown once, store it now): ${admin.secret}`,
+        `  Try:          curl -H "Authorization: Bearer <admin key>" ${url}/v1/purposes`,
+      );
+    } else {
+      lines.push('  Admin API key: already created; mint more with `custodian keys create --scopes admin`', `  Authenticate: -H "Authorization: Bearer <api key>"`);
+    }
+    if (custodian.masterKey.source === 'generated') {
+      lines.push(
+        '',
+        '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!',
+        `!! WARNING: generated a DEVELOPMENT master key at ${custodian.masterKey.path}`,
+        '!! Anyone with this file can decrypt protected data. For production set',
+        '!! CUSTODIAN_MASTER_KEY (32 bytes, base64) or CUSTODIAN_MASTER_KEY_FILE.',
+        '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!',
+      );
+    } else if (custodian.masterKey.source === 'file' && io.env.CUSTODIAN_MASTER_KEY_FILE === undefined) {
+      lines.push(`  Master key:   development key file ${custodian.masterKey.path} (not for production)`);
+    }
+    io.stdout(lines.join('\n') + '\n');
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      close: () => {
+        closing ??= app.close().then(() => custodian.close());
+        return closing;
+      },
+    };
+  } catch (err) {
+    await custodian.close();
+    throw err;
+  }
+}
+
+/** `custodian serve`. */
+export function serveCommand(io: CliIo): Command {
+  return withStoreOptions(new Command('serve').description('run the HTTP API'))
+    .addOption(new Option('--port <n>', 'port to listen on (env CUSTODIAN_PORT; default 8080; 0 = any free port)'))
+    .addOption(new Option('--host <host>', 'address to bind (env CUSTODIAN_HOST; default 127.0.0.1)'))
+    .action(async (opts: ServeOptions) => {
+      const server = await serve(io, opts);
+      const stop = () => {
+        server.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+}

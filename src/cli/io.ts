@@ -1,0 +1,29 @@
+/** Where a command writes, so commands run the same in a terminal and in tests. */
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+/** Exit codes of the `custodian` binary. */
+export const EXIT = {
+  ok: 0,
+  /** A failure not caused by the input: store unreachable, internal fault. */
+  failure: 1,
+  /** Bad input: usage, validation, unknown purpose, bad configuration. */
+  badInput: 2,
+  /** `consent check` answered: processing is not allowed. */
+  notAllowed: 3,
+} as const;
+
+/** The process's own streams. */
+export const processIo: CliIo = {
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+  env: process.env,
+};
+
+/** Prints a JSON value on stdout. */
+export function printJson(io: CliIo, value: unknown): void {
+  io.stdout(JSON.stringify(value, null, 2) + '\n');
+}

@@ -1,0 +1,53 @@
+import { Command, CommanderError } from 'commander';
+import { isCustodianError } from '../core/index.js';
+import { VERSION } from '../version.js';
+import { consentCommand } from './commands/consent.js';
+import { dbCommand } from './commands/db.js';
+import { keysCommand } from './commands/keys.js';
+import { purposesCommand } from './commands/purposes.js';
+import { serveCommand } from './commands/serve.js';
+import { EXIT, type CliIo } from './io.js';
+
+/** Builds the `custodian` command tree writing to `io`. */
+export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
+  const program = new Command('custodian')
+    .description('Custodian: consent ledger and privacy operations')
+    .version(VERSION)
+    .showHelpAfterError()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+  for (const cmd of [serveCommand(io), dbCommand(io), consentCommand(io, setExitCode), keysCommand(io), purposesCommand(io)]) program.addCommand(cmd);
+  const exitOverrideAll = (cmd: Command): void => {
+    cmd.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+    cmd.commands.forEach(exitOverrideAll);
+  };
+  exitOverrideAll(program);
+  return program;
+}
+
+/**
+ * Runs the CLI with `argv` (without node and script) and resolves to its exit code:
+ * 0 ok, 1 failure, 2 bad input, 3 `consent check` not allowed.
+ */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = buildProgram(io, (c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end through here with exit code 0.
+      return err.exitCode === 0 ? EXIT.ok : EXIT.badInput;
+    }
+    if (isCustodianError(err)) {
+      io.stderr(`error ${err.code}: ${err.message}\n`);
+      if (err.details !== undefined) io.stderr(JSON.stringify(err.details) + '\n');
+      return err.status < 500 ? EXIT.badInput : EXIT.failure;
+    }
+    const e = err as NodeJS.ErrnoException;
+    io.stderr(`error: ${e.code === 'ECONNREFUSED' ? 'store unreachable' : 'unexpected failure'} (${e.name}${e.code ? ` ${e.code}` : ''})\n`);
+    return EXIT.failure;
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Every error Custodian raises on purpose carries a stable code from {@link ERROR_CODES}.
+ * Domain code knows nothing of HTTP: the server maps `status` when it renders the error.
+ * Messages and details never contain personal data, only ids and field paths.
+ */
+export const ERROR_CODES = {
+  CST_ERR_VALIDATION: { status: 400, description: 'The input does not match the schema; `details.issues` lists each problem with its path.' },
+  CST_ERR_BAD_JSON: { status: 400, description: 'The request body is not valid JSON.' },
+  CST_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, description: 'Only application/json bodies are accepted.' },
+  CST_ERR_PAYLOAD_TOO_LARGE: { status: 413, description: 'The request body exceeds the size limit.' },
+  CST_ERR_BAD_REQUEST: { status: 400, description: 'The request is malformed in a way not covered by a more specific code.' },
+  CST_ERR_AUTH_MISSING: { status: 401, description: 'No `Authorization: Bearer <api key>` header was sent.' },
+  CST_ERR_AUTH_INVALID: { status: 401, description: 'The API key is unknown or revoked.' },
+  CST_ERR_AUTH_FORBIDDEN: { status: 403, description: 'The API key lacks the scope this operation needs; `details.required` names it.' },
+  CST_ERR_NOT_FOUND: { status: 404, description: 'No such route or resource.' },
+  CST_ERR_METHOD_NOT_ALLOWED: { status: 405, description: 'The route exists but not for this method.' },
+  CST_ERR_CONSENT_UNKNOWN_PURPOSE: { status: 400, description: 'The purpose key is not configured; `details.purpose` names it.' },
+  CST_ERR_CONSENT_PURPOSE_NOT_OFFERED: { status: 400, description: 'The purpose is not offered in the given jurisdiction.' },
+  CST_ERR_CONSENT_BAD_EXPIRY: { status: 400, description: 'The expiry is not after the recorded time.' },
+  CST_ERR_CONSENT_BAD_TCF: { status: 400, description: 'The TCF string in the evidence is malformed or not a TCF v2 string.' },
+  CST_ERR_CONSENT_IDEMPOTENCY_CONFLICT: { status: 409, description: 'The idempotency key was already used for a different event.' },
+  CST_ERR_CONSENT_DUPLICATE_IDEMPOTENCY_KEY: { status: 400, description: 'The same idempotency key appears twice in one batch.' },
+  CST_ERR_PURPOSE_INVALID: { status: 400, description: 'The purpose definition is inconsistent (e.g. consent required under a non-consent legal basis).' },
+  CST_ERR_STORE_URL: { status: 400, description: 'The store URL is not a supported `sqlite:` or `postgres://` URL.' },
+  CST_ERR_CONFIG: { status: 400, description: 'The configuration is invalid; `details` names the setting.' },
+  CST_ERR_APPEND_ONLY: { status: 409, description: 'An attempt to change or delete an append-only record was refused.' },
+  CST_ERR_STORE_MIGRATION: { status: 500, description: 'Applying a store migration failed; the store is unchanged by the failed step.' },
+  CST_ERR_UNAVAILABLE: { status: 503, description: 'A dependency (the store) is not reachable; retry later.' },
+  CST_ERR_INTERNAL: { status: 500, description: 'An unexpected fault; the body says nothing of internals, the log has the request id.' },
+} as const satisfies Record<string, { status: number; description: string }>;
+
+/** A stable, documented error code. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Options of {@link CustodianError}. */
+export interface CustodianErrorOptions {
+  readonly details?: unknown;
+  readonly cause?: unknown;
+}
+
+/** The one error root of Custodian. */
+export class CustodianError extends Error {
+  readonly code: ErrorCode;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message: string, options: CustodianErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'CustodianError';
+    this.code = code;
+    this.details = options.details;
+  }
+
+  /** The HTTP status the code maps to (used only by interfaces). */
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+}
+
+/** True when `err` is a {@link CustodianError}, optionally of one code. */
+export function isCustodianError(err: unknown, code?: ErrorCode): err is CustodianError {
+  return err instanceof CustodianError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,46 @@
+import { CustodianError } from './errors.js';
+
+// RFC 3339 / ISO-8601 date-time with an explicit offset; fractions up to nanoseconds are accepted.
+const ISO_INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+/** Renders epoch milliseconds as UTC ISO-8601 with milliseconds, the format of every interface. */
+export function toIso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** True when `value` is an ISO-8601 instant with an offset that denotes a real calendar time. */
+export function isIsoInstant(value: string): boolean {
+  const m = ISO_INSTANT.exec(value);
+  if (!m) return false;
+  const [, y, mo, d, h, mi, s] = m.map(Number) as [number, number, number, number, number, number, number];
+  if (mo < 1 || mo > 12 || h > 23 || mi > 59 || s > 59) return false;
+  const daysInMonth = new Date(Date.UTC(y, mo, 0)).getUTCDate();
+  if (d < 1 || d > daysInMonth) return false;
+  const ms = Date.parse(value);
+  return Number.isFinite(ms) && Math.abs(ms) <= 8.64e15;
+}
+
+/** Parses an ISO-8601 instant into epoch milliseconds, or throws CST_ERR_VALIDATION naming `field`. */
+export function parseInstant(value: string, field: string): number {
+  if (!isIsoInstant(value)) {
+    throw new CustodianError('CST_ERR_VALIDATION', `${field} must be an ISO-8601 instant with a time zone`, {
+      details: { issues: [{ path: field, message: 'invalid instant' }] },
+    });
+  }
+  return Date.parse(value);
+}
+
+/** Normalises a date value read from a store (Date from pg, string from SQLite) to ISO-8601 with ms. */
+export function storedToIso(value: string | Date): string {
+  return value instanceof Date ? value.toISOString() : new Date(value).toISOString();
+}
+
+/** Adds calendar months in UTC; a day that does not exist in the target month becomes its last day. */
+export function addMonths(ms: number, months: number): number {
+  const d = new Date(ms);
+  const day = d.getUTCDate();
+  const target = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + months, 1, d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds(), d.getUTCMilliseconds()));
+  const last = new Date(Date.UTC(target.getUTCFullYear(), target.getUTCMonth() + 1, 0)).getUTCDate();
+  target.setUTCDate(Math.min(day, last));
+  return target.getTime();
+}

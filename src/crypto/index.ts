@@ -1,0 +1,2 @@
+export * from './api-key-secret.js';
+export * from './master-key.js';

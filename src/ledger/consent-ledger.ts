@@ -1,0 +1,448 @@
+import { createHash } from 'node:crypto';
+import {
+  CustodianError,
+  JURISDICTION_CODE_PATTERN,
+  addMonths,
+  honoursGpc,
+  isIsoInstant,
+  toIso,
+  uuidv7,
+  type Clock,
+  type LegalBasis,
+  type Purpose,
+} from '../core/index.js';
+import type { Executor, Store } from '../store/index.js';
+import { consentRepository as repo, isoOrNull, type EventRow, type NewEventRow } from './consent-repository.js';
+import { minimiseEvidence } from './evidence.js';
+import { evaluate, toPurposeState, type StateRow } from './projection.js';
+import { offeredIn, type PurposeRegistry } from './purpose-registry.js';
+import {
+  COLLECTION_METHODS,
+  DECISIONS,
+  type CollectionMethod,
+  type ConsentCheck,
+  type ConsentEvent,
+  type ConsentEventInput,
+  type Decision,
+  type Evidence,
+  type HistoryOptions,
+  type HistoryResult,
+  type PurposeState,
+  type RecordContext,
+  type RecordResult,
+  type RecordedEvent,
+} from './types.js';
+
+/** Limits of one batch and one id, shared with the interfaces' schemas. */
+export const LEDGER_LIMITS = {
+  maxBatch: 1000,
+  maxCheckBatch: 10_000,
+  maxSubjectIdLength: 256,
+  maxIdempotencyKeyLength: 256,
+  maxNoticeVersionLength: 128,
+  maxUserAgentLength: 1024,
+  maxPageUrlLength: 2048,
+  maxTcStringLength: 8192,
+  maxHistoryPage: 1000,
+} as const;
+
+/** Options of {@link ConsentLedger}. */
+export interface ConsentLedgerOptions {
+  /** Truncate evidence IPs (IPv4 /24, IPv6 /48). Default true. */
+  readonly truncateIp?: boolean;
+  /**
+   * How long a cached projection of a subject is trusted before it is re-read. Writes through this
+   * ledger invalidate at once; this bounds how long a write by another process can go unseen. Default 1000.
+   */
+  readonly cacheTtlMs?: number;
+  /** Subjects kept in the in-process cache. Default 100,000. */
+  readonly cacheMaxSubjects?: number;
+  /** Apply GPC as an opt-out in every jurisdiction, not only where the law requires it. Default false. */
+  readonly gpcEverywhere?: boolean;
+}
+
+/** Dependencies of {@link ConsentLedger}. */
+export interface ConsentLedgerDeps {
+  readonly store: Store;
+  readonly purposes: PurposeRegistry;
+  readonly clock: Clock;
+}
+
+interface CacheEntry {
+  readonly loadedAt: number;
+  readonly states: Map<string, StateRow>;
+}
+
+interface PreparedEvent {
+  readonly input: ConsentEventInput;
+  readonly purpose: Purpose;
+  readonly evidence: Evidence | null;
+  readonly gpc: boolean;
+  readonly requestHash: string | null;
+}
+
+function invalid(path: string, message: string): never {
+  throw new CustodianError('CST_ERR_VALIDATION', `${path}: ${message}`, { details: { issues: [{ path, message }] } });
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
+/**
+ * The consent ledger: an append-only history of decisions per subject and purpose, a projection of the
+ * latest decision kept in the same transaction, checks against it, and as-of queries over the history.
+ *
+ * @example
+ * const result = await ledger.record([{ subjectId: 'u-123', purpose: 'analytics.reporting', decision: 'granted' }], { actor: 'key-id' });
+ * const { allowed } = await ledger.check('u-123', 'analytics.reporting');
+ */
+export class ConsentLedger {
+  readonly #store: Store;
+  readonly #purposes: PurposeRegistry;
+  readonly #clock: Clock;
+  readonly #truncateIp: boolean;
+  readonly #ttl: number;
+  readonly #maxSubjects: number;
+  readonly #gpcEverywhere: boolean;
+  readonly #cache = new Map<string, CacheEntry>();
+  #generation = 0;
+
+  constructor(deps: ConsentLedgerDeps, options: ConsentLedgerOptions = {}) {
+    this.#store = deps.store;
+    this.#purposes = deps.purposes;
+    this.#clock = deps.clock;
+    this.#truncateIp = options.truncateIp ?? true;
+    this.#ttl = options.cacheTtlMs ?? 1000;
+    this.#maxSubjects = options.cacheMaxSubjects ?? 100_000;
+    this.#gpcEverywhere = options.gpcEverywhere ?? false;
+  }
+
+  /**
+   * Records a batch of 1..1000 decisions atomically: all events, their projection updates and any GPC
+   * opt-outs commit together or not at all. An event whose idempotency key was recorded before is not
+   * recorded again: the answer repeats the stored event with `replayed: true`; the same key with a
+   * different event is CST_ERR_CONSENT_IDEMPOTENCY_CONFLICT.
+   *
+   * GPC rule (documented in docs/consent.md): when the request carries a GPC signal and the subject's
+   * jurisdiction honours it, every purpose marked `gpcOptOut` gets a `denied` event with method `gpc`,
+   * ordered before the batch's explicit events, unless the subject is already opted out or the deciding
+   * event is an explicit grant made while the signal was present. State follows the latest event.
+   */
+  async record(events: readonly ConsentEventInput[], ctx: RecordContext): Promise<RecordResult> {
+    if (!Array.isArray(events as unknown) || events.length === 0 || events.length > LEDGER_LIMITS.maxBatch) {
+      invalid('events', `a batch holds 1 to ${LEDGER_LIMITS.maxBatch} events`);
+    }
+    const prepared: PreparedEvent[] = [];
+    const seenKeys = new Set<string>();
+    for (let i = 0; i < events.length; i++) {
+      const p = await this.#prepare(events[i]!, i, ctx);
+      const key = p.input.idempotencyKey;
+      if (key != null) {
+        if (seenKeys.has(key)) {
+          throw new CustodianError('CST_ERR_CONSENT_DUPLICATE_IDEMPOTENCY_KEY', 'an idempotency key appears twice in the batch', { details: { index: i } });
+        }
+        seenKeys.add(key);
+      }
+      prepared.push(p);
+    }
+    try {
+      return await this.#write(prepared, ctx);
+    } catch (err) {
+      // A concurrent writer committed the same idempotency key first: run again to answer with its event.
+      if (isUniqueViolation(err)) return this.#write(prepared, ctx);
+      throw err;
+    }
+  }
+
+  async #prepare(e: ConsentEventInput, i: number, ctx: RecordContext): Promise<PreparedEvent> {
+    if (e === null || typeof e !== 'object') invalid(`events.${i}`, 'must be an object');
+    if (typeof e.subjectId !== 'string' || e.subjectId.length === 0 || e.subjectId.length > LEDGER_LIMITS.maxSubjectIdLength) {
+      invalid(`events.${i}.subjectId`, `must be 1 to ${LEDGER_LIMITS.maxSubjectIdLength} characters`);
+    }
+    if (typeof e.purpose !== 'string') invalid(`events.${i}.purpose`, 'must be a string');
+    if (!DECISIONS.includes(e.decision)) invalid(`events.${i}.decision`, `must be one of ${DECISIONS.join(', ')}`);
+    if (e.method !== undefined && !COLLECTION_METHODS.includes(e.method)) invalid(`events.${i}.method`, 'unknown collection method');
+    if (e.jurisdiction != null && !JURISDICTION_CODE_PATTERN.test(e.jurisdiction)) invalid(`events.${i}.jurisdiction`, 'must look like EU, UK, US-CA');
+    if (e.noticeVersion != null && (typeof e.noticeVersion !== 'string' || e.noticeVersion.length > LEDGER_LIMITS.maxNoticeVersionLength)) {
+      invalid(`events.${i}.noticeVersion`, `must be at most ${LEDGER_LIMITS.maxNoticeVersionLength} characters`);
+    }
+    if (e.clientTime != null && !isIsoInstant(e.clientTime)) invalid(`events.${i}.clientTime`, 'must be an ISO-8601 instant with a time zone');
+    if (e.expiresAt != null && !isIsoInstant(e.expiresAt)) invalid(`events.${i}.expiresAt`, 'must be an ISO-8601 instant with a time zone');
+    if (e.idempotencyKey != null && (typeof e.idempotencyKey !== 'string' || e.idempotencyKey.length === 0 || e.idempotencyKey.length > LEDGER_LIMITS.maxIdempotencyKeyLength)) {
+      invalid(`events.${i}.idempotencyKey`, `must be 1 to ${LEDGER_LIMITS.maxIdempotencyKeyLength} characters`);
+    }
+    const purpose = await this.#purposes.require(e.purpose, `events.${i}.purpose`);
+    if (!offeredIn(purpose, e.jurisdiction)) {
+      throw new CustodianError('CST_ERR_CONSENT_PURPOSE_NOT_OFFERED', 'purpose is not offered in this jurisdiction', {
+        details: { index: i, purpose: purpose.key, jurisdiction: e.jurisdiction },
+      });
+    }
+    const evidence = minimiseEvidence(e.evidence, { truncateIp: this.#truncateIp }, i);
+    const requestHash = e.idempotencyKey == null ? null : hashRequest(e);
+    return { input: e, purpose, evidence, gpc: ctx.gpc === true || e.evidence?.gpc === true, requestHash };
+  }
+
+  async #write(prepared: readonly PreparedEvent[], ctx: RecordContext): Promise<RecordResult> {
+    const batchId = uuidv7(this.#clock.now());
+    const result = await this.#store.transaction(async (trx) => {
+      const now = this.#clock.now();
+      const recordedAt = toIso(now);
+      const keys = prepared.flatMap((p) => (p.input.idempotencyKey == null ? [] : [p.input.idempotencyKey]));
+      const existing = new Map<string, EventRow>();
+      if (keys.length > 0) for (const r of await repo.findByIdempotencyKeys(trx, keys)) existing.set(r.idempotency_key!, r);
+
+      const gpcRows = await this.#gpcOptOuts(trx, prepared, existing, now, batchId, ctx.actor);
+      const rows: NewEventRow[] = [...gpcRows];
+      const answer: RecordedEvent[] = gpcRows.map((r) => ({ ...toEvent(r), replayed: false }));
+      for (let i = 0; i < prepared.length; i++) {
+        const p = prepared[i]!;
+        const prior = p.input.idempotencyKey == null ? undefined : existing.get(p.input.idempotencyKey);
+        if (prior !== undefined) {
+          if (prior.request_hash !== p.requestHash) {
+            throw new CustodianError('CST_ERR_CONSENT_IDEMPOTENCY_CONFLICT', 'idempotency key was used for a different event', {
+              details: { index: i, eventId: prior.id },
+            });
+          }
+          answer.push({ ...toEvent(prior), replayed: true });
+          continue;
+        }
+        const row = this.#row(p, now, recordedAt, batchId, ctx.actor, i);
+        rows.push(row);
+        answer.push({ ...toEvent(row), replayed: false });
+      }
+      if (rows.length > 0) {
+        await repo.insertEvents(trx, rows);
+        await repo.upsertState(trx, latestPerPair(rows));
+      }
+      return { batchId, events: answer };
+    });
+    this.#invalidate(result.events.map((e) => e.subjectId));
+    return result;
+  }
+
+  #row(p: PreparedEvent, now: number, recordedAt: string, batchId: string, actor: string, index: number): NewEventRow {
+    const e = p.input;
+    let expiresAt: string | null = null;
+    if (e.expiresAt != null) {
+      const ms = Date.parse(e.expiresAt);
+      if (ms <= now) throw new CustodianError('CST_ERR_CONSENT_BAD_EXPIRY', 'expiresAt must be after the recorded time', { details: { index } });
+      expiresAt = toIso(ms);
+    } else if (e.decision === 'granted' && p.purpose.consentRequired && p.purpose.defaultExpiryMonths !== null) {
+      expiresAt = toIso(addMonths(now, p.purpose.defaultExpiryMonths));
+    }
+    return {
+      id: uuidv7(now),
+      subject_id: e.subjectId,
+      purpose: p.purpose.key,
+      decision: e.decision,
+      legal_basis: p.purpose.legalBasis,
+      jurisdiction: e.jurisdiction ?? null,
+      notice_version: e.noticeVersion ?? null,
+      method: e.method ?? 'api',
+      recorded_at: recordedAt,
+      client_time: e.clientTime == null ? null : toIso(Date.parse(e.clientTime)),
+      expires_at: expiresAt,
+      gpc: p.gpc ? 1 : 0,
+      evidence: p.evidence === null ? null : JSON.stringify(p.evidence),
+      evidence_format: 'json',
+      idempotency_key: e.idempotencyKey ?? null,
+      request_hash: p.requestHash,
+      batch_id: batchId,
+      actor,
+    };
+  }
+
+  /** GPC opt-out events for the batch, per the rule documented on {@link record}. */
+  async #gpcOptOuts(
+    trx: Executor,
+    prepared: readonly PreparedEvent[],
+    existing: ReadonlyMap<string, EventRow>,
+    now: number,
+    batchId: string,
+    actor: string,
+  ): Promise<NewEventRow[]> {
+    const bySubject = new Map<string, { jurisdiction: string | null; explicit: Set<string> }>();
+    for (const p of prepared) {
+      if (!p.gpc) continue;
+      if (p.input.idempotencyKey != null && existing.has(p.input.idempotencyKey)) continue;
+      const s = bySubject.get(p.input.subjectId) ?? { jurisdiction: null, explicit: new Set<string>() };
+      s.jurisdiction ??= p.input.jurisdiction ?? null;
+      s.explicit.add(p.purpose.key);
+      bySubject.set(p.input.subjectId, s);
+    }
+    const optOutPurposes = this.#purposes.list().filter((p) => p.gpcOptOut);
+    if (bySubject.size === 0 || optOutPurposes.length === 0) return [];
+    const subjects = [...bySubject.entries()].filter(([, s]) => this.#gpcEverywhere || honoursGpc(s.jurisdiction));
+    if (subjects.length === 0) return [];
+    const current = await repo.loadStates(trx, subjects.map(([id]) => id));
+    const rows: NewEventRow[] = [];
+    for (const [subjectId, s] of subjects) {
+      for (const purpose of optOutPurposes) {
+        if (!offeredIn(purpose, s.jurisdiction)) continue;
+        const cur = current.get(subjectId)?.get(purpose.key);
+        if (!s.explicit.has(purpose.key) && cur !== undefined) {
+          const optedOut = cur.decision !== 'granted';
+          const grantedDespiteSignal = cur.decision === 'granted' && cur.gpc && cur.method !== 'gpc';
+          if (optedOut || grantedDespiteSignal) continue;
+        }
+        rows.push({
+          id: uuidv7(now),
+          subject_id: subjectId,
+          purpose: purpose.key,
+          decision: 'denied',
+          legal_basis: purpose.legalBasis,
+          jurisdiction: s.jurisdiction,
+          notice_version: null,
+          method: 'gpc',
+          recorded_at: toIso(now),
+          client_time: null,
+          expires_at: null,
+          gpc: 1,
+          evidence: JSON.stringify({ gpc: true }),
+          evidence_format: 'json',
+          idempotency_key: null,
+          request_hash: null,
+          batch_id: batchId,
+          actor,
+        });
+      }
+    }
+    return rows;
+  }
+
+  /** Current state of every configured purpose (and any retired purpose with a decision) for a subject. */
+  async state(subjectId: string): Promise<PurposeState[]> {
+    checkSubjectId(subjectId);
+    const now = this.#clock.now();
+    const states = await this.#states(subjectId, now);
+    const keys = new Set([...this.#purposes.list().map((p) => p.key), ...states.keys()]);
+    return [...keys].sort().map((k) => toPurposeState(k, states.get(k), now));
+  }
+
+  /**
+   * The subject's events (recording order, paged) and the state as of `asOf` (default now): the state a
+   * processor could rely on at that instant, to show processing was lawful when it happened.
+   */
+  async history(subjectId: string, options: HistoryOptions = {}): Promise<HistoryResult> {
+    checkSubjectId(subjectId);
+    const at = options.asOf === undefined ? this.#clock.now() : Date.parse(options.asOf);
+    if (options.asOf !== undefined && !isIsoInstant(options.asOf)) invalid('asOf', 'must be an ISO-8601 instant with a time zone');
+    if (options.purpose !== undefined) await this.#purposes.require(options.purpose, 'purpose');
+    const limit = Math.min(Math.max(options.limit ?? 100, 1), LEDGER_LIMITS.maxHistoryPage);
+    const asOf = toIso(at);
+    const rows = await repo.listEvents(this.#store.db, subjectId, { purpose: options.purpose, until: asOf, after: options.after, limit: limit + 1 });
+    const page = rows.slice(0, limit);
+    const asOfStates = await repo.statesAsOf(this.#store.db, subjectId, asOf, options.purpose);
+    const keys = options.purpose !== undefined ? [options.purpose] : [...new Set([...this.#purposes.list().map((p) => p.key), ...asOfStates.keys()])].sort();
+    return {
+      subjectId,
+      asOf,
+      events: page.map(toEvent),
+      state: keys.map((k) => toPurposeState(k, asOfStates.get(k), at)),
+      nextCursor: rows.length > limit ? page[page.length - 1]!.id : null,
+    };
+  }
+
+  /** Whether processing `subjectId`'s data for `purpose` is allowed now, and why. */
+  async check(subjectId: string, purposeKey: string): Promise<ConsentCheck> {
+    const purpose = this.#purposes.peek(purposeKey) ?? (await this.#purposes.require(purposeKey, 'purpose'));
+    const now = this.#clock.now();
+    const entry = this.#cache.get(subjectId);
+    if (entry !== undefined && now - entry.loadedAt < this.#ttl) return evaluate(subjectId, purpose, entry.states.get(purposeKey), now);
+    checkSubjectId(subjectId);
+    const states = await this.#states(subjectId, now);
+    return evaluate(subjectId, purpose, states.get(purposeKey), now);
+  }
+
+  /** Checks many (subject, purpose) pairs with one store read per chunk of uncached subjects. */
+  async checkMany(pairs: readonly { subjectId: string; purpose: string }[]): Promise<ConsentCheck[]> {
+    if (pairs.length > LEDGER_LIMITS.maxCheckBatch) invalid('checks', `at most ${LEDGER_LIMITS.maxCheckBatch} pairs`);
+    const purposes = new Map<string, Purpose>();
+    for (let i = 0; i < pairs.length; i++) {
+      const { subjectId, purpose } = pairs[i]!;
+      checkSubjectId(subjectId, `checks.${i}.subjectId`);
+      if (!purposes.has(purpose)) purposes.set(purpose, await this.#purposes.require(purpose, `checks.${i}.purpose`));
+    }
+    const now = this.#clock.now();
+    const missing = [...new Set(pairs.map((p) => p.subjectId))].filter((s) => {
+      const e = this.#cache.get(s);
+      return e === undefined || now - e.loadedAt >= this.#ttl;
+    });
+    const loaded = missing.length > 0 ? await this.#load(missing, now) : new Map<string, Map<string, StateRow>>();
+    return pairs.map(({ subjectId, purpose }) => {
+      const states = loaded.get(subjectId) ?? this.#cache.get(subjectId)?.states;
+      return evaluate(subjectId, purposes.get(purpose)!, states?.get(purpose), now);
+    });
+  }
+
+  async #states(subjectId: string, now: number): Promise<Map<string, StateRow>> {
+    const entry = this.#cache.get(subjectId);
+    if (entry !== undefined && now - entry.loadedAt < this.#ttl) return entry.states;
+    return (await this.#load([subjectId], now)).get(subjectId)!;
+  }
+
+  async #load(subjectIds: readonly string[], now: number): Promise<Map<string, Map<string, StateRow>>> {
+    const generation = this.#generation;
+    const loaded = await repo.loadStates(this.#store.db, subjectIds);
+    // A write that committed while we read has invalidated; caching our read would resurrect old state.
+    if (generation === this.#generation && this.#ttl > 0) {
+      for (const [id, states] of loaded) {
+        this.#cache.delete(id);
+        this.#cache.set(id, { loadedAt: now, states });
+      }
+      while (this.#cache.size > this.#maxSubjects) this.#cache.delete(this.#cache.keys().next().value!);
+    }
+    return loaded;
+  }
+
+  #invalidate(subjectIds: readonly string[]): void {
+    this.#generation++;
+    for (const id of subjectIds) this.#cache.delete(id);
+  }
+}
+
+function checkSubjectId(subjectId: string, path = 'subjectId'): void {
+  if (typeof subjectId !== 'string' || subjectId.length === 0 || subjectId.length > LEDGER_LIMITS.maxSubjectIdLength) {
+    invalid(path, `must be 1 to ${LEDGER_LIMITS.maxSubjectIdLength} characters`);
+  }
+}
+
+/** A stable digest of what a caller submitted, to tell a replay from a conflicting reuse of its key. */
+function hashRequest(e: ConsentEventInput): string {
+  const canonical = [
+    e.subjectId, e.purpose, e.decision, e.jurisdiction ?? null, e.noticeVersion ?? null, e.method ?? 'api',
+    e.clientTime ?? null, e.expiresAt ?? null,
+    e.evidence ? [e.evidence.ip ?? null, e.evidence.userAgent ?? null, e.evidence.pageUrl ?? null, e.evidence.tcString ?? null, e.evidence.gpc ?? null] : null,
+  ];
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+}
+
+/** The last row per (subject, purpose) in a batch; rows are in id order. */
+function latestPerPair(rows: readonly NewEventRow[]): NewEventRow[] {
+  const last = new Map<string, NewEventRow>();
+  for (const r of rows) last.set(`${r.subject_id}\u0000${r.purpose}`, r);
+  return [...last.values()];
+}
+
+function toEvent(r: EventRow | NewEventRow): ConsentEvent {
+  return {
+    id: r.id,
+    subjectId: r.subject_id,
+    purpose: r.purpose,
+    decision: r.decision as Decision,
+    legalBasis: r.legal_basis as LegalBasis,
+    jurisdiction: r.jurisdiction ?? null,
+    noticeVersion: r.notice_version ?? null,
+    method: r.method as CollectionMethod,
+    recordedAt: isoOrNull(r.recorded_at)!,
+    clientTime: isoOrNull(r.client_time ?? null),
+    expiresAt: isoOrNull(r.expires_at ?? null),
+    gpc: Number(r.gpc) === 1,
+    evidence: r.evidence == null ? null : (JSON.parse(r.evidence) as Evidence),
+    idempotencyKey: r.idempotency_key ?? null,
+    batchId: r.batch_id,
+    actor: r.actor,
+  };
+}

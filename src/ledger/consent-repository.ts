@@ -1,0 +1,149 @@
+import { storedToIso } from '../core/index.js';
+import type { ConsentEventsTable, Executor } from '../store/index.js';
+import type { Insertable, Selectable } from 'kysely';
+import type { StateRow } from './projection.js';
+import type { CollectionMethod, Decision } from './types.js';
+
+export type EventRow = Selectable<ConsentEventsTable>;
+export type NewEventRow = Insertable<ConsentEventsTable>;
+
+// SQLite binds at most 32,766 variables per statement; 18 columns × 1,000 rows stays below.
+const INSERT_CHUNK = 1000;
+const IN_CHUNK = 500;
+
+function toMs(v: string | Date | null): number | null {
+  if (v === null) return null;
+  return v instanceof Date ? v.getTime() : Date.parse(v);
+}
+
+/** Maps a consent_state row to a {@link StateRow}. */
+function stateRow(r: {
+  purpose: string; event_id: string; decision: string; method: string; jurisdiction: string | null; gpc: number; recorded_at: string | Date; expires_at: string | Date | null;
+}): StateRow {
+  return {
+    purpose: r.purpose,
+    eventId: r.event_id,
+    decision: r.decision as Decision,
+    method: r.method as CollectionMethod,
+    jurisdiction: r.jurisdiction,
+    gpc: Number(r.gpc) === 1,
+    recordedAt: toMs(r.recorded_at)!,
+    expiresAt: toMs(r.expires_at),
+  };
+}
+
+/** SQL of the consent ledger: portable Kysely queries shared by SQLite and PostgreSQL. */
+export const consentRepository = {
+  async findByIdempotencyKeys(db: Executor, keys: readonly string[]): Promise<EventRow[]> {
+    const out: EventRow[] = [];
+    for (let i = 0; i < keys.length; i += IN_CHUNK) {
+      out.push(...(await db.selectFrom('consent_events').selectAll().where('idempotency_key', 'in', keys.slice(i, i + IN_CHUNK)).execute()));
+    }
+    return out;
+  },
+
+  async insertEvents(db: Executor, rows: readonly NewEventRow[]): Promise<void> {
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      await db.insertInto('consent_events').values(rows.slice(i, i + INSERT_CHUNK)).execute();
+    }
+  },
+
+  /**
+   * Upserts the projection. A row is replaced only by a later event (higher id), so concurrent writers
+   * on PostgreSQL converge to the fold of the history whatever order they commit in.
+   * `rows` must hold at most one row per (subject, purpose).
+   */
+  async upsertState(db: Executor, rows: readonly NewEventRow[]): Promise<void> {
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      const chunk = rows.slice(i, i + INSERT_CHUNK).map((r) => ({
+        subject_id: r.subject_id,
+        purpose: r.purpose,
+        event_id: r.id,
+        decision: r.decision,
+        legal_basis: r.legal_basis,
+        method: r.method,
+        jurisdiction: r.jurisdiction ?? null,
+        gpc: r.gpc ?? 0,
+        recorded_at: r.recorded_at,
+        expires_at: r.expires_at ?? null,
+      }));
+      await db
+        .insertInto('consent_state')
+        .values(chunk)
+        .onConflict((oc) =>
+          oc
+            .columns(['subject_id', 'purpose'])
+            .doUpdateSet((eb) => ({
+              event_id: eb.ref('excluded.event_id'),
+              decision: eb.ref('excluded.decision'),
+              legal_basis: eb.ref('excluded.legal_basis'),
+              method: eb.ref('excluded.method'),
+              jurisdiction: eb.ref('excluded.jurisdiction'),
+              gpc: eb.ref('excluded.gpc'),
+              recorded_at: eb.ref('excluded.recorded_at'),
+              expires_at: eb.ref('excluded.expires_at'),
+            }))
+            .whereRef('consent_state.event_id', '<', 'excluded.event_id'),
+        )
+        .execute();
+    }
+  },
+
+  /** Current state rows of many subjects, one query per chunk of ids. */
+  async loadStates(db: Executor, subjectIds: readonly string[]): Promise<Map<string, Map<string, StateRow>>> {
+    const out = new Map<string, Map<string, StateRow>>();
+    for (const id of subjectIds) out.set(id, new Map());
+    for (let i = 0; i < subjectIds.length; i += IN_CHUNK) {
+      const rows = await db
+        .selectFrom('consent_state')
+        .select(['subject_id', 'purpose', 'event_id', 'decision', 'method', 'jurisdiction', 'gpc', 'recorded_at', 'expires_at'])
+        .where('subject_id', 'in', subjectIds.slice(i, i + IN_CHUNK))
+        .execute();
+      for (const r of rows) out.get(r.subject_id)!.set(r.purpose, stateRow(r));
+    }
+    return out;
+  },
+
+  /** The deciding event per purpose among events recorded at or before `at` (the as-of state). */
+  async statesAsOf(db: Executor, subjectId: string, at: string, purpose?: string): Promise<Map<string, StateRow>> {
+    let q = db
+      .selectFrom('consent_events as e')
+      .select(['e.purpose', 'e.id as event_id', 'e.decision', 'e.method', 'e.jurisdiction', 'e.gpc', 'e.recorded_at', 'e.expires_at'])
+      .where('e.subject_id', '=', subjectId)
+      .where('e.id', '=', (eb) =>
+        eb
+          .selectFrom('consent_events as l')
+          .select((eb2) => eb2.fn.max('l.id').as('id'))
+          .whereRef('l.subject_id', '=', 'e.subject_id')
+          .whereRef('l.purpose', '=', 'e.purpose')
+          .where('l.recorded_at', '<=', at),
+      );
+    if (purpose !== undefined) q = q.where('e.purpose', '=', purpose);
+    const rows = await q.execute();
+    return new Map(rows.map((r) => [r.purpose, stateRow(r)]));
+  },
+
+  /** One page of a subject's events in recording order. */
+  async listEvents(
+    db: Executor,
+    subjectId: string,
+    options: { purpose?: string | undefined; until?: string | undefined; after?: string | undefined; limit: number },
+  ): Promise<EventRow[]> {
+    let q = db.selectFrom('consent_events').selectAll().where('subject_id', '=', subjectId);
+    if (options.purpose !== undefined) q = q.where('purpose', '=', options.purpose);
+    if (options.until !== undefined) q = q.where('recorded_at', '<=', options.until);
+    if (options.after !== undefined) q = q.where('id', '>', options.after);
+    return q.orderBy('id').limit(options.limit).execute();
+  },
+
+  /** Events of one batch, for verification after a crash. */
+  async countByBatch(db: Executor, batchId: string): Promise<number> {
+    const r = await db.selectFrom('consent_events').select((eb) => eb.fn.countAll<string | number>().as('n')).where('batch_id', '=', batchId).executeTakeFirst();
+    return Number(r?.n ?? 0);
+  },
+};
+
+/** ISO text of a stored instant, or null. */
+export function isoOrNull(v: string | Date | null): string | null {
+  return v === null ? null : storedToIso(v);
+}

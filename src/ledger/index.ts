@@ -1,0 +1,6 @@
+export { ConsentLedger, LEDGER_LIMITS, type ConsentLedgerOptions, type ConsentLedgerDeps } from './consent-ledger.js';
+export { PurposeRegistry, validatePurpose, offeredIn, type PurposeInput } from './purpose-registry.js';
+export { foldHistory, statusAt, evaluate, type StateRow } from './projection.js';
+export { truncateIp, minimisePageUrl } from './evidence.js';
+export { decodeTcString } from './tcf.js';
+export * from './types.js';

@@ -1,0 +1,149 @@
+import {
+  CustodianError,
+  DEFAULT_PURPOSES,
+  JURISDICTION_CODE_PATTERN,
+  LEGAL_BASES,
+  PURPOSE_KEY_PATTERN,
+  type Clock,
+  type LegalBasis,
+  type Purpose,
+} from '../core/index.js';
+import type { Store } from '../store/index.js';
+
+/** A purpose as written through the API (the key comes from the path). */
+export type PurposeInput = Omit<Purpose, 'key'>;
+
+// Another process may add a purpose; an unknown key triggers a reload at most this often.
+const RELOAD_ON_MISS_MS = 1000;
+
+/**
+ * The configured purposes, held in memory for the hot path and persisted in the store.
+ * The first start seeds {@link DEFAULT_PURPOSES}.
+ */
+export class PurposeRegistry {
+  readonly #store: Store;
+  readonly #clock: Clock;
+  #byKey = new Map<string, Purpose>();
+  #loadedAt = -Infinity;
+
+  constructor(deps: { store: Store; clock: Clock }) {
+    this.#store = deps.store;
+    this.#clock = deps.clock;
+  }
+
+  /** Loads purposes from the store, seeding the defaults into an empty table. */
+  async load(): Promise<void> {
+    const rows = await this.#store.db.selectFrom('purposes').selectAll().execute();
+    if (rows.length === 0) {
+      const now = new Date(this.#clock.now()).toISOString();
+      await this.#store.transaction(async (trx) => {
+        const existing = await trx.selectFrom('purposes').select('key').executeTakeFirst();
+        if (existing) return;
+        await trx
+          .insertInto('purposes')
+          .values(DEFAULT_PURPOSES.map((p) => toRow(p, now, now)))
+          .execute();
+      });
+      return this.load();
+    }
+    this.#byKey = new Map(rows.map((r) => [r.key, fromRow(r)]));
+    this.#loadedAt = this.#clock.now();
+  }
+
+  /** The purpose with `key`, or undefined. Synchronous: the hot path of every check. */
+  peek(key: string): Purpose | undefined {
+    return this.#byKey.get(key);
+  }
+
+  /** The purpose with `key`, reloading once if unknown (it may have been added by another process). */
+  async get(key: string): Promise<Purpose | undefined> {
+    const p = this.#byKey.get(key);
+    if (p !== undefined) return p;
+    if (this.#clock.now() - this.#loadedAt >= RELOAD_ON_MISS_MS) await this.load();
+    return this.#byKey.get(key);
+  }
+
+  /** The purpose with `key`, or CST_ERR_CONSENT_UNKNOWN_PURPOSE. */
+  async require(key: string, path?: string): Promise<Purpose> {
+    const p = await this.get(key);
+    if (p === undefined) {
+      throw new CustodianError('CST_ERR_CONSENT_UNKNOWN_PURPOSE', 'unknown purpose', { details: { purpose: key, ...(path ? { path } : {}) } });
+    }
+    return p;
+  }
+
+  list(): Purpose[] {
+    return [...this.#byKey.values()].sort((a, b) => a.key.localeCompare(b.key));
+  }
+
+  /** Creates or replaces a purpose. Events already recorded keep the legal basis they were recorded under. */
+  async put(key: string, input: PurposeInput): Promise<{ purpose: Purpose; created: boolean }> {
+    const purpose = validatePurpose({ key, ...input });
+    const now = new Date(this.#clock.now()).toISOString();
+    const created = await this.#store.transaction(async (trx) => {
+      const existing = await trx.selectFrom('purposes').select('key').where('key', '=', key).executeTakeFirst();
+      const row = toRow(purpose, now, now);
+      if (existing) {
+        const { created_at: _created, key: _key, ...update } = row;
+        await trx.updateTable('purposes').set(update).where('key', '=', key).execute();
+        return false;
+      }
+      await trx.insertInto('purposes').values(row).execute();
+      return true;
+    });
+    this.#byKey.set(key, purpose);
+    return { purpose, created };
+  }
+}
+
+/** Checks a purpose definition for consistency; throws CST_ERR_PURPOSE_INVALID. */
+export function validatePurpose(p: Purpose): Purpose {
+  const bad = (message: string, field: string): never => {
+    throw new CustodianError('CST_ERR_PURPOSE_INVALID', message, { details: { field } });
+  };
+  if (!PURPOSE_KEY_PATTERN.test(p.key) || p.key.length > 128) bad('purpose key must be dotted lower-case words (fideslang style), at most 128 characters', 'key');
+  if (!(p.legalBasis in LEGAL_BASES)) bad('unknown legal basis', 'legalBasis');
+  // GDPR Art. 6(1)(a): a purpose based on consent cannot run without it.
+  if (p.legalBasis === 'consent' && !p.consentRequired) bad('a purpose with legal basis consent must require consent', 'consentRequired');
+  if (p.defaultExpiryMonths !== null && (!Number.isInteger(p.defaultExpiryMonths) || p.defaultExpiryMonths < 1 || p.defaultExpiryMonths > 120)) {
+    bad('defaultExpiryMonths must be a whole number of months from 1 to 120, or null', 'defaultExpiryMonths');
+  }
+  if (p.jurisdictions.length === 0) bad('jurisdictions must list at least one code, or "*"', 'jurisdictions');
+  for (const j of p.jurisdictions) if (j !== '*' && !JURISDICTION_CODE_PATTERN.test(j)) bad('jurisdiction codes look like EU, UK, US-CA', 'jurisdictions');
+  return Object.freeze({ ...p, jurisdictions: Object.freeze([...new Set(p.jurisdictions)]) });
+}
+
+/** Whether `purpose` is offered in `jurisdiction` (no jurisdiction given = offered). */
+export function offeredIn(purpose: Purpose, jurisdiction: string | null | undefined): boolean {
+  return jurisdiction == null || purpose.jurisdictions.includes('*') || purpose.jurisdictions.includes(jurisdiction);
+}
+
+function toRow(p: Purpose, createdAt: string, updatedAt: string) {
+  return {
+    key: p.key,
+    title: p.title,
+    description: p.description,
+    legal_basis: p.legalBasis,
+    consent_required: p.consentRequired ? 1 : 0,
+    default_expiry_months: p.defaultExpiryMonths,
+    jurisdictions: JSON.stringify(p.jurisdictions),
+    gpc_opt_out: p.gpcOptOut ? 1 : 0,
+    created_at: createdAt,
+    updated_at: updatedAt,
+  };
+}
+
+function fromRow(r: {
+  key: string; title: string; description: string; legal_basis: string; consent_required: number; default_expiry_months: number | null; jurisdictions: string; gpc_opt_out: number;
+}): Purpose {
+  return Object.freeze({
+    key: r.key,
+    title: r.title,
+    description: r.description,
+    legalBasis: r.legal_basis as LegalBasis,
+    consentRequired: Number(r.consent_required) === 1,
+    defaultExpiryMonths: r.default_expiry_months === null ? null : Number(r.default_expiry_months),
+    jurisdictions: Object.freeze(JSON.parse(r.jurisdictions) as string[]),
+    gpcOptOut: Number(r.gpc_opt_out) === 1,
+  });
+}

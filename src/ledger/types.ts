@@ -1,0 +1,144 @@
+import type { LegalBasis } from '../core/index.js';
+
+/** A consent decision. Withdrawal is a new event, never an edit. */
+export const DECISIONS = ['granted', 'denied', 'withdrawn'] as const;
+export type Decision = (typeof DECISIONS)[number];
+
+/** The state of one (subject, purpose): the latest decision, or `expired` / `none`. */
+export const CONSENT_STATUSES = ['granted', 'denied', 'withdrawn', 'expired', 'none'] as const;
+export type ConsentStatus = (typeof CONSENT_STATUSES)[number];
+
+/** How a decision was collected. `gpc` is set by Custodian when it applies a Global Privacy Control signal. */
+export const COLLECTION_METHODS = ['api', 'banner', 'preference_center', 'privacy_center', 'cli', 'gpc', 'tcf', 'form', 'email', 'phone', 'paper', 'import'] as const;
+export type CollectionMethod = (typeof COLLECTION_METHODS)[number];
+
+/** A decoded, validated IAB TCF v2 string's facts worth keeping beside the raw string. */
+export interface TcfSummary {
+  readonly version: number;
+  readonly policyVersion: number;
+  readonly cmpId: number;
+  readonly cmpVersion: number;
+  readonly vendorListVersion: number;
+  readonly created: string | null;
+  readonly lastUpdated: string | null;
+  readonly purposeConsents: readonly number[];
+  readonly purposeLegitimateInterests: readonly number[];
+  readonly vendorConsentCount: number;
+}
+
+/** Evidence of how a decision was collected, minimised before it is stored. */
+export interface Evidence {
+  /** Truncated to /24 (IPv4) or /48 (IPv6) unless configured otherwise. */
+  readonly ip?: string;
+  readonly userAgent?: string;
+  /** Scheme, host and path only: query strings and fragments often carry personal data. */
+  readonly pageUrl?: string;
+  readonly tcString?: string;
+  readonly tcf?: TcfSummary;
+  readonly gpc?: boolean;
+}
+
+/** One decision to record, as a caller submits it. */
+export interface ConsentEventInput {
+  /** The application's opaque user id (≤ 256 characters). Never an e-mail address. */
+  readonly subjectId: string;
+  readonly purpose: string;
+  readonly decision: Decision;
+  readonly jurisdiction?: string | null;
+  readonly noticeVersion?: string | null;
+  readonly method?: CollectionMethod;
+  /** When the client says the decision was made (kept, never trusted for ordering). */
+  readonly clientTime?: string | null;
+  readonly expiresAt?: string | null;
+  readonly evidence?: EvidenceInput | null;
+  readonly idempotencyKey?: string | null;
+}
+
+/** Evidence as submitted, before minimisation. */
+export interface EvidenceInput {
+  readonly ip?: string;
+  readonly userAgent?: string;
+  readonly pageUrl?: string;
+  readonly tcString?: string;
+  readonly gpc?: boolean;
+}
+
+/** Who records a batch and which signals came with it. */
+export interface RecordContext {
+  /** The API key id or system component that records. */
+  readonly actor: string;
+  /** A Global Privacy Control signal (`Sec-GPC: 1` or `gpc: true`) came with the request. */
+  readonly gpc?: boolean;
+}
+
+/** A stored consent event. */
+export interface ConsentEvent {
+  readonly id: string;
+  readonly subjectId: string;
+  readonly purpose: string;
+  readonly decision: Decision;
+  readonly legalBasis: LegalBasis;
+  readonly jurisdiction: string | null;
+  readonly noticeVersion: string | null;
+  readonly method: CollectionMethod;
+  readonly recordedAt: string;
+  readonly clientTime: string | null;
+  readonly expiresAt: string | null;
+  readonly gpc: boolean;
+  readonly evidence: Evidence | null;
+  readonly idempotencyKey: string | null;
+  readonly batchId: string;
+  readonly actor: string;
+}
+
+/** A recorded event in the answer to a batch; `replayed` when its idempotency key was seen before. */
+export interface RecordedEvent extends ConsentEvent {
+  readonly replayed: boolean;
+}
+
+/** The answer to {@link ConsentLedger.record}. */
+export interface RecordResult {
+  readonly batchId: string;
+  readonly events: readonly RecordedEvent[];
+}
+
+/** The state of one purpose for one subject. */
+export interface PurposeState {
+  readonly purpose: string;
+  readonly status: ConsentStatus;
+  readonly eventId: string | null;
+  readonly decidedAt: string | null;
+  readonly expiresAt: string | null;
+  readonly method: CollectionMethod | null;
+  readonly jurisdiction: string | null;
+}
+
+/** The answer to a consent check. */
+export interface ConsentCheck {
+  readonly subjectId: string;
+  readonly purpose: string;
+  readonly allowed: boolean;
+  readonly status: ConsentStatus;
+  readonly legalBasis: LegalBasis;
+  readonly reason: string;
+  readonly eventId: string | null;
+}
+
+/** Options of {@link ConsentLedger.history}. */
+export interface HistoryOptions {
+  readonly purpose?: string;
+  /** ISO instant: only events recorded at or before it, and the state as of it. */
+  readonly asOf?: string;
+  readonly limit?: number;
+  /** Cursor: the last event id of the previous page. */
+  readonly after?: string;
+}
+
+/** The answer to {@link ConsentLedger.history}. */
+export interface HistoryResult {
+  readonly subjectId: string;
+  readonly asOf: string;
+  readonly events: readonly ConsentEvent[];
+  readonly state: readonly PurposeState[];
+  readonly nextCursor: string | null;
+}

@@ -1,0 +1,96 @@
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Custodian } from '../app/index.js';
+import { VERSION } from '../version.js';
+import { installAuth } from './auth.js';
+import { installErrorHandler } from './error-handler.js';
+import { ServerMetrics } from './metrics.js';
+import { apiKeyRoutes } from './routes/api-keys.js';
+import { consentRoutes } from './routes/consent.js';
+import { purposeRoutes } from './routes/purposes.js';
+import { health } from './schemas.js';
+
+/** Options of {@link buildServer}. */
+export interface BuildServerOptions {
+  /** Pino log level, or false for no logs (tests). Default: the config's level. */
+  readonly logLevel?: string | false;
+}
+
+/**
+ * Builds the HTTP API (Fastify) around a wired Custodian without listening; `serve` listens, tests inject.
+ * Routes live under `/v1`; `/openapi.json`, `/docs`, `/healthz` and `/metrics` sit at the root.
+ */
+export async function buildServer(custodian: Custodian, options: BuildServerOptions = {}): Promise<FastifyInstance> {
+  const level = options.logLevel ?? custodian.config.logLevel;
+  const app = Fastify({
+    logger:
+      level === false
+        ? false
+        : {
+            level,
+            // Never log credentials or request bodies; URLs are not logged (they can hold subject ids).
+            redact: ['req.headers.authorization', 'headers.authorization'],
+          },
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1024 * 1024,
+    requestIdHeader: false,
+    genReqId: () => crypto.randomUUID(),
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1024 },
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installErrorHandler(app);
+
+  const metrics = new ServerMetrics();
+  metrics.install(app);
+  installAuth(app, custodian.apiKeys);
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode >= 500) request.log.warn({ route: request.routeOptions.url, status: reply.statusCode }, 'request failed');
+    else request.log.debug({ method: request.method, route: request.routeOptions.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Custodian API',
+        version: VERSION,
+        description: 'Consent ledger and privacy operations. Authenticate with `Authorization: Bearer <api key>`.',
+      },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'A Custodian API key (cst_…)' } } },
+      security: [{ apiKey: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get(
+    '/healthz',
+    { schema: { tags: ['system'], summary: 'Liveness and store reachability', security: [], response: { 200: health, 503: health } } },
+    async (_request, reply) => {
+      try {
+        await custodian.store.ping();
+        return { status: 'ok' as const, store: custodian.store.kind, version: VERSION };
+      } catch {
+        return reply.code(503).send({ status: 'unavailable' as const, store: custodian.store.kind, version: VERSION });
+      }
+    },
+  );
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  await app.register(
+    async (v1) => {
+      await v1.register(consentRoutes(custodian, metrics));
+      await v1.register(purposeRoutes(custodian));
+      await v1.register(apiKeyRoutes(custodian));
+    },
+    { prefix: '/v1' },
+  );
+  await app.ready();
+  return app;
+}

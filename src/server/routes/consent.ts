@@ -1,0 +1,99 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { Custodian } from '../../app/index.js';
+import { principalOf } from '../auth.js';
+import type { ServerMetrics } from '../metrics.js';
+import {
+  checkBatchBody,
+  checkBatchResponse,
+  checkQuery,
+  checkResult,
+  errorBody,
+  gpcHeaders,
+  errorResponses,
+  historyQuery,
+  historyResponse,
+  recordBody,
+  recordResponse,
+  stateResponse,
+  subjectParams,
+} from '../schemas.js';
+
+/** Consent routes: record, state, history (as-of), check. */
+export function consentRoutes(custodian: Custodian, metrics: ServerMetrics): FastifyPluginAsyncZod {
+  const { ledger } = custodian;
+  return async (app) => {
+    app.post(
+      '/consent/events',
+      {
+        config: { scope: 'consent:write' },
+        bodyLimit: 8 * 1024 * 1024,
+        schema: {
+          tags: ['consent'],
+          summary: 'Record 1..1000 consent decisions atomically',
+          description:
+            'All events commit together or none does. `Sec-GPC: 1` (or `gpc: true`) records a GPC opt-out for sale/share/targeted-advertising purposes where the jurisdiction honours it.',
+          headers: gpcHeaders,
+          body: recordBody,
+          response: { 201: recordResponse, ...errorResponses, 409: errorBody.describe('Idempotency key reused for a different event') },
+        },
+      },
+      async (request, reply) => {
+        const gpc = request.body.gpc === true || request.headers['sec-gpc'] === '1';
+        const result = await ledger.record(request.body.events, { actor: principalOf(request).id, gpc });
+        for (const e of result.events) if (!e.replayed) metrics.consentEvents.inc({ decision: e.decision, method: e.method });
+        return reply.code(201).send(result);
+      },
+    );
+
+    app.get(
+      '/subjects/:subjectId/consent',
+      {
+        config: { scope: 'consent:read' },
+        schema: { tags: ['consent'], summary: 'Current consent state of every purpose', params: subjectParams, response: { 200: stateResponse, ...errorResponses } },
+      },
+      async (request) => ({ subjectId: request.params.subjectId, purposes: await ledger.state(request.params.subjectId) }),
+    );
+
+    app.get(
+      '/subjects/:subjectId/consent/history',
+      {
+        config: { scope: 'consent:read' },
+        schema: {
+          tags: ['consent'],
+          summary: 'Consent events and the state as of an instant',
+          params: subjectParams,
+          querystring: historyQuery,
+          response: { 200: historyResponse, ...errorResponses },
+        },
+      },
+      async (request) => ledger.history(request.params.subjectId, request.query),
+    );
+
+    app.get(
+      '/consent/check',
+      {
+        config: { scope: 'consent:read' },
+        schema: { tags: ['consent'], summary: 'May this subject’s data be processed for this purpose now?', querystring: checkQuery, response: { 200: checkResult, ...errorResponses } },
+      },
+      async (request) => {
+        const result = await ledger.check(request.query.subjectId, request.query.purpose);
+        metrics.consentChecks.inc({ allowed: String(result.allowed) });
+        return result;
+      },
+    );
+
+    app.post(
+      '/consent/check',
+      {
+        config: { scope: 'consent:read' },
+        bodyLimit: 8 * 1024 * 1024,
+        schema: { tags: ['consent'], summary: 'Check up to 10,000 (subject, purpose) pairs', body: checkBatchBody, response: { 200: checkBatchResponse, ...errorResponses } },
+      },
+      async (request) => {
+        const results = await ledger.checkMany(request.body.checks);
+        for (const r of results) metrics.consentChecks.inc({ allowed: String(r.allowed) });
+        return { results };
+      },
+    );
+  };
+}

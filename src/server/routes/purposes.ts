@@ -1,0 +1,44 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { Custodian } from '../../app/index.js';
+import { errorResponses, purpose, purposeBody, purposeKeyParams, purposeList } from '../schemas.js';
+
+/** Purpose configuration routes. */
+export function purposeRoutes(custodian: Custodian): FastifyPluginAsyncZod {
+  const { purposes } = custodian;
+  return async (app) => {
+    app.get(
+      '/purposes',
+      { config: { scope: 'consent:read' }, schema: { tags: ['purposes'], summary: 'Configured purposes', response: { 200: purposeList, ...errorResponses } } },
+      async () => ({ purposes: purposes.list() }),
+    );
+
+    app.put(
+      '/purposes/:key',
+      {
+        config: { scope: 'admin' },
+        schema: {
+          tags: ['purposes'],
+          summary: 'Create or replace a purpose',
+          description: 'Events already recorded keep the legal basis they were recorded under.',
+          params: purposeKeyParams,
+          body: purposeBody,
+          response: { 200: purpose, 201: purpose, ...errorResponses },
+        },
+      },
+      async (request, reply) => {
+        const b = request.body;
+        const isConsent = b.legalBasis === 'consent';
+        const { purpose: saved, created } = await purposes.put(request.params.key, {
+          title: b.title,
+          description: b.description,
+          legalBasis: b.legalBasis,
+          consentRequired: b.consentRequired ?? isConsent,
+          defaultExpiryMonths: b.defaultExpiryMonths === undefined ? (isConsent ? 13 : null) : b.defaultExpiryMonths,
+          jurisdictions: b.jurisdictions,
+          gpcOptOut: b.gpcOptOut,
+        });
+        return reply.code(created ? 201 : 200).send(saved);
+      },
+    );
+  };
+}

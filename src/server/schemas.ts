@@ -1,0 +1,200 @@
+import { z } from 'zod';
+import { JURISDICTION_CODE_PATTERN, LEGAL_BASIS_KEYS, PURPOSE_KEY_PATTERN, isIsoInstant } from '../core/index.js';
+import { SCOPES } from '../auth/index.js';
+import { COLLECTION_METHODS, CONSENT_STATUSES, DECISIONS, LEDGER_LIMITS } from '../ledger/index.js';
+
+// Schemas of the HTTP API. They validate requests, serialise responses (undeclared fields never leave),
+// and generate /openapi.json: one definition for all three.
+
+export const instant = z.iso
+  .datetime({ offset: true })
+  .refine(isIsoInstant, 'must be a real calendar instant')
+  .describe('UTC ISO-8601 instant, e.g. 2026-11-22T10:00:00.000Z');
+/** An array in a response: readonly, like the domain records it renders. */
+const list = <T extends z.ZodType>(item: T) => z.array(item).readonly();
+
+const instantOut = z.string().describe('UTC ISO-8601 instant with milliseconds');
+
+export const subjectId = z
+  .string()
+  .min(1)
+  .max(LEDGER_LIMITS.maxSubjectIdLength)
+  .describe("The application's opaque user id. Never an e-mail address or other personal data.");
+export const purposeKey = z.string().min(1).max(128).regex(PURPOSE_KEY_PATTERN).describe('Purpose key, e.g. marketing.advertising');
+const jurisdiction = z.string().max(16).regex(JURISDICTION_CODE_PATTERN).describe('Jurisdiction code: EU, UK, US-CA, BR, …');
+const legalBasis = z.enum(LEGAL_BASIS_KEYS);
+
+export const evidenceInput = z
+  .object({
+    ip: z.union([z.ipv4(), z.ipv6()]).optional().describe('Stored truncated to /24 (IPv4) or /48 (IPv6).'),
+    userAgent: z.string().max(LEDGER_LIMITS.maxUserAgentLength).optional(),
+    pageUrl: z.url({ protocol: /^https?$/ }).max(LEDGER_LIMITS.maxPageUrlLength).optional().describe('Stored without query string and fragment.'),
+    tcString: z.string().min(1).max(LEDGER_LIMITS.maxTcStringLength).optional().describe('IAB TCF v2.x TC string; decoded and validated.'),
+    gpc: z.boolean().optional().describe('A Global Privacy Control signal was present when the choice was made.'),
+  })
+  .strict();
+
+export const consentEventInput = z
+  .object({
+    subjectId,
+    purpose: purposeKey,
+    decision: z.enum(DECISIONS),
+    jurisdiction: jurisdiction.nullish(),
+    noticeVersion: z.string().min(1).max(LEDGER_LIMITS.maxNoticeVersionLength).nullish().describe('Version of the notice or policy shown.'),
+    method: z.enum(COLLECTION_METHODS).optional().describe('How the decision was collected (default api).'),
+    clientTime: instant.nullish().describe('When the client says the choice was made; kept, not used for ordering.'),
+    expiresAt: instant.nullish().describe('Default for grants: the purpose’s defaultExpiryMonths after recording.'),
+    evidence: evidenceInput.nullish(),
+    idempotencyKey: z.string().min(1).max(LEDGER_LIMITS.maxIdempotencyKeyLength).nullish().describe('The same key twice records once.'),
+  })
+  .strict();
+
+export const gpcHeaders = z.looseObject({ 'sec-gpc': z.string().max(8).optional().describe('1 = Global Privacy Control signal') });
+
+export const recordBody = z
+  .object({
+    events: z.array(consentEventInput).min(1).max(LEDGER_LIMITS.maxBatch),
+    gpc: z.boolean().optional().describe('Same as the Sec-GPC: 1 header.'),
+  })
+  .strict();
+
+const tcfSummary = z.object({
+  version: z.number(),
+  policyVersion: z.number(),
+  cmpId: z.number(),
+  cmpVersion: z.number(),
+  vendorListVersion: z.number(),
+  created: instantOut.nullable(),
+  lastUpdated: instantOut.nullable(),
+  purposeConsents: list(z.number()),
+  purposeLegitimateInterests: list(z.number()),
+  vendorConsentCount: z.number(),
+});
+
+export const consentEvent = z.object({
+  id: z.string(),
+  subjectId: z.string(),
+  purpose: z.string(),
+  decision: z.enum(DECISIONS),
+  legalBasis,
+  jurisdiction: z.string().nullable(),
+  noticeVersion: z.string().nullable(),
+  method: z.enum(COLLECTION_METHODS),
+  recordedAt: instantOut,
+  clientTime: instantOut.nullable(),
+  expiresAt: instantOut.nullable(),
+  gpc: z.boolean(),
+  evidence: z
+    .object({
+      ip: z.string().optional(),
+      userAgent: z.string().optional(),
+      pageUrl: z.string().optional(),
+      tcString: z.string().optional(),
+      tcf: tcfSummary.optional(),
+      gpc: z.boolean().optional(),
+    })
+    .nullable(),
+  idempotencyKey: z.string().nullable(),
+  batchId: z.string(),
+  actor: z.string(),
+});
+
+export const recordResponse = z.object({
+  batchId: z.string(),
+  events: list(consentEvent.extend({ replayed: z.boolean() })),
+});
+
+export const purposeState = z.object({
+  purpose: z.string(),
+  status: z.enum(CONSENT_STATUSES),
+  eventId: z.string().nullable(),
+  decidedAt: instantOut.nullable(),
+  expiresAt: instantOut.nullable(),
+  method: z.enum(COLLECTION_METHODS).nullable(),
+  jurisdiction: z.string().nullable(),
+});
+
+export const stateResponse = z.object({ subjectId: z.string(), purposes: list(purposeState) });
+
+export const historyQuery = z
+  .object({
+    purpose: purposeKey.optional(),
+    asOf: instant.optional().describe('Events recorded at or before this instant, and the state as of it.'),
+    limit: z.coerce.number().int().min(1).max(LEDGER_LIMITS.maxHistoryPage).optional(),
+    after: z.string().max(64).optional().describe('Cursor: nextCursor of the previous page.'),
+  })
+  .strict();
+
+export const historyResponse = z.object({
+  subjectId: z.string(),
+  asOf: instantOut,
+  events: list(consentEvent),
+  state: list(purposeState),
+  nextCursor: z.string().nullable(),
+});
+
+export const checkQuery = z.object({ subjectId, purpose: purposeKey }).strict();
+
+export const checkResult = z.object({
+  subjectId: z.string(),
+  purpose: z.string(),
+  allowed: z.boolean(),
+  status: z.enum(CONSENT_STATUSES),
+  legalBasis,
+  reason: z.string(),
+  eventId: z.string().nullable(),
+});
+
+export const checkBatchBody = z.object({ checks: z.array(checkQuery).min(1).max(LEDGER_LIMITS.maxCheckBatch) }).strict();
+export const checkBatchResponse = z.object({ results: list(checkResult) });
+
+export const purpose = z.object({
+  key: z.string(),
+  title: z.string(),
+  description: z.string(),
+  legalBasis,
+  consentRequired: z.boolean(),
+  defaultExpiryMonths: z.number().int().nullable(),
+  jurisdictions: list(z.string()),
+  gpcOptOut: z.boolean(),
+});
+export const purposeList = z.object({ purposes: list(purpose) });
+export const purposeKeyParams = z.object({ key: purposeKey }).strict();
+export const purposeBody = z
+  .object({
+    title: z.string().min(1).max(200),
+    description: z.string().max(4000).default(''),
+    legalBasis,
+    consentRequired: z.boolean().optional().describe('Default: true when legalBasis is consent.'),
+    defaultExpiryMonths: z.number().int().min(1).max(120).nullable().optional().describe('Default 13 for consent, null otherwise.'),
+    jurisdictions: z.array(z.union([z.literal('*'), jurisdiction])).min(1).max(100).default(['*']),
+    gpcOptOut: z.boolean().default(false).describe('Sale, sharing or targeted advertising: GPC opts out.'),
+  })
+  .strict();
+
+export const subjectParams = z.object({ subjectId }).strict();
+
+export const apiKeyCreateBody = z.object({ name: z.string().min(1).max(200), scopes: z.array(z.enum(SCOPES)).min(1) }).strict();
+export const apiKey = z.object({ id: z.string(), name: z.string(), scopes: list(z.enum(SCOPES)), createdAt: instantOut, revokedAt: instantOut.nullable() });
+export const apiKeyCreated = z.object({
+  id: z.string(),
+  name: z.string(),
+  scopes: list(z.enum(SCOPES)),
+  createdAt: instantOut,
+  secret: z.string().describe('Shown once; only its SHA-256 digest is stored.'),
+});
+export const apiKeyList = z.object({ apiKeys: list(apiKey) });
+export const apiKeyParams = z.object({ id: z.uuid() }).strict();
+
+export const errorBody = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+});
+
+export const health = z.object({ status: z.enum(['ok', 'unavailable']), store: z.string(), version: z.string() });
+
+/** Standard error responses, merged into each route's response schemas. */
+export const errorResponses = {
+  400: errorBody.describe('Bad input'),
+  401: errorBody.describe('Missing or invalid API key'),
+  403: errorBody.describe('The key lacks the scope'),
+} as const;

@@ -1,0 +1,79 @@
+import type { ColumnType } from 'kysely';
+
+/** A timestamp column: ISO-8601 text in SQLite, timestamptz in PostgreSQL (read back as Date). */
+export type Instant = ColumnType<string | Date, string, string>;
+export type NullableInstant = ColumnType<string | Date | null, string | null, string | null>;
+
+/** Append-only: one row per consent decision. The database refuses UPDATE and DELETE. */
+export interface ConsentEventsTable {
+  id: string;
+  subject_id: string;
+  purpose: string;
+  decision: string;
+  legal_basis: string;
+  jurisdiction: string | null;
+  notice_version: string | null;
+  method: string;
+  recorded_at: Instant;
+  client_time: NullableInstant;
+  expires_at: NullableInstant;
+  /** 0/1: whether a Global Privacy Control signal came with the event. */
+  gpc: number;
+  /** Evidence in the encoding named by `evidence_format` ('json' now; an AEAD envelope once subject keys exist). */
+  evidence: string | null;
+  evidence_format: string;
+  idempotency_key: string | null;
+  /** SHA-256 of the canonical request event, to tell a replay from a conflicting reuse of its key. */
+  request_hash: string | null;
+  batch_id: string;
+  actor: string;
+}
+
+/** Projection: the latest event per (subject, purpose), kept in the transaction that appends it. */
+export interface ConsentStateTable {
+  subject_id: string;
+  purpose: string;
+  event_id: string;
+  decision: string;
+  legal_basis: string;
+  method: string;
+  jurisdiction: string | null;
+  /** 0/1: whether the deciding event came with a GPC signal. */
+  gpc: number;
+  recorded_at: Instant;
+  expires_at: NullableInstant;
+}
+
+export interface PurposesTable {
+  key: string;
+  title: string;
+  description: string;
+  legal_basis: string;
+  consent_required: number;
+  default_expiry_months: number | null;
+  /** JSON array of jurisdiction codes. */
+  jurisdictions: string;
+  gpc_opt_out: number;
+  created_at: Instant;
+  updated_at: Instant;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  /** SHA-256 hex of the secret; the secret itself is never stored. */
+  key_hash: string;
+  /** JSON array of scopes. */
+  scopes: string;
+  created_at: Instant;
+  created_by: string;
+  revoked_at: NullableInstant;
+}
+
+/** Custodian's own schema, as Kysely sees it. */
+export interface Database {
+  consent_events: ConsentEventsTable;
+  consent_state: ConsentStateTable;
+  purposes: PurposesTable;
+  api_keys: ApiKeysTable;
+}

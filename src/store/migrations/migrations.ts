@@ -1,0 +1,114 @@
+import { sql, type Kysely, type Migration } from 'kysely';
+import type { StoreKind } from '../store.js';
+
+/** Engine-specific column types; everything else in the schema is shared. */
+function types(kind: StoreKind) {
+  return kind === 'postgres'
+    ? ({ id: 'uuid', instant: 'timestamptz(3)', flag: 'smallint' } as const)
+    : ({ id: 'text', instant: 'text', flag: 'integer' } as const);
+}
+
+/** Makes `table` refuse UPDATE, DELETE (and TRUNCATE on PostgreSQL) in the database itself. */
+async function appendOnly(db: Kysely<unknown>, kind: StoreKind, table: string): Promise<void> {
+  if (kind === 'sqlite') {
+    for (const op of ['update', 'delete']) {
+      await sql`create trigger ${sql.raw(`${table}_no_${op}`)} before ${sql.raw(op)} on ${sql.table(table)}
+        begin select raise(abort, ${sql.lit(`${table} is append-only`)}); end`.execute(db);
+    }
+    return;
+  }
+  await sql`create trigger ${sql.raw(`${table}_append_only`)} before update or delete on ${sql.table(table)}
+    for each row execute function custodian_refuse_change()`.execute(db);
+  await sql`create trigger ${sql.raw(`${table}_no_truncate`)} before truncate on ${sql.table(table)}
+    for each statement execute function custodian_refuse_change()`.execute(db);
+}
+
+const m0001 = (kind: StoreKind): Migration => ({
+  async up(db) {
+    const t = types(kind);
+    if (kind === 'postgres') {
+      await sql`create or replace function custodian_refuse_change() returns trigger language plpgsql as $$
+        begin
+          raise exception '% is append-only', tg_table_name using errcode = 'P0403';
+        end $$`.execute(db);
+    }
+    await db.schema
+      .createTable('consent_events')
+      .addColumn('id', t.id, (c) => c.primaryKey())
+      .addColumn('subject_id', 'varchar(256)', (c) => c.notNull())
+      .addColumn('purpose', 'varchar(128)', (c) => c.notNull())
+      .addColumn('decision', 'varchar(16)', (c) => c.notNull().check(sql`decision in ('granted', 'denied', 'withdrawn')`))
+      .addColumn('legal_basis', 'varchar(32)', (c) => c.notNull())
+      .addColumn('jurisdiction', 'varchar(16)')
+      .addColumn('notice_version', 'varchar(128)')
+      .addColumn('method', 'varchar(32)', (c) => c.notNull())
+      .addColumn('recorded_at', t.instant, (c) => c.notNull())
+      .addColumn('client_time', t.instant)
+      .addColumn('expires_at', t.instant)
+      .addColumn('gpc', t.flag, (c) => c.notNull().defaultTo(0))
+      .addColumn('evidence', 'text')
+      .addColumn('evidence_format', 'varchar(16)', (c) => c.notNull().defaultTo('json'))
+      .addColumn('idempotency_key', 'varchar(256)')
+      .addColumn('request_hash', 'varchar(64)')
+      .addColumn('batch_id', t.id, (c) => c.notNull())
+      .addColumn('actor', 'varchar(128)', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('consent_events_subject_purpose').on('consent_events').columns(['subject_id', 'purpose', 'id']).execute();
+    await db.schema.createIndex('consent_events_batch').on('consent_events').column('batch_id').execute();
+    await db.schema
+      .createIndex('consent_events_idempotency_key')
+      .unique()
+      .on('consent_events')
+      .column('idempotency_key')
+      .where(sql.ref('idempotency_key'), 'is not', null)
+      .execute();
+    await appendOnly(db, kind, 'consent_events');
+
+    await db.schema
+      .createTable('consent_state')
+      .addColumn('subject_id', 'varchar(256)', (c) => c.notNull())
+      .addColumn('purpose', 'varchar(128)', (c) => c.notNull())
+      .addColumn('event_id', t.id, (c) => c.notNull())
+      .addColumn('decision', 'varchar(16)', (c) => c.notNull())
+      .addColumn('legal_basis', 'varchar(32)', (c) => c.notNull())
+      .addColumn('method', 'varchar(32)', (c) => c.notNull())
+      .addColumn('jurisdiction', 'varchar(16)')
+      .addColumn('gpc', t.flag, (c) => c.notNull().defaultTo(0))
+      .addColumn('recorded_at', t.instant, (c) => c.notNull())
+      .addColumn('expires_at', t.instant)
+      .addPrimaryKeyConstraint('consent_state_pk', ['subject_id', 'purpose'])
+      .execute();
+
+    await db.schema
+      .createTable('purposes')
+      .addColumn('key', 'varchar(128)', (c) => c.primaryKey())
+      .addColumn('title', 'varchar(200)', (c) => c.notNull())
+      .addColumn('description', 'text', (c) => c.notNull())
+      .addColumn('legal_basis', 'varchar(32)', (c) => c.notNull())
+      .addColumn('consent_required', t.flag, (c) => c.notNull())
+      .addColumn('default_expiry_months', 'integer')
+      .addColumn('jurisdictions', 'text', (c) => c.notNull())
+      .addColumn('gpc_opt_out', t.flag, (c) => c.notNull())
+      .addColumn('created_at', t.instant, (c) => c.notNull())
+      .addColumn('updated_at', t.instant, (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('api_keys')
+      .addColumn('id', t.id, (c) => c.primaryKey())
+      .addColumn('name', 'varchar(200)', (c) => c.notNull())
+      .addColumn('key_hash', 'varchar(64)', (c) => c.notNull().unique())
+      .addColumn('scopes', 'text', (c) => c.notNull())
+      .addColumn('created_at', t.instant, (c) => c.notNull())
+      .addColumn('created_by', 'varchar(128)', (c) => c.notNull())
+      .addColumn('revoked_at', t.instant)
+      .execute();
+  },
+});
+
+/** Forward-only migrations for `kind`, in the order they apply (names sort lexically). */
+export function migrationsFor(kind: StoreKind): Record<string, Migration> {
+  return {
+    '0001_consent_ledger': m0001(kind),
+  };
+}

@@ -1,0 +1,62 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, SqliteDialect, sql } from 'kysely';
+import type { Database } from '../database.js';
+import { runMigrations } from '../migrations/run-migrations.js';
+import type { Executor, MigrationReport, Store } from '../store.js';
+
+/** Options of {@link SqliteStore}. */
+export interface SqliteStoreOptions {
+  /** File path, or `:memory:`. */
+  readonly path: string;
+  /** `full` (default) survives power loss; `normal` survives process crashes only. */
+  readonly synchronous?: 'full' | 'normal';
+  readonly busyTimeoutMs?: number;
+}
+
+/**
+ * The embedded store: one SQLite file in WAL mode. Write transactions start with BEGIN IMMEDIATE, so
+ * a second process (the CLI beside `serve`) waits on the busy timeout instead of failing mid-transaction.
+ */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  readonly db: Kysely<Database>;
+  readonly #raw: SQLite.Database;
+
+  constructor(options: SqliteStoreOptions) {
+    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
+    this.#raw = new SQLite(options.path);
+    this.#raw.pragma('journal_mode = WAL');
+    this.#raw.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    this.#raw.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+    this.#raw.pragma('foreign_keys = ON');
+    this.db = new Kysely<Database>({ dialect: new SqliteDialect({ database: this.#raw }) });
+  }
+
+  async transaction<T>(fn: (trx: Executor) => Promise<T>): Promise<T> {
+    return this.db.connection().execute(async (conn) => {
+      await sql`begin immediate`.execute(conn);
+      try {
+        const result = await fn(conn);
+        await sql`commit`.execute(conn);
+        return result;
+      } catch (err) {
+        if (this.#raw.inTransaction) await sql`rollback`.execute(conn);
+        throw err;
+      }
+    });
+  }
+
+  migrate(): Promise<MigrationReport> {
+    return runMigrations(this.db as Kysely<unknown>, 'sqlite');
+  }
+
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}

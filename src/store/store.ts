@@ -1,0 +1,30 @@
+import type { Kysely } from 'kysely';
+import type { Database } from './database.js';
+
+/** Which engine backs a store. */
+export type StoreKind = 'sqlite' | 'postgres';
+
+/** A query executor: the store's Kysely instance or a transaction of it. */
+export type Executor = Kysely<Database>;
+
+/** Outcome of running migrations. */
+export interface MigrationReport {
+  readonly applied: readonly string[];
+  readonly current: readonly string[];
+}
+
+/**
+ * Custodian's own persistence. Adapters: `sqlite:<path>` (default) and `postgres://…`.
+ * Repositories write portable Kysely queries against {@link Store.db}; only DDL differs per engine.
+ */
+export interface Store {
+  readonly kind: StoreKind;
+  readonly db: Kysely<Database>;
+  /** Runs `fn` in one write transaction; it commits when `fn` resolves and rolls back when it throws. */
+  transaction<T>(fn: (trx: Executor) => Promise<T>): Promise<T>;
+  /** Applies pending migrations (forward-only). */
+  migrate(): Promise<MigrationReport>;
+  /** Resolves when the store answers a trivial query. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
