@@ -131,7 +131,8 @@ export class ConsentLedger {
    * event is an explicit grant made while the signal was present. State follows the latest event.
    */
   async record(events: readonly ConsentEventInput[], ctx: RecordContext): Promise<RecordResult> {
-    if (!Array.isArray(events as unknown) || events.length === 0 || events.length > LEDGER_LIMITS.maxBatch) {
+    const list: unknown = events;
+    if (!Array.isArray(list) || events.length === 0 || events.length > LEDGER_LIMITS.maxBatch) {
       invalid('events', `a batch holds 1 to ${LEDGER_LIMITS.maxBatch} events`);
     }
     const prepared: PreparedEvent[] = [];
