@@ -110,13 +110,20 @@ export const consentRepository = {
       .selectFrom('consent_events as e')
       .select(['e.purpose', 'e.id as event_id', 'e.decision', 'e.method', 'e.jurisdiction', 'e.gpc', 'e.recorded_at', 'e.expires_at'])
       .where('e.subject_id', '=', subjectId)
-      .where('e.id', '=', (eb) =>
-        eb
-          .selectFrom('consent_events as l')
-          .select((eb2) => eb2.fn.max('l.id').as('id'))
-          .whereRef('l.subject_id', '=', 'e.subject_id')
-          .whereRef('l.purpose', '=', 'e.purpose')
-          .where('l.recorded_at', '<=', at),
+      .where('e.recorded_at', '<=', at)
+      // The deciding event is the one no later event (by id) for the same purpose precedes `at`.
+      // NOT EXISTS instead of max(id): PostgreSQL has no max(uuid).
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('consent_events as l')
+              .select('l.id')
+              .whereRef('l.subject_id', '=', 'e.subject_id')
+              .whereRef('l.purpose', '=', 'e.purpose')
+              .where('l.recorded_at', '<=', at)
+              .whereRef('l.id', '>', 'e.id'),
+          ),
+        ),
       );
     if (purpose !== undefined) q = q.where('e.purpose', '=', purpose);
     const rows = await q.execute();

@@ -32,6 +32,9 @@ export function truncateIp(ip: string): string | undefined {
   const family = isIP(ip);
   if (family === 4) return ip.split('.').slice(0, 3).concat('0').join('.');
   if (family === 6) {
+    // An IPv4-mapped address carries an IPv4 address: truncate that to its /24.
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+    if (mapped) return `::ffff:${truncateIp(mapped[1]!)!}`;
     const h = expandIpv6(ip.split('%')[0]!);
     return `${h.slice(0, 3).map((x) => x.toString(16)).join(':')}::`;
   }
