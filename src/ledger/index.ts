@@ -4,3 +4,4 @@ export { foldHistory, statusAt, evaluate, type StateRow } from './projection.js'
 export { truncateIp, minimisePageUrl } from './evidence.js';
 export { decodeTcString } from './tcf.js';
 export * from './types.js';
+export { purposeDefinitionSchema, purposesFileSchema, toPurposeInput } from './purpose-definition.js';
