@@ -113,10 +113,11 @@ export const consentRepository = {
       .where('e.recorded_at', '<=', at)
       // The deciding event is the one no later event (by id) for the same purpose precedes `at`.
       // NOT EXISTS instead of max(id): PostgreSQL has no max(uuid).
-      .where(({ not, exists, selectFrom }) =>
-        not(
-          exists(
-            selectFrom('consent_events as l')
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('consent_events as l')
               .select('l.id')
               .whereRef('l.subject_id', '=', 'e.subject_id')
               .whereRef('l.purpose', '=', 'e.purpose')

@@ -17,7 +17,7 @@ export interface StoreFixture {
   readonly kind: StoreKindUnderTest;
   readonly url: string;
   readonly dir: string;
-  cleanup(): Promise<void>;
+  readonly cleanup: () => Promise<void>;
 }
 
 /**
@@ -60,7 +60,7 @@ export async function storeFixture(kind: StoreKindUnderTest): Promise<StoreFixtu
 export async function custodianFixture(
   kind: StoreKindUnderTest,
   options: { clock?: Clock; config?: ConfigOverrides } = {},
-): Promise<{ custodian: Custodian; fixture: StoreFixture; cleanup(): Promise<void> }> {
+): Promise<{ custodian: Custodian; fixture: StoreFixture; cleanup: () => Promise<void> }> {
   const fixture = await storeFixture(kind);
   const config = loadConfig({}, { dbUrl: fixture.url, dataDir: fixture.dir, logLevel: 'silent', ...options.config });
   const custodian = await createCustodian(config, options.clock ? { clock: options.clock } : {});
