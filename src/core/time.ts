@@ -8,6 +8,10 @@ export function toIso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
+// Years 0001–9999 in UTC: what toISOString renders without expanded years and PostgreSQL timestamptz accepts.
+const MIN_INSTANT_MS = Date.parse('0001-01-01T00:00:00.000Z');
+const MAX_INSTANT_MS = Date.parse('9999-12-31T23:59:59.999Z');
+
 /** True when `value` is an ISO-8601 instant with an offset that denotes a real calendar time. */
 export function isIsoInstant(value: string): boolean {
   const m = ISO_INSTANT.exec(value);
@@ -17,7 +21,7 @@ export function isIsoInstant(value: string): boolean {
   const daysInMonth = new Date(Date.UTC(y, mo, 0)).getUTCDate();
   if (d < 1 || d > daysInMonth) return false;
   const ms = Date.parse(value);
-  return Number.isFinite(ms) && Math.abs(ms) <= 8.64e15;
+  return Number.isFinite(ms) && ms >= MIN_INSTANT_MS && ms <= MAX_INSTANT_MS;
 }
 
 /** Parses an ISO-8601 instant into epoch milliseconds, or throws CST_ERR_VALIDATION naming `field`. */

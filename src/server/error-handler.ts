@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ERROR_CODES, isCustodianError, type ErrorCode } from '../core/index.js';
 
@@ -17,6 +17,19 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 
 function body(code: ErrorCode, message: string, details?: unknown): ErrorBody {
   return { error: details === undefined ? { code, message } : { code, message, details } };
+}
+
+/**
+ * Fastify's `frameworkErrors`: errors raised before routing (malformed percent-encoding, a path parameter
+ * over the router's limit), which never reach the error handler, answered in the same error shape.
+ */
+export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  if (typeof err.statusCode === 'number' && err.statusCode < 500) {
+    void reply.code(400).send(body('CST_ERR_BAD_REQUEST', 'malformed or overlong URL'));
+    return;
+  }
+  request.log.error({ errType: err.name, errCode: err.code }, 'unhandled framework error');
+  void reply.code(500).send(body('CST_ERR_INTERNAL', 'internal error', { requestId: request.id }));
 }
 
 /**

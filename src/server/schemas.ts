@@ -15,8 +15,12 @@ const list = <T extends z.ZodType>(item: T) => z.array(item).readonly();
 
 const instantOut = z.string().describe('UTC ISO-8601 instant with milliseconds');
 
-export const subjectId = z
-  .string()
+// PostgreSQL text cannot hold U+0000 and turns a lone surrogate into U+FFFD (merging distinct ids), so text
+// that is stored as a column must be well-formed Unicode without NUL on every store.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const storedText = () => z.string().refine((s) => !s.includes('\u0000') && !LONE_SURROGATE.test(s), 'must be well-formed Unicode without NUL characters');
+
+export const subjectId = storedText()
   .min(1)
   .max(LEDGER_LIMITS.maxSubjectIdLength)
   .describe("The application's opaque user id. Never an e-mail address or other personal data.");
@@ -40,12 +44,12 @@ export const consentEventInput = z
     purpose: purposeKey,
     decision: z.enum(DECISIONS),
     jurisdiction: jurisdiction.nullish(),
-    noticeVersion: z.string().min(1).max(LEDGER_LIMITS.maxNoticeVersionLength).nullish().describe('Version of the notice or policy shown.'),
+    noticeVersion: storedText().min(1).max(LEDGER_LIMITS.maxNoticeVersionLength).nullish().describe('Version of the notice or policy shown.'),
     method: z.enum(COLLECTION_METHODS).optional().describe('How the decision was collected (default api).'),
     clientTime: instant.nullish().describe('When the client says the choice was made; kept, not used for ordering.'),
     expiresAt: instant.nullish().describe('Default for grants: the purpose’s defaultExpiryMonths after recording.'),
     evidence: evidenceInput.nullish(),
-    idempotencyKey: z.string().min(1).max(LEDGER_LIMITS.maxIdempotencyKeyLength).nullish().describe('The same key twice records once.'),
+    idempotencyKey: storedText().min(1).max(LEDGER_LIMITS.maxIdempotencyKeyLength).nullish().describe('The same key twice records once.'),
   })
   .strict();
 
@@ -121,7 +125,7 @@ export const historyQuery = z
     purpose: purposeKey.optional(),
     asOf: instant.optional().describe('Events recorded at or before this instant, and the state as of it.'),
     limit: z.coerce.number().int().min(1).max(LEDGER_LIMITS.maxHistoryPage).optional(),
-    after: z.string().max(64).optional().describe('Cursor: nextCursor of the previous page.'),
+    after: z.uuid().optional().describe('Cursor: nextCursor of the previous page.'),
   })
   .strict();
 
@@ -162,8 +166,8 @@ export const purposeList = z.object({ purposes: list(purpose) });
 export const purposeKeyParams = z.object({ key: purposeKey }).strict();
 export const purposeBody = z
   .object({
-    title: z.string().min(1).max(200),
-    description: z.string().max(4000).default(''),
+    title: storedText().min(1).max(200),
+    description: storedText().max(4000).default(''),
     legalBasis,
     consentRequired: z.boolean().optional().describe('Default: true when legalBasis is consent.'),
     defaultExpiryMonths: z.number().int().min(1).max(120).nullable().optional().describe('Default 13 for consent, null otherwise.'),
@@ -174,7 +178,7 @@ export const purposeBody = z
 
 export const subjectParams = z.object({ subjectId }).strict();
 
-export const apiKeyCreateBody = z.object({ name: z.string().min(1).max(200), scopes: z.array(z.enum(SCOPES)).min(1) }).strict();
+export const apiKeyCreateBody = z.object({ name: storedText().min(1).max(200), scopes: z.array(z.enum(SCOPES)).min(1) }).strict();
 export const apiKey = z.object({ id: z.string(), name: z.string(), scopes: list(z.enum(SCOPES)), createdAt: instantOut, revokedAt: instantOut.nullable() });
 export const apiKeyCreated = z.object({
   id: z.string(),

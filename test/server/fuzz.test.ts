@@ -1,0 +1,253 @@
+import fc from 'fast-check';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Custodian } from '../../src/app/index.js';
+import type { MintedApiKey } from '../../src/auth/index.js';
+import { ERROR_CODES, LEGAL_BASIS_KEYS } from '../../src/core/index.js';
+import { COLLECTION_METHODS, DECISIONS } from '../../src/ledger/index.js';
+import { buildServer } from '../../src/server/index.js';
+import { custodianFixture } from '../support/stores.js';
+
+// Throws random input at every route of a real server on a real (SQLite) store, with a valid admin key
+// so every request gets past authentication: whatever the input, the answer is never a 5xx, and every
+// 4xx has the error shape with a documented CST_ERR_ code.
+
+const NUM_RUNS = 150;
+
+/** Percent-encodes the UTF-8 bytes of `s` (a lone surrogate becomes U+FFFD, as a browser would send it). */
+function encode(s: string): string {
+  return [...Buffer.from(s, 'utf8')].map((b) => (/[A-Za-z0-9._~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0').toUpperCase()}`)).join('');
+}
+
+const printable = fc.stringMatching(/^[\x20-\x7e]{0,60}$/);
+
+/** Any JSON value, and some JavaScript values JSON.stringify renders oddly (lone surrogates, huge numbers). */
+const wild: fc.Arbitrary<unknown> = fc.oneof(
+  fc.jsonValue({ maxDepth: 3 }),
+  fc.string({ unit: 'binary', maxLength: 40 }),
+  fc.string({ unit: 'grapheme', minLength: 200, maxLength: 3000 }),
+  fc.constantFrom(0, -1, 1e308, -0, 2 ** 53 + 1, 1.5, '', ' ', 'null', 'true', '0', '\u0000', '\ud800', '𝔘', 'ß', '%00', 'a'.repeat(257), '2026-02-30T00:00:00Z', '0000-01-01T00:00:00Z'),
+);
+
+/** A plausible value sometimes, anything else otherwise. */
+const maybe = <T>(good: fc.Arbitrary<T>): fc.Arbitrary<unknown> => fc.oneof({ weight: 2, arbitrary: good }, { weight: 1, arbitrary: wild });
+const someKeys = <T extends Record<string, fc.Arbitrary<unknown>>>(model: T) => fc.record(model, { requiredKeys: [] });
+
+const subjectIdArb = fc.oneof(fc.constantFrom('u-1', 'u-2', 'U-1', 'u_%'), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 300 }), fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }));
+const purposeArb = fc.oneof(fc.constantFrom('analytics.reporting', 'marketing.advertising', 'essential.service', 'no.such.purpose', 'Bad-Key', 'a.'), fc.stringMatching(/^[a-z][a-z0-9_.]{0,140}$/));
+const instantArb = fc.oneof(
+  fc.date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }).map((d) => d.toISOString()),
+  fc.constantFrom('2026-03-01T10:00:00+01:00', '2026-03-01T10:00:00.123456789Z', '9999-12-31T23:59:59.999Z', '0001-01-01T00:00:00Z', '2026-03-01T10:00:00', '2026-03-01'),
+);
+const jurisdictionArb = fc.constantFrom('EU', 'UK', 'US-CA', 'US-CO', 'BR', 'ZZ', 'eu', 'US-', '*');
+
+const eventArb = someKeys({
+  subjectId: maybe(subjectIdArb),
+  purpose: maybe(purposeArb),
+  decision: maybe(fc.constantFrom(...DECISIONS)),
+  jurisdiction: maybe(fc.option(jurisdictionArb)),
+  noticeVersion: maybe(fc.option(fc.string({ maxLength: 140 }))),
+  method: maybe(fc.constantFrom(...COLLECTION_METHODS)),
+  clientTime: maybe(fc.option(instantArb)),
+  expiresAt: maybe(fc.option(instantArb)),
+  evidence: maybe(
+    fc.option(
+      someKeys({
+        ip: maybe(fc.oneof(fc.ipV4(), fc.ipV6(), fc.constantFrom('::ffff:203.0.113.9', 'fe80::1%eth0', '1.2.3'))),
+        userAgent: maybe(fc.string({ maxLength: 1100 })),
+        pageUrl: maybe(fc.oneof(fc.webUrl({ withQueryParameters: true, withFragments: true }), fc.constantFrom('javascript:alert(1)', 'ftp://example.com/', 'http://'))),
+        tcString: maybe(fc.oneof(fc.base64String({ maxLength: 80 }), fc.stringMatching(/^[A-Za-z0-9_-]{1,80}$/))),
+        gpc: maybe(fc.boolean()),
+      }),
+    ),
+  ),
+  idempotencyKey: maybe(fc.option(fc.string({ unit: 'grapheme', minLength: 0, maxLength: 300 }))),
+});
+
+/** An event that passes validation, so the fuzz also reaches the ledger and the store. */
+const validEventArb = fc.record(
+  {
+    subjectId: fc.oneof(fc.constantFrom('u-1', 'u-2', 'U-1', 'u_%'), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 100 })),
+    purpose: fc.constantFrom('analytics.reporting', 'marketing.advertising', 'personalize', 'essential.service'),
+    decision: fc.constantFrom(...DECISIONS),
+    jurisdiction: fc.option(fc.constantFrom('EU', 'UK', 'US-CA', 'BR')),
+    method: fc.constantFrom(...COLLECTION_METHODS),
+    clientTime: fc.option(instantArb),
+    evidence: fc.option(someKeys({ ip: fc.oneof(fc.ipV4(), fc.ipV6()), userAgent: fc.string({ maxLength: 100 }), gpc: fc.boolean() })),
+    idempotencyKey: fc.option(fc.string({ minLength: 1, maxLength: 20 })),
+  },
+  { requiredKeys: ['subjectId', 'purpose', 'decision'] },
+);
+const validCheckArb = fc.record({ subjectId: fc.constantFrom('u-1', 'u-2', 'U-1', 'u_%'), purpose: fc.constantFrom('analytics.reporting', 'marketing.advertising', 'essential.service') });
+
+const bodies = {
+  events: fc.oneof(
+    wild,
+    someKeys({ events: maybe(fc.array(maybe(eventArb), { maxLength: 6 })), gpc: maybe(fc.boolean()) }),
+    { weight: 3, arbitrary: fc.record({ events: fc.array(fc.oneof({ weight: 4, arbitrary: validEventArb }, eventArb), { minLength: 1, maxLength: 6 }), gpc: fc.boolean() }, { requiredKeys: ['events'] }) },
+  ),
+  checks: fc.oneof(
+    wild,
+    someKeys({ checks: maybe(fc.array(maybe(someKeys({ subjectId: maybe(subjectIdArb), purpose: maybe(purposeArb) })), { maxLength: 6 })) }),
+    { weight: 3, arbitrary: fc.record({ checks: fc.array(fc.oneof({ weight: 4, arbitrary: validCheckArb }, someKeys({ subjectId: wild, purpose: wild })), { minLength: 1, maxLength: 6 }) }) },
+  ),
+  purpose: fc.oneof(
+    wild,
+    {
+      weight: 2,
+      arbitrary: fc.record(
+        { title: fc.string({ minLength: 1, maxLength: 50 }), legalBasis: fc.constantFrom(...LEGAL_BASIS_KEYS), consentRequired: fc.boolean(), jurisdictions: fc.array(jurisdictionArb, { minLength: 1, maxLength: 3 }) },
+        { requiredKeys: ['title', 'legalBasis'] },
+      ),
+    },
+    someKeys({
+      title: maybe(fc.string({ minLength: 0, maxLength: 220 })),
+      description: maybe(fc.string({ maxLength: 50 })),
+      legalBasis: maybe(fc.constantFrom(...LEGAL_BASIS_KEYS)),
+      consentRequired: maybe(fc.boolean()),
+      defaultExpiryMonths: maybe(fc.option(fc.integer({ min: -5, max: 200 }))),
+      jurisdictions: maybe(fc.array(maybe(jurisdictionArb), { maxLength: 4 })),
+      gpcOptOut: maybe(fc.boolean()),
+    }),
+  ),
+  apiKey: fc.oneof(wild, { weight: 2, arbitrary: fc.record({ name: fc.string({ minLength: 1, maxLength: 50 }), scopes: fc.subarray(['consent:read', 'consent:write'] as const, { minLength: 1 }) }) }, someKeys({ name: maybe(fc.string({ maxLength: 220 })), scopes: maybe(fc.array(maybe(fc.constantFrom('admin', 'consent:read', 'consent:write', 'root')), { maxLength: 4 })) })),
+  none: fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, wild),
+};
+
+/** A path parameter: plausible, random Unicode, very long, or raw (possibly malformed) percent-encoding. */
+const pathParam = (plausible: fc.Arbitrary<string>) =>
+  fc.oneof(
+    { weight: 3, arbitrary: plausible.map(encode) },
+    fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }).map(encode),
+    fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }).map(encode),
+    fc.string({ unit: 'grapheme-ascii', minLength: 200, maxLength: 1500 }).map(encode),
+    fc.constantFrom('%00', '%ED%A0%80', '%C0%AF', '%', '%zz', '%E2%82', '..', '%2F', '%2e%2e', 'a%20b', '%F0%9F%98%80', '.', '~'),
+  );
+
+/** A raw query string: plausible keys with plausible or random values, random keys, repeated keys, or garbage. */
+const queryString = (keys: readonly string[], plausible: fc.Arbitrary<string>) =>
+  fc.oneof(
+    fc
+      .array(
+        fc.tuple(fc.oneof(fc.constantFrom(...keys, 'extra', ''), fc.string({ unit: 'grapheme', maxLength: 10 })), fc.oneof(plausible, fc.string({ unit: 'grapheme', maxLength: 30 }), fc.string({ unit: 'binary', maxLength: 10 }), fc.string({ minLength: 300, maxLength: 2000 }))),
+        { maxLength: 5 },
+      )
+      .map((pairs) => pairs.map(([k, v]) => `${encode(k)}=${encode(v)}`).join('&')),
+    fc.constantFrom('subjectId', 'subjectId=&purpose=', '&&&', '=', '%', 'a=%zz', 'a[b]=1', 'limit=1e3', 'limit=-1', 'limit=0x10', 'asOf=2026-03-01T10:00:00%2B01:00', 'after=%00'),
+  );
+
+const headersArb = fc.record(
+  {
+    // Mostly JSON, so most requests get past the parser; sometimes anything else.
+    'content-type': fc.oneof(
+      { weight: 8, arbitrary: fc.constant('application/json') },
+      fc.constantFrom('application/json; charset=utf-8', 'APPLICATION/JSON', 'application/json; charset=latin1', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/octet-stream', '*/*', ''),
+      printable,
+    ),
+    'sec-gpc': fc.oneof(fc.constantFrom('1', '0', 'true', ''), printable),
+    accept: fc.oneof(fc.constantFrom('application/json', 'text/html', '*/*', 'application/xml'), printable),
+  },
+  { requiredKeys: ['content-type'] },
+);
+
+interface Route {
+  readonly method: InjectOptions['method'];
+  readonly path: string;
+  readonly url: fc.Arbitrary<string>;
+  readonly body: fc.Arbitrary<unknown>;
+}
+
+/** A query string of the route's own parameters with plausible values: gets past validation more often. */
+const plausibleQuery = (model: Record<string, fc.Arbitrary<string>>, requiredKeys: string[] = []) =>
+  fc.record(model, { requiredKeys }).map((q) => Object.entries(q).map(([k, v]) => `${k}=${encode(v)}`).join('&'));
+const historyQuery = fc.oneof(
+  queryString(['purpose', 'asOf', 'limit', 'after'], fc.oneof(purposeArb, instantArb, fc.integer({ min: -2, max: 2000 }).map(String), fc.uuid())),
+  { weight: 2, arbitrary: plausibleQuery({ purpose: fc.constantFrom('analytics.reporting', 'personalize'), asOf: instantArb, limit: fc.integer({ min: 0, max: 1001 }).map(String), after: fc.uuid() }) },
+);
+const checkQuery = fc.oneof(
+  queryString(['subjectId', 'purpose'], fc.oneof(subjectIdArb, purposeArb)),
+  { weight: 2, arbitrary: plausibleQuery({ subjectId: subjectIdArb, purpose: purposeArb }, ['subjectId', 'purpose']) },
+);
+const anyQuery = queryString(['q'], fc.string({ maxLength: 20 }));
+const withQuery = (path: fc.Arbitrary<string>, query: fc.Arbitrary<string>) => fc.tuple(path, fc.option(query)).map(([p, q]) => (q === null ? p : `${p}?${q}`));
+
+const ROUTES: readonly Route[] = [
+  { method: 'POST', path: '/v1/consent/events', url: withQuery(fc.constant('/v1/consent/events'), anyQuery), body: bodies.events },
+  { method: 'GET', path: '/v1/subjects/:subjectId/consent', url: withQuery(pathParam(subjectIdArb).map((s) => `/v1/subjects/${s}/consent`), anyQuery), body: bodies.none },
+  {
+    method: 'GET',
+    path: '/v1/subjects/:subjectId/consent/history',
+    url: withQuery(pathParam(subjectIdArb).map((s) => `/v1/subjects/${s}/consent/history`), historyQuery),
+    body: bodies.none,
+  },
+  { method: 'GET', path: '/v1/consent/check', url: withQuery(fc.constant('/v1/consent/check'), checkQuery), body: bodies.none },
+  { method: 'POST', path: '/v1/consent/check', url: withQuery(fc.constant('/v1/consent/check'), anyQuery), body: bodies.checks },
+  { method: 'GET', path: '/v1/purposes', url: withQuery(fc.constant('/v1/purposes'), anyQuery), body: bodies.none },
+  { method: 'PUT', path: '/v1/purposes/:key', url: withQuery(pathParam(purposeArb).map((k) => `/v1/purposes/${k}`), anyQuery), body: bodies.purpose },
+  { method: 'POST', path: '/v1/api-keys', url: withQuery(fc.constant('/v1/api-keys'), anyQuery), body: bodies.apiKey },
+  { method: 'GET', path: '/v1/api-keys', url: withQuery(fc.constant('/v1/api-keys'), anyQuery), body: bodies.none },
+  { method: 'DELETE', path: '/v1/api-keys/:id', url: withQuery(pathParam(fc.uuid()).map((id) => `/v1/api-keys/${id}`), anyQuery), body: bodies.none },
+  { method: 'GET', path: '/healthz', url: withQuery(fc.constant('/healthz'), anyQuery), body: bodies.none },
+];
+
+/** Asserts the answer is not a server fault, and that a caller fault has the documented error shape. */
+function expectSound(res: LightMyRequestResponse, context: string): void {
+  expect(res.statusCode, `${context} → ${res.statusCode} ${res.body.slice(0, 500)}`).toBeLessThan(500);
+  if (res.statusCode >= 400) {
+    const body = res.json<{ error: { code: string; message: string } }>();
+    expect(Object.keys(body), context).toEqual(['error']);
+    expect(Object.keys(body.error).every((k) => ['code', 'message', 'details'].includes(k)), context).toBe(true);
+    expect(body.error.code, context).toMatch(/^CST_ERR_/);
+    expect(ERROR_CODES[body.error.code as keyof typeof ERROR_CODES]?.status, context).toBe(res.statusCode);
+    expect(typeof body.error.message, context).toBe('string');
+  } else if (res.statusCode !== 204) {
+    expect(() => res.json<unknown>(), context).not.toThrow();
+  }
+  expect(res.body).not.toContain('request_hash');
+  expect(res.body).not.toContain('key_hash');
+}
+
+describe('HTTP API fuzz (sqlite)', () => {
+  let custodian: Custodian;
+  let app: FastifyInstance;
+  let cleanup: () => Promise<void>;
+  let admin: MintedApiKey;
+
+  beforeAll(async () => {
+    const f = await custodianFixture('sqlite');
+    custodian = f.custodian;
+    cleanup = f.cleanup;
+    app = await buildServer(custodian, { logLevel: false });
+    admin = await custodian.apiKeys.create({ name: 'fuzz admin', scopes: ['admin'], createdBy: 'test' });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await cleanup?.();
+  });
+
+  it.each(ROUTES)('$method $path never answers 5xx, and every 4xx has the error shape', async (route) => {
+    await fc.assert(
+      fc.asyncProperty(route.url, route.body, headersArb, fc.boolean(), async (url, body, headers, raw) => {
+        // Mostly JSON; sometimes the body is sent as raw text to exercise the parsers.
+        const payload = body === undefined ? undefined : raw && typeof body === 'string' ? body : JSON.stringify(body);
+        // A request without a body mostly comes without a content type (Fastify refuses an empty JSON body).
+        const { 'content-type': _contentType, ...rest } = headers;
+        const sent = payload === undefined && !raw ? rest : headers;
+        const res = await app.inject({
+          method: route.method,
+          url,
+          headers: { ...sent, authorization: `Bearer ${admin.secret}` },
+          ...(payload === undefined ? {} : { payload }),
+        });
+        expectSound(res, `${route.method} ${url} ${JSON.stringify(sent)} ${payload?.slice(0, 300) ?? ''}`);
+      }),
+      { numRuns: NUM_RUNS },
+    );
+  });
+
+  it('the admin key survived the fuzz, so every request above was authenticated', async () => {
+    const res = await app.inject({ method: 'GET', url: '/v1/api-keys', headers: { authorization: `Bearer ${admin.secret}` } });
+    expect(res.statusCode).toBe(200);
+  });
+});

@@ -1,0 +1,103 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { OPENAPI_HINT, OPENAPI_PATH, checkOpenApi, renderOpenApi } from '../../scripts/openapi.js';
+
+interface Operation {
+  operationId?: string;
+  tags?: string[];
+  security?: unknown[];
+  responses?: Record<string, unknown>;
+}
+interface OpenApiDocument {
+  openapi: string;
+  security?: unknown[];
+  paths: Record<string, Record<string, Operation>>;
+}
+
+const METHODS = new Set(['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace']);
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+describe('OpenAPI document', () => {
+  let generated: string;
+  let doc: OpenApiDocument;
+
+  beforeAll(async () => {
+    generated = await renderOpenApi();
+    doc = JSON.parse(generated) as OpenApiDocument;
+  });
+
+  it('matches the committed docs/openapi.json (drift check)', async () => {
+    const committed = await readFile(OPENAPI_PATH, 'utf8').catch(() => '');
+    expect(committed === generated, OPENAPI_HINT).toBe(true);
+  });
+
+  it('is valid OpenAPI 3.1', async () => {
+    const validator = new Validator();
+    const result = await validator.validate(JSON.parse(generated) as Record<string, unknown>);
+    expect(result.errors, JSON.stringify(result.errors, null, 2)).toBeUndefined();
+    expect(result.valid).toBe(true);
+    expect(validator.version).toBe('3.1');
+    expect(doc.openapi).toBe('3.1.0');
+  });
+
+  it('declares 400, 401 and 403 on every /v1 operation, which all require an API key', () => {
+    const operations = Object.entries(doc.paths)
+      .filter(([path]) => path.startsWith('/v1/'))
+      .flatMap(([path, item]) => Object.entries(item).filter(([method]) => METHODS.has(method)).map(([method, op]) => ({ name: `${method.toUpperCase()} ${path}`, op })));
+    expect(operations.map((o) => o.name).sort()).toStrictEqual(
+      [
+        'DELETE /v1/api-keys/{id}',
+        'GET /v1/api-keys',
+        'GET /v1/consent/check',
+        'GET /v1/purposes',
+        'GET /v1/subjects/{subjectId}/consent',
+        'GET /v1/subjects/{subjectId}/consent/history',
+        'POST /v1/api-keys',
+        'POST /v1/consent/check',
+        'POST /v1/consent/events',
+        'PUT /v1/purposes/{key}',
+      ].sort(),
+    );
+    expect(doc.security).toStrictEqual([{ apiKey: [] }]);
+    for (const { name, op } of operations) {
+      const statuses = Object.keys(op.responses ?? {});
+      for (const status of ['400', '401', '403']) expect(statuses, `${name} lacks ${status}`).toContain(status);
+      expect(statuses.some((s) => /^2\d\d$/.test(s)), `${name} lacks a success response`).toBe(true);
+      // No operation opts out of the document-wide bearer requirement.
+      expect(op.security, `${name} overrides security`).toBeUndefined();
+      expect(op.tags?.length, `${name} has no tag`).toBeGreaterThan(0);
+    }
+  });
+
+  it('keeps the machinery routes out and the public ones in', () => {
+    expect(Object.keys(doc.paths)).not.toContain('/openapi.json');
+    expect(Object.keys(doc.paths)).not.toContain('/metrics');
+    expect(doc.paths['/healthz']?.get?.security).toStrictEqual([]);
+  });
+
+  it('checkOpenApi tells a stale file apart, with the hint to regenerate', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'custodian-openapi-test-'));
+    try {
+      const stale = join(dir, 'openapi.json');
+      await writeFile(stale, generated.replace('"3.1.0"', '"3.0.0"'));
+      await expect(checkOpenApi(stale)).resolves.toStrictEqual({ ok: false, message: OPENAPI_HINT });
+      expect(OPENAPI_HINT).toContain('run npm run openapi');
+      await writeFile(stale, generated);
+      await expect(checkOpenApi(stale)).resolves.toMatchObject({ ok: true });
+      await expect(checkOpenApi(join(dir, 'missing.json'))).resolves.toMatchObject({ ok: false, message: expect.stringContaining('run npm run openapi') as unknown });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('`tsx scripts/openapi.ts --check` exits 0 on the committed document', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/openapi.ts', '--check'], { cwd: REPO_ROOT });
+    expect(stdout).toContain('docs/openapi.json is up to date');
+  });
+});
