@@ -32,6 +32,10 @@ function stateRow(r: {
   };
 }
 
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** SQL of the consent ledger: portable Kysely queries shared by SQLite and PostgreSQL. */
 export const consentRepository = {
   async findByIdempotencyKeys(db: Executor, keys: readonly string[]): Promise<EventRow[]> {
@@ -53,7 +57,10 @@ export const consentRepository = {
    * on PostgreSQL converge to the fold of the history whatever order they commit in.
    * `rows` must hold at most one row per (subject, purpose).
    */
-  async upsertState(db: Executor, rows: readonly NewEventRow[]): Promise<void> {
+  async upsertState(db: Executor, unordered: readonly NewEventRow[]): Promise<void> {
+    // Rows are locked in VALUES order: a fixed (subject, purpose) order keeps concurrent PostgreSQL batches
+    // touching the same subjects from locking in opposite orders and deadlocking (40P01).
+    const rows = [...unordered].sort((a, b) => compareKeys(a.subject_id, b.subject_id) || compareKeys(a.purpose, b.purpose));
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       const chunk = rows.slice(i, i + INSERT_CHUNK).map((r) => ({
         subject_id: r.subject_id,
