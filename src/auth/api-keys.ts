@@ -45,11 +45,7 @@ export class ApiKeyService {
         details: { issues: [{ path: 'scopes', message: 'invalid scopes' }] },
       });
     }
-    if (input.secret !== undefined && (input.secret.length < MIN_CHOSEN_KEY_LENGTH || input.secret.length > 256 || /\s/.test(input.secret))) {
-      throw new CustodianError('CST_ERR_CONFIG', `a chosen API key must be ${MIN_CHOSEN_KEY_LENGTH} to 256 characters without spaces`, {
-        details: { setting: 'CUSTODIAN_ADMIN_KEY' },
-      });
-    }
+    if (input.secret !== undefined) validateChosenSecret(input.secret);
     const secret = input.secret ?? generateApiKeySecret();
     const now = this.#clock.now();
     const id = uuidv7(now);
@@ -72,6 +68,8 @@ export class ApiKeyService {
    * Returns the minted key, or null when an admin key already exists.
    */
   async ensureAdmin(chosen?: string): Promise<MintedApiKey | null> {
+    // A bad CUSTODIAN_ADMIN_KEY is reported on every start, not only the first.
+    if (chosen !== undefined) validateChosenSecret(chosen);
     if (await this.hasAdmin()) return null;
     return this.create({ name: 'initial admin', scopes: ['admin'], createdBy: 'system:bootstrap', ...(chosen ? { secret: chosen } : {}) });
   }
@@ -114,6 +112,14 @@ export class ApiKeyService {
       createdAt: new Date(r.created_at).toISOString(),
       revokedAt: r.revoked_at === null ? null : new Date(r.revoked_at).toISOString(),
     }));
+  }
+}
+
+function validateChosenSecret(secret: string): void {
+  if (secret.length < MIN_CHOSEN_KEY_LENGTH || secret.length > 256 || /\s/.test(secret)) {
+    throw new CustodianError('CST_ERR_CONFIG', `a chosen API key must be ${MIN_CHOSEN_KEY_LENGTH} to 256 characters without spaces`, {
+      details: { setting: 'CUSTODIAN_ADMIN_KEY' },
+    });
   }
 }
 

@@ -216,8 +216,11 @@ export class ConsentLedger {
       if (rows.length > 0) {
         await repo.insertEvents(trx, rows);
         await repo.upsertState(trx, latestPerPair(rows));
+        return { batchId, events: answer };
       }
-      return { batchId, events: answer };
+      // A whole replay of one earlier batch answers with that batch's id, as the first answer did.
+      const earlier = new Set(answer.map((e) => e.batchId));
+      return { batchId: earlier.size === 1 ? [...earlier][0]! : batchId, events: answer };
     });
     this.#invalidate(result.events.map((e) => e.subjectId));
     return result;

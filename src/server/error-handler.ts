@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ERROR_CODES, isCustodianError, type ErrorCode } from '../core/index.js';
+import { storeUnavailableReason } from '../store/index.js';
 
 /** The body of every error response. */
 export interface ErrorBody {
@@ -54,6 +55,11 @@ export function installErrorHandler(app: FastifyInstance): void {
     if (mapped !== undefined) return reply.code(ERROR_CODES[mapped].status).send(body(mapped, ERROR_CODES[mapped].description));
     if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.code(err.statusCode).send(body('CST_ERR_BAD_REQUEST', 'bad request'));
+    }
+    const unavailable = storeUnavailableReason(err);
+    if (unavailable !== undefined) {
+      request.log.error({ errCode: 'CST_ERR_UNAVAILABLE', reason: unavailable }, 'store unavailable');
+      return reply.code(503).header('retry-after', '1').send(body('CST_ERR_UNAVAILABLE', 'the store is unavailable; retry later', { requestId: request.id }));
     }
     request.log.error({ errType: err.name, errCode: err.code, stack: err.stack?.split('\n').slice(1, 8).join('\n') }, 'unhandled error');
     return reply.code(500).send(body('CST_ERR_INTERNAL', 'internal error', { requestId: request.id }));

@@ -3,3 +3,4 @@ export type { Store, StoreKind, Executor, MigrationReport } from './store.js';
 export { openStore, redactStoreUrl, DEFAULT_STORE_URL } from './open-store.js';
 export { SqliteStore, type SqliteStoreOptions } from './sqlite/sqlite-store.js';
 export { PostgresStore, type PostgresStoreOptions } from './postgres/postgres-store.js';
+export { storeUnavailableReason, isRetryableConflict } from './store-errors.js';

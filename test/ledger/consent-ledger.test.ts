@@ -114,6 +114,7 @@ describe.each(STORE_KINDS)('consent ledger on %s', (kind) => {
     clock.advance(5000);
     const again = await c.ledger.record([ev], ctx);
     expect(again.events[0]).toEqual({ ...first.events[0], replayed: true });
+    expect(again.batchId).toBe(first.batchId);
     expect(await count(s)).toBe(1);
     await expectCode(c.ledger.record([{ ...ev, decision: 'denied' }], ctx), 'CST_ERR_CONSENT_IDEMPOTENCY_CONFLICT');
     await expectCode(c.ledger.record([ev, { ...ev }], ctx), 'CST_ERR_CONSENT_DUPLICATE_IDEMPOTENCY_KEY');

@@ -1,7 +1,13 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { COLLECTION_METHODS, type CollectionMethod, type Decision } from '../../ledger/index.js';
 import { withCustodian, withStoreOptions, type StoreOptions } from '../context.js';
 import { EXIT, printJson, type CliIo } from '../io.js';
+
+function parseLimit(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new InvalidArgumentError('a whole number from 1 to 1000');
+  return n;
+}
 
 interface DecisionOptions extends StoreOptions {
   readonly jurisdiction?: string;
@@ -60,16 +66,16 @@ export function consentCommand(io: CliIo, setExitCode: (code: number) => void): 
     .argument('<subjectId>')
     .option('--purpose <key>', 'only this purpose')
     .option('--as-of <instant>', 'ISO-8601 instant: events up to it and the state then')
-    .option('--limit <n>', 'events per page (1..1000)', '100')
+    .option('--limit <n>', 'events per page (1..1000)', parseLimit, 100)
     .option('--after <cursor>', 'nextCursor of the previous page')
-    .action(async (subjectId: string, opts: StoreOptions & { purpose?: string; asOf?: string; limit: string; after?: string }) => {
-      const limit = Number(opts.limit);
+    .action(async (subjectId: string, opts: StoreOptions & { purpose?: string; asOf?: string; limit: number; after?: string }) => {
+      const limit = opts.limit;
       const result = await withCustodian(io, opts, (c) =>
         c.ledger.history(subjectId, {
           ...(opts.purpose ? { purpose: opts.purpose } : {}),
           ...(opts.asOf ? { asOf: opts.asOf } : {}),
           ...(opts.after ? { after: opts.after } : {}),
-          limit: Number.isInteger(limit) ? limit : 100,
+          limit,
         }),
       );
       printJson(io, result);

@@ -2,7 +2,10 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Database } from '../database.js';
 import { runMigrations } from '../migrations/run-migrations.js';
+import { isRetryableConflict } from '../store-errors.js';
 import type { Executor, MigrationReport, Store } from '../store.js';
+
+const MAX_ATTEMPTS = 3;
 
 /** Options of {@link PostgresStore}. */
 export interface PostgresStoreOptions {
@@ -27,8 +30,16 @@ export class PostgresStore implements Store {
     this.db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: this.#pool }) });
   }
 
-  transaction<T>(fn: (trx: Executor) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute(fn);
+  /** Runs `fn` in a transaction, re-running it whole (up to 3 attempts) after a deadlock or serialization failure. */
+  async transaction<T>(fn: (trx: Executor) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.db.transaction().execute(fn);
+      } catch (err) {
+        if (attempt >= MAX_ATTEMPTS || !isRetryableConflict(err)) throw err;
+        await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
+      }
+    }
   }
 
   migrate(): Promise<MigrationReport> {

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
@@ -25,7 +25,11 @@ export class SqliteStore implements Store {
   readonly #raw: SQLite.Database;
 
   constructor(options: SqliteStoreOptions) {
-    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
+    if (options.path !== ':memory:') {
+      mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
+      // Create the file owner-only before SQLite does; its -wal and -shm files inherit the mode.
+      closeSync(openSync(options.path, 'a', 0o600));
+    }
     this.#raw = new SQLite(options.path);
     this.#raw.pragma('journal_mode = WAL');
     this.#raw.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);

@@ -1,0 +1,44 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Custodian } from '../../src/app/index.js';
+import { isCustodianError } from '../../src/core/index.js';
+import { STORE_KINDS, custodianFixture } from '../support/stores.js';
+
+describe.each(STORE_KINDS)('API keys on %s', (kind) => {
+  let c: Custodian;
+  let cleanup: () => Promise<void>;
+  beforeAll(async () => {
+    ({ custodian: c, cleanup } = await custodianFixture(kind));
+  });
+  afterAll(async () => cleanup());
+
+  it('stores only a digest of the secret and authenticates by it', async () => {
+    const k = await c.apiKeys.create({ name: 'svc', scopes: ['consent:read'], createdBy: 'test' });
+    expect(k.secret).toMatch(/^cst_[A-Za-z0-9_-]{43}$/);
+    const rows = await c.store.db.selectFrom('api_keys').selectAll().execute();
+    expect(JSON.stringify(rows)).not.toContain(k.secret);
+    expect(await c.apiKeys.authenticate(k.secret)).toEqual({ id: k.id, name: 'svc', scopes: ['consent:read'] });
+    await expect(c.apiKeys.authenticate(k.secret + 'x')).rejects.toMatchObject({ code: 'CST_ERR_AUTH_INVALID' });
+  });
+
+  it('seeds the first admin once, and checks a chosen key on every start', async () => {
+    const chosen = 'a-chosen-admin-key-of-enough-length';
+    const first = await c.apiKeys.ensureAdmin(chosen);
+    expect(first?.secret).toBe(chosen);
+    expect(await c.apiKeys.ensureAdmin(chosen)).toBeNull();
+    const err = await c.apiKeys.ensureAdmin('short').catch((e: unknown) => e);
+    expect(isCustodianError(err, 'CST_ERR_CONFIG')).toBe(true);
+  });
+
+  it('a revoked key stops authenticating at once in this process', async () => {
+    const k = await c.apiKeys.create({ name: 'tmp', scopes: ['consent:write'], createdBy: 'test' });
+    await c.apiKeys.authenticate(k.secret);
+    expect(await c.apiKeys.revoke(k.id)).toBe(true);
+    expect(await c.apiKeys.revoke(k.id)).toBe(false);
+    await expect(c.apiKeys.authenticate(k.secret)).rejects.toMatchObject({ code: 'CST_ERR_AUTH_INVALID' });
+  });
+
+  it('rejects empty or unknown scopes', async () => {
+    await expect(c.apiKeys.create({ name: 'x', scopes: [], createdBy: 'test' })).rejects.toMatchObject({ code: 'CST_ERR_VALIDATION' });
+    await expect(c.apiKeys.create({ name: 'x', scopes: ['root' as never], createdBy: 'test' })).rejects.toMatchObject({ code: 'CST_ERR_VALIDATION' });
+  });
+});
