@@ -1,6 +1,6 @@
-import { CustodianError, toIso, uuidv7, type Clock } from '../core/index.js';
+import { CustodianError, isFresh, toIso, uuidv7, type Clock } from '../core/index.js';
 import { digestsEqual, generateApiKeySecret, hashApiKeySecret } from '../crypto/index.js';
-import type { Store } from '../store/index.js';
+import type { Executor, Store } from '../store/index.js';
 
 /** Scopes an API key can carry. `admin` implies every other scope. */
 export const SCOPES = ['admin', 'consent:read', 'consent:write'] as const;
@@ -46,11 +46,15 @@ export class ApiKeyService {
       });
     }
     if (input.secret !== undefined) validateChosenSecret(input.secret);
-    const secret = input.secret ?? generateApiKeySecret();
+    return this.#insert(this.#store.db, { ...input, scopes, secret: input.secret ?? generateApiKeySecret() });
+  }
+
+  async #insert(db: Executor, input: { name: string; scopes: readonly Scope[]; createdBy: string; secret: string }): Promise<MintedApiKey> {
+    const { secret, scopes } = input;
     const now = this.#clock.now();
     const id = uuidv7(now);
     const name = input.name.slice(0, 200);
-    await this.#store.db
+    await db
       .insertInto('api_keys')
       .values({ id, name, key_hash: hashApiKeySecret(secret), scopes: JSON.stringify(scopes), created_at: toIso(now), created_by: input.createdBy, revoked_at: null })
       .execute();
@@ -58,20 +62,24 @@ export class ApiKeyService {
   }
 
   /** Whether any unrevoked admin key exists. */
-  async hasAdmin(): Promise<boolean> {
-    const rows = await this.#store.db.selectFrom('api_keys').select('scopes').where('revoked_at', 'is', null).execute();
+  async hasAdmin(db: Executor = this.#store.db): Promise<boolean> {
+    const rows = await db.selectFrom('api_keys').select('scopes').where('revoked_at', 'is', null).execute();
     return rows.some((r) => (JSON.parse(r.scopes) as string[]).includes('admin'));
   }
 
   /**
    * Seeds the first admin key when the store has none: `chosen` (CUSTODIAN_ADMIN_KEY) or a random one.
-   * Returns the minted key, or null when an admin key already exists.
+   * Returns the minted key, or null when an admin key already exists. Replicas starting together on an empty
+   * store mint exactly one: the check and the insert run under one lock.
    */
   async ensureAdmin(chosen?: string): Promise<MintedApiKey | null> {
     // A bad CUSTODIAN_ADMIN_KEY is reported on every start, not only the first.
     if (chosen !== undefined) validateChosenSecret(chosen);
-    if (await this.hasAdmin()) return null;
-    return this.create({ name: 'initial admin', scopes: ['admin'], createdBy: 'system:bootstrap', ...(chosen ? { secret: chosen } : {}) });
+    return this.#store.transaction(async (trx) => {
+      await this.#store.lock(trx, 'custodian:bootstrap-admin');
+      if (await this.hasAdmin(trx)) return null;
+      return this.#insert(trx, { name: 'initial admin', scopes: ['admin'], createdBy: 'system:bootstrap', secret: chosen ?? generateApiKeySecret() });
+    });
   }
 
   /** The key behind `secret`, or CST_ERR_AUTH_INVALID. */
@@ -79,7 +87,7 @@ export class ApiKeyService {
     const digest = hashApiKeySecret(secret);
     const now = this.#clock.now();
     const hit = this.#cache.get(digest);
-    if (hit !== undefined && now - hit.at < AUTH_CACHE_MS) return hit.principal;
+    if (hit !== undefined && isFresh(hit.at, now, AUTH_CACHE_MS)) return hit.principal;
     const row = await this.#store.db
       .selectFrom('api_keys')
       .select(['id', 'name', 'key_hash', 'scopes', 'revoked_at'])

@@ -24,3 +24,12 @@ export class ManualClock implements Clock {
     this.#ms = typeof at === 'number' ? at : Date.parse(at);
   }
 }
+
+/**
+ * Whether something read at `since` may still be trusted at `now` for `ttlMs`. A clock that moved backwards
+ * (NTP step, VM resume) makes it stale rather than trusted forever.
+ */
+export function isFresh(since: number, now: number, ttlMs: number): boolean {
+  const age = now - since;
+  return age >= 0 && age < ttlMs;
+}

@@ -5,3 +5,4 @@ export * from './ids.js';
 export * from './legal-bases.js';
 export * from './jurisdictions.js';
 export * from './purposes.js';
+export * from './text.js';

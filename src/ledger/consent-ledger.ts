@@ -4,7 +4,9 @@ import {
   JURISDICTION_CODE_PATTERN,
   addMonths,
   honoursGpc,
+  isFresh,
   isIsoInstant,
+  isStorableText,
   toIso,
   uuidv7,
   type Clock,
@@ -14,11 +16,12 @@ import {
 import type { Executor, Store } from '../store/index.js';
 import { consentRepository as repo, isoOrNull, type EventRow, type NewEventRow } from './consent-repository.js';
 import { minimiseEvidence } from './evidence.js';
+import { LEDGER_LIMITS } from './limits.js';
 import { evaluate, toPurposeState, type StateRow } from './projection.js';
 import { offeredIn, type PurposeRegistry } from './purpose-registry.js';
 import {
-  COLLECTION_METHODS,
   DECISIONS,
+  INPUT_METHODS,
   type CollectionMethod,
   type ConsentCheck,
   type ConsentEvent,
@@ -32,19 +35,6 @@ import {
   type RecordResult,
   type RecordedEvent,
 } from './types.js';
-
-/** Limits of one batch and one id, shared with the interfaces' schemas. */
-export const LEDGER_LIMITS = {
-  maxBatch: 1000,
-  maxCheckBatch: 10_000,
-  maxSubjectIdLength: 256,
-  maxIdempotencyKeyLength: 256,
-  maxNoticeVersionLength: 128,
-  maxUserAgentLength: 1024,
-  maxPageUrlLength: 2048,
-  maxTcStringLength: 8192,
-  maxHistoryPage: 1000,
-} as const;
 
 /** Options of {@link ConsentLedger}. */
 export interface ConsentLedgerOptions {
@@ -159,19 +149,24 @@ export class ConsentLedger {
 
   async #prepare(e: ConsentEventInput, i: number, ctx: RecordContext): Promise<PreparedEvent> {
     if (e === null || typeof e !== 'object') invalid(`events.${i}`, 'must be an object');
-    if (typeof e.subjectId !== 'string' || e.subjectId.length === 0 || e.subjectId.length > LEDGER_LIMITS.maxSubjectIdLength) {
-      invalid(`events.${i}.subjectId`, `must be 1 to ${LEDGER_LIMITS.maxSubjectIdLength} characters`);
-    }
+    checkSubjectId(e.subjectId, `events.${i}.subjectId`);
     if (typeof e.purpose !== 'string') invalid(`events.${i}.purpose`, 'must be a string');
     if (!DECISIONS.includes(e.decision)) invalid(`events.${i}.decision`, `must be one of ${DECISIONS.join(', ')}`);
-    if (e.method !== undefined && !COLLECTION_METHODS.includes(e.method)) invalid(`events.${i}.method`, 'unknown collection method');
+    if (e.method !== undefined && !INPUT_METHODS.includes(e.method)) invalid(`events.${i}.method`, 'unknown collection method (gpc is reserved to Custodian)');
     if (e.jurisdiction != null && !JURISDICTION_CODE_PATTERN.test(e.jurisdiction)) invalid(`events.${i}.jurisdiction`, 'must look like EU, UK, US-CA');
-    if (e.noticeVersion != null && (typeof e.noticeVersion !== 'string' || e.noticeVersion.length > LEDGER_LIMITS.maxNoticeVersionLength)) {
+    if (e.noticeVersion != null && (typeof e.noticeVersion !== 'string' || e.noticeVersion.length > LEDGER_LIMITS.maxNoticeVersionLength || !isStorableText(e.noticeVersion))) {
       invalid(`events.${i}.noticeVersion`, `must be at most ${LEDGER_LIMITS.maxNoticeVersionLength} characters`);
     }
     if (e.clientTime != null && !isIsoInstant(e.clientTime)) invalid(`events.${i}.clientTime`, 'must be an ISO-8601 instant with a time zone');
     if (e.expiresAt != null && !isIsoInstant(e.expiresAt)) invalid(`events.${i}.expiresAt`, 'must be an ISO-8601 instant with a time zone');
-    if (e.idempotencyKey != null && (typeof e.idempotencyKey !== 'string' || e.idempotencyKey.length === 0 || e.idempotencyKey.length > LEDGER_LIMITS.maxIdempotencyKeyLength)) {
+    // Only grants expire: an expiring denial or objection would silently allow processing again.
+    if (e.expiresAt != null && e.decision !== 'granted') {
+      throw new CustodianError('CST_ERR_CONSENT_BAD_EXPIRY', 'only grants can expire', { details: { index: i, path: `events.${i}.expiresAt` } });
+    }
+    if (
+      e.idempotencyKey != null &&
+      (typeof e.idempotencyKey !== 'string' || e.idempotencyKey.length === 0 || e.idempotencyKey.length > LEDGER_LIMITS.maxIdempotencyKeyLength || !isStorableText(e.idempotencyKey))
+    ) {
       invalid(`events.${i}.idempotencyKey`, `must be 1 to ${LEDGER_LIMITS.maxIdempotencyKeyLength} characters`);
     }
     const purpose = await this.#purposes.require(e.purpose, `events.${i}.purpose`);
@@ -286,10 +281,11 @@ export class ConsentLedger {
       for (const purpose of optOutPurposes) {
         if (!offeredIn(purpose, s.jurisdiction)) continue;
         const cur = current.get(subjectId)?.get(purpose.key);
-        if (!s.explicit.has(purpose.key) && cur !== undefined) {
-          const optedOut = cur.decision !== 'granted';
-          const grantedDespiteSignal = cur.decision === 'granted' && cur.gpc && cur.method !== 'gpc';
-          if (optedOut || grantedDespiteSignal) continue;
+        if (cur !== undefined) {
+          // Already opted out (denied or withdrawn, by the signal or by the subject): nothing to add.
+          if (cur.decision !== 'granted') continue;
+          // An explicit grant made while the signal was present is the subject's own later choice.
+          if (!s.explicit.has(purpose.key) && cur.gpc) continue;
         }
         rows.push({
           id: uuidv7(now),
@@ -354,7 +350,7 @@ export class ConsentLedger {
     const purpose = this.#purposes.peek(purposeKey) ?? (await this.#purposes.require(purposeKey, 'purpose'));
     const now = this.#clock.now();
     const entry = this.#cache.get(subjectId);
-    if (entry !== undefined && now - entry.loadedAt < this.#ttl) return evaluate(subjectId, purpose, entry.states.get(purposeKey), now);
+    if (entry !== undefined && isFresh(entry.loadedAt, now, this.#ttl)) return evaluate(subjectId, purpose, entry.states.get(purposeKey), now);
     checkSubjectId(subjectId);
     const states = await this.#states(subjectId, now);
     return evaluate(subjectId, purpose, states.get(purposeKey), now);
@@ -372,7 +368,7 @@ export class ConsentLedger {
     const now = this.#clock.now();
     const missing = [...new Set(pairs.map((p) => p.subjectId))].filter((s) => {
       const e = this.#cache.get(s);
-      return e === undefined || now - e.loadedAt >= this.#ttl;
+      return e === undefined || !isFresh(e.loadedAt, now, this.#ttl);
     });
     const loaded = missing.length > 0 ? await this.#load(missing, now) : new Map<string, Map<string, StateRow>>();
     return pairs.map(({ subjectId, purpose }) => {
@@ -383,7 +379,7 @@ export class ConsentLedger {
 
   async #states(subjectId: string, now: number): Promise<Map<string, StateRow>> {
     const entry = this.#cache.get(subjectId);
-    if (entry !== undefined && now - entry.loadedAt < this.#ttl) return entry.states;
+    if (entry !== undefined && isFresh(entry.loadedAt, now, this.#ttl)) return entry.states;
     return (await this.#load([subjectId], now)).get(subjectId)!;
   }
 
@@ -408,8 +404,8 @@ export class ConsentLedger {
 }
 
 function checkSubjectId(subjectId: string, path = 'subjectId'): void {
-  if (typeof subjectId !== 'string' || subjectId.length === 0 || subjectId.length > LEDGER_LIMITS.maxSubjectIdLength) {
-    invalid(path, `must be 1 to ${LEDGER_LIMITS.maxSubjectIdLength} characters`);
+  if (typeof subjectId !== 'string' || subjectId.length === 0 || subjectId.length > LEDGER_LIMITS.maxSubjectIdLength || !isStorableText(subjectId)) {
+    invalid(path, `must be 1 to ${LEDGER_LIMITS.maxSubjectIdLength} characters of well-formed Unicode without NUL`);
   }
 }
 
@@ -417,7 +413,8 @@ function checkSubjectId(subjectId: string, path = 'subjectId'): void {
 function hashRequest(e: ConsentEventInput): string {
   const canonical = [
     e.subjectId, e.purpose, e.decision, e.jurisdiction ?? null, e.noticeVersion ?? null, e.method ?? 'api',
-    e.clientTime ?? null, e.expiresAt ?? null,
+    e.clientTime == null ? null : toIso(Date.parse(e.clientTime)),
+    e.expiresAt == null ? null : toIso(Date.parse(e.expiresAt)),
     e.evidence ? [e.evidence.ip ?? null, e.evidence.userAgent ?? null, e.evidence.pageUrl ?? null, e.evidence.tcString ?? null, e.evidence.gpc ?? null] : null,
   ];
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');

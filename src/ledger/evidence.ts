@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
-import { CustodianError } from '../core/index.js';
+import { CustodianError, isStorableText } from '../core/index.js';
+import { LEDGER_LIMITS } from './limits.js';
 import type { Evidence, EvidenceInput } from './types.js';
 import { decodeTcString } from './tcf.js';
 
@@ -32,11 +33,13 @@ export function truncateIp(ip: string): string | undefined {
   const family = isIP(ip);
   if (family === 4) return ip.split('.').slice(0, 3).concat('0').join('.');
   if (family === 6) {
-    // An IPv4-mapped address carries an IPv4 address: truncate that to its /24.
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-    if (mapped) return `::ffff:${truncateIp(mapped[1]!)!}`;
     const h = expandIpv6(ip.split('%')[0]!);
-    return `${h.slice(0, 3).map((x) => x.toString(16)).join(':')}::`;
+    // An IPv4-mapped address (::ffff:a.b.c.d, dotted or hex) carries an IPv4 address: truncate that to its /24.
+    if (h.slice(0, 5).every((x) => x === 0) && h[5] === 0xffff) {
+      return `::ffff:${h[6]! >> 8}.${h[6]! & 0xff}.${h[7]! >> 8}.0`;
+    }
+    // The URL parser prints the canonical (RFC 5952) compressed form.
+    return new URL(`http://[${h.slice(0, 3).map((x) => x.toString(16)).join(':')}::]`).hostname.slice(1, -1);
   }
   return undefined;
 }
@@ -60,13 +63,24 @@ export function minimiseEvidence(input: EvidenceInput | null | undefined, policy
   if (!input) return null;
   const out: { -readonly [K in keyof Evidence]: Evidence[K] } = {};
   if (input.ip !== undefined) {
-    if (isIP(input.ip) === 0) {
+    if (typeof input.ip !== 'string' || isIP(input.ip) === 0) {
       throw new CustodianError('CST_ERR_VALIDATION', 'evidence.ip is not an IP address', {
         details: { issues: [{ path: `events.${index}.evidence.ip`, message: 'invalid IP address' }] },
       });
     }
     out.ip = policy.truncateIp ? truncateIp(input.ip)! : input.ip;
   }
+  const tooLong = (field: string, value: unknown, max: number) => {
+    if (value !== undefined && (typeof value !== 'string' || value.length > max || !isStorableText(value))) {
+      throw new CustodianError('CST_ERR_VALIDATION', `evidence.${field} must be text of at most ${max} characters`, {
+        details: { issues: [{ path: `events.${index}.evidence.${field}`, message: 'invalid or too long' }] },
+      });
+    }
+  };
+  tooLong('userAgent', input.userAgent, LEDGER_LIMITS.maxUserAgentLength);
+  tooLong('pageUrl', input.pageUrl, LEDGER_LIMITS.maxPageUrlLength);
+  tooLong('tcString', input.tcString, LEDGER_LIMITS.maxTcStringLength);
+  if (input.gpc !== undefined && typeof input.gpc !== 'boolean') tooLong('gpc', 1, 0);
   if (input.userAgent !== undefined) out.userAgent = input.userAgent;
   if (input.pageUrl !== undefined) {
     const url = minimisePageUrl(input.pageUrl);

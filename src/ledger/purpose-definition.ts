@@ -1,14 +1,16 @@
 import { z } from 'zod';
-import { JURISDICTION_CODE_PATTERN, LEGAL_BASIS_KEYS, PURPOSE_KEY_PATTERN } from '../core/index.js';
+import { JURISDICTION_CODE_PATTERN, LEGAL_BASIS_KEYS, PURPOSE_KEY_PATTERN, isStorableText } from '../core/index.js';
+
+const text = () => z.string().refine(isStorableText, 'must be well-formed Unicode without NUL characters');
 import type { PurposeInput } from './purpose-registry.js';
 
 /** Fields of a purpose as written by people (API body, purposes file); defaults fill the rest. */
 export const purposeDefinitionSchema = z
   .object({
-    title: z.string().min(1).max(200),
-    description: z.string().max(4000).default(''),
+    title: text().min(1).max(200),
+    description: text().max(4000).default(''),
     legalBasis: z.enum(LEGAL_BASIS_KEYS),
-    consentRequired: z.boolean().optional().describe('Default: true when legalBasis is consent.'),
+    consentRequired: z.boolean().optional().describe('Must equal (legalBasis = consent); may be omitted.'),
     defaultExpiryMonths: z.number().int().min(1).max(120).nullable().optional().describe('Default 13 for consent, null otherwise.'),
     jurisdictions: z
       .array(z.union([z.literal('*'), z.string().max(16).regex(JURISDICTION_CODE_PATTERN)]))

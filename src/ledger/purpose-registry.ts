@@ -4,6 +4,7 @@ import {
   JURISDICTION_CODE_PATTERN,
   LEGAL_BASES,
   PURPOSE_KEY_PATTERN,
+  isFresh,
   type Clock,
   type LegalBasis,
   type Purpose,
@@ -13,8 +14,11 @@ import type { Store } from '../store/index.js';
 /** A purpose as written through the API (the key comes from the path). */
 export type PurposeInput = Omit<Purpose, 'key'>;
 
-// Another process may add a purpose; an unknown key triggers a reload at most this often.
+// Another process may add or change a purpose: an unknown key triggers a reload at most once a second, and
+// any read after PURPOSE_TTL_MS refreshes in the background, so a change is seen everywhere within ~5 s.
 const RELOAD_ON_MISS_MS = 1000;
+/** How long purposes read from the store are trusted before a background refresh. */
+export const PURPOSE_TTL_MS = 5000;
 
 /**
  * The configured purposes, held in memory for the hot path and persisted in the store.
@@ -25,6 +29,7 @@ export class PurposeRegistry {
   readonly #clock: Clock;
   #byKey = new Map<string, Purpose>();
   #loadedAt = -Infinity;
+  #refreshing: Promise<void> | undefined;
 
   constructor(deps: { store: Store; clock: Clock }) {
     this.#store = deps.store;
@@ -52,14 +57,26 @@ export class PurposeRegistry {
 
   /** The purpose with `key`, or undefined. Synchronous: the hot path of every check. */
   peek(key: string): Purpose | undefined {
+    this.#refreshIfStale();
     return this.#byKey.get(key);
+  }
+
+  /** Starts one background reload when the in-memory copy is older than {@link PURPOSE_TTL_MS}. */
+  #refreshIfStale(): void {
+    if (this.#refreshing !== undefined || isFresh(this.#loadedAt, this.#clock.now(), PURPOSE_TTL_MS)) return;
+    this.#loadedAt = this.#clock.now(); // one attempt per TTL even if the store is down
+    this.#refreshing = this.load()
+      .catch(() => undefined) // the next stale read retries; checks keep the last known definitions
+      .finally(() => {
+        this.#refreshing = undefined;
+      });
   }
 
   /** The purpose with `key`, reloading once if unknown (it may have been added by another process). */
   async get(key: string): Promise<Purpose | undefined> {
     const p = this.#byKey.get(key);
     if (p !== undefined) return p;
-    if (this.#clock.now() - this.#loadedAt >= RELOAD_ON_MISS_MS) await this.load();
+    if (!isFresh(this.#loadedAt, this.#clock.now(), RELOAD_ON_MISS_MS)) await this.load();
     return this.#byKey.get(key);
   }
 
@@ -73,26 +90,36 @@ export class PurposeRegistry {
   }
 
   list(): Purpose[] {
+    this.#refreshIfStale();
     return [...this.#byKey.values()].sort((a, b) => a.key.localeCompare(b.key));
   }
 
   /** Creates or replaces a purpose. Events already recorded keep the legal basis they were recorded under. */
   async put(key: string, input: PurposeInput): Promise<{ purpose: Purpose; created: boolean }> {
-    const purpose = validatePurpose({ key, ...input });
+    return (await this.putMany([{ key, ...input }]))[0]!;
+  }
+
+  /** Creates or replaces several purposes in one transaction: all are validated first, then all are written. */
+  async putMany(inputs: readonly Purpose[]): Promise<Array<{ purpose: Purpose; created: boolean }>> {
+    const purposes = inputs.map(validatePurpose);
     const now = new Date(this.#clock.now()).toISOString();
-    const created = await this.#store.transaction(async (trx) => {
-      const existing = await trx.selectFrom('purposes').select('key').where('key', '=', key).executeTakeFirst();
-      const row = toRow(purpose, now, now);
-      if (existing) {
-        const { created_at: _created, key: _key, ...update } = row;
-        await trx.updateTable('purposes').set(update).where('key', '=', key).execute();
-        return false;
+    const results = await this.#store.transaction(async (trx) => {
+      const out: Array<{ purpose: Purpose; created: boolean }> = [];
+      for (const purpose of purposes) {
+        const existing = await trx.selectFrom('purposes').select('key').where('key', '=', purpose.key).executeTakeFirst();
+        const row = toRow(purpose, now, now);
+        if (existing) {
+          const { created_at: _created, key: _key, ...update } = row;
+          await trx.updateTable('purposes').set(update).where('key', '=', purpose.key).execute();
+        } else {
+          await trx.insertInto('purposes').values(row).execute();
+        }
+        out.push({ purpose, created: existing === undefined });
       }
-      await trx.insertInto('purposes').values(row).execute();
-      return true;
+      return out;
     });
-    this.#byKey.set(key, purpose);
-    return { purpose, created };
+    for (const { purpose } of results) this.#byKey.set(purpose.key, purpose);
+    return results;
   }
 }
 
@@ -103,8 +130,9 @@ export function validatePurpose(p: Purpose): Purpose {
   };
   if (!PURPOSE_KEY_PATTERN.test(p.key) || p.key.length > 128) bad('purpose key must be dotted lower-case words (fideslang style), at most 128 characters', 'key');
   if (!(p.legalBasis in LEGAL_BASES)) bad('unknown legal basis', 'legalBasis');
-  // GDPR Art. 6(1)(a): a purpose based on consent cannot run without it.
-  if (p.legalBasis === 'consent' && !p.consentRequired) bad('a purpose with legal basis consent must require consent', 'consentRequired');
+  // GDPR Art. 6(1)(a): a purpose based on consent cannot run without it, and consent gates only purposes based on it
+  // (a check cites the basis it relies on, so the two must agree).
+  if (p.consentRequired !== (p.legalBasis === 'consent')) bad('consentRequired must be true exactly when the legal basis is consent', 'consentRequired');
   if (p.defaultExpiryMonths !== null && (!Number.isInteger(p.defaultExpiryMonths) || p.defaultExpiryMonths < 1 || p.defaultExpiryMonths > 120)) {
     bad('defaultExpiryMonths must be a whole number of months from 1 to 120, or null', 'defaultExpiryMonths');
   }

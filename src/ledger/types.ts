@@ -12,6 +12,10 @@ export type ConsentStatus = (typeof CONSENT_STATUSES)[number];
 export const COLLECTION_METHODS = ['api', 'banner', 'preference_center', 'privacy_center', 'cli', 'gpc', 'tcf', 'form', 'email', 'phone', 'paper', 'import'] as const;
 export type CollectionMethod = (typeof COLLECTION_METHODS)[number];
 
+/** Methods a caller may submit: `gpc` is recorded only by Custodian when it applies the signal. */
+export const INPUT_METHODS = COLLECTION_METHODS.filter((m): m is Exclude<CollectionMethod, 'gpc'> => m !== 'gpc');
+export type InputMethod = Exclude<CollectionMethod, 'gpc'>;
+
 /** A decoded, validated IAB TCF v2 string's facts worth keeping beside the raw string. */
 export interface TcfSummary {
   readonly version: number;
@@ -46,7 +50,7 @@ export interface ConsentEventInput {
   readonly decision: Decision;
   readonly jurisdiction?: string | null;
   readonly noticeVersion?: string | null;
-  readonly method?: CollectionMethod;
+  readonly method?: InputMethod;
   /** When the client says the decision was made (kept, never trusted for ordering). */
   readonly clientTime?: string | null;
   readonly expiresAt?: string | null;

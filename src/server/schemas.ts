@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { JURISDICTION_CODE_PATTERN, LEGAL_BASIS_KEYS, PURPOSE_KEY_PATTERN, isIsoInstant } from '../core/index.js';
+import { JURISDICTION_CODE_PATTERN, LEGAL_BASIS_KEYS, PURPOSE_KEY_PATTERN, isIsoInstant, isStorableText } from '../core/index.js';
 import { SCOPES } from '../auth/index.js';
-import { COLLECTION_METHODS, CONSENT_STATUSES, DECISIONS, LEDGER_LIMITS } from '../ledger/index.js';
+import { COLLECTION_METHODS, CONSENT_STATUSES, DECISIONS, INPUT_METHODS, LEDGER_LIMITS, purposeDefinitionSchema } from '../ledger/index.js';
 
 // Schemas of the HTTP API. They validate requests, serialise responses (undeclared fields never leave),
 // and generate /openapi.json: one definition for all three.
@@ -15,10 +15,7 @@ const list = <T extends z.ZodType>(item: T) => z.array(item).readonly();
 
 const instantOut = z.string().describe('UTC ISO-8601 instant with milliseconds');
 
-// PostgreSQL text cannot hold U+0000 and turns a lone surrogate into U+FFFD (merging distinct ids), so text
-// that is stored as a column must be well-formed Unicode without NUL on every store.
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const storedText = () => z.string().refine((s) => !s.includes('\u0000') && !LONE_SURROGATE.test(s), 'must be well-formed Unicode without NUL characters');
+const storedText = () => z.string().refine(isStorableText, 'must be well-formed Unicode without NUL characters');
 
 export const subjectId = storedText()
   .min(1)
@@ -45,7 +42,7 @@ export const consentEventInput = z
     decision: z.enum(DECISIONS),
     jurisdiction: jurisdiction.nullish(),
     noticeVersion: storedText().min(1).max(LEDGER_LIMITS.maxNoticeVersionLength).nullish().describe('Version of the notice or policy shown.'),
-    method: z.enum(COLLECTION_METHODS).optional().describe('How the decision was collected (default api).'),
+    method: z.enum(INPUT_METHODS).optional().describe('How the decision was collected (default api). `gpc` is reserved to Custodian.'),
     clientTime: instant.nullish().describe('When the client says the choice was made; kept, not used for ordering.'),
     expiresAt: instant.nullish().describe('Default for grants: the purpose’s defaultExpiryMonths after recording.'),
     evidence: evidenceInput.nullish(),
@@ -164,17 +161,7 @@ export const purpose = z.object({
 });
 export const purposeList = z.object({ purposes: list(purpose) });
 export const purposeKeyParams = z.object({ key: purposeKey }).strict();
-export const purposeBody = z
-  .object({
-    title: storedText().min(1).max(200),
-    description: storedText().max(4000).default(''),
-    legalBasis,
-    consentRequired: z.boolean().optional().describe('Default: true when legalBasis is consent.'),
-    defaultExpiryMonths: z.number().int().min(1).max(120).nullable().optional().describe('Default 13 for consent, null otherwise.'),
-    jurisdictions: z.array(z.union([z.literal('*'), jurisdiction])).min(1).max(100).default(['*']),
-    gpcOptOut: z.boolean().default(false).describe('Sale, sharing or targeted advertising: GPC opts out.'),
-  })
-  .strict();
+export const purposeBody = purposeDefinitionSchema;
 
 export const subjectParams = z.object({ subjectId }).strict();
 

@@ -22,6 +22,11 @@ export interface Store {
   readonly db: Kysely<Database>;
   /** Runs `fn` in one write transaction; it commits when `fn` resolves and rolls back when it throws. */
   transaction<T>(fn: (trx: Executor) => Promise<T>): Promise<T>;
+  /**
+   * Inside a {@link Store.transaction}, waits for an exclusive lock named `key` held until the transaction ends
+   * (PostgreSQL advisory lock; SQLite's BEGIN IMMEDIATE already makes every write transaction exclusive).
+   */
+  lock(trx: Executor, key: string): Promise<void>;
   /** Applies pending migrations (forward-only). */
   migrate(): Promise<MigrationReport>;
   /** Resolves when the store answers a trivial query. */

@@ -29,6 +29,23 @@ describe.each(STORE_KINDS)('API keys on %s', (kind) => {
     expect(isCustodianError(err, 'CST_ERR_CONFIG')).toBe(true);
   });
 
+  // PostgreSQL only: several replicas share one PostgreSQL store; SQLite replicas are separate processes whose
+  // BEGIN IMMEDIATE serialises them (better-sqlite3 blocks its thread, so in-process replicas cannot model them).
+  if (kind === 'postgres') it('replicas bootstrapping together on an empty store mint exactly one admin key', async () => {
+    const { createCustodian } = await import('../../src/app/index.js');
+    const { storeFixture } = await import('../support/stores.js');
+    const fresh = await storeFixture(kind);
+    const replicas = await Promise.all([1, 2, 3].map(() => createCustodian({ ...c.config, dbUrl: fresh.url })));
+    try {
+      const minted = await Promise.all(replicas.map((r) => r.apiKeys.ensureAdmin()));
+      expect(minted.filter((m) => m !== null)).toHaveLength(1);
+      expect(await replicas[0]!.apiKeys.list()).toHaveLength(1);
+    } finally {
+      await Promise.all(replicas.map((r) => r.close()));
+      await fresh.cleanup();
+    }
+  });
+
   it('a revoked key stops authenticating at once in this process', async () => {
     const k = await c.apiKeys.create({ name: 'tmp', scopes: ['consent:write'], createdBy: 'test' });
     await c.apiKeys.authenticate(k.secret);

@@ -79,6 +79,8 @@ describe('evidence minimisation', () => {
       }),
     );
     expect(truncateIp('2001:db8:abcd:12:1:2:3:4')).toBe('2001:db8:abcd::');
+    expect(truncateIp('2001:db8:0:12::1')).toBe('2001:db8::');
+    expect(truncateIp('::ffff:c000:237')).toBe('::ffff:192.0.2.0');
     expect(truncateIp('::ffff:192.0.2.55')).toBe('::ffff:192.0.2.0');
     expect(truncateIp('not an ip')).toBeUndefined();
   });

@@ -136,6 +136,51 @@ describe.each(STORE_KINDS)('consent ledger on %s', (kind) => {
     expect((await c.ledger.history(s)).events[0]!.decision).toBe('granted');
   });
 
+  it('the projection can only follow the history: direct changes to consent_state are refused by the database', async () => {
+    const s = subject('guard');
+    const r = await c.ledger.record([{ subjectId: s, purpose: 'personalize', decision: 'withdrawn' }], ctx);
+    const attempt = async (q: ReturnType<typeof sql>) =>
+      q.execute(c.store.db).then(
+        () => 'changed',
+        (e: Error) => e.message,
+      );
+    expect(await attempt(sql`update consent_state set decision = 'granted' where subject_id = ${s}`)).toMatch(/only follows consent_events/);
+    expect(await attempt(sql`delete from consent_state where subject_id = ${s}`)).toMatch(/only follows consent_events/);
+    expect(await attempt(sql`insert into consent_state (subject_id, purpose, event_id, decision, legal_basis, method, gpc, recorded_at)
+      values (${s}, 'analytics.reporting', ${r.events[0]!.id}, 'granted', 'consent', 'api', 0, ${r.events[0]!.recordedAt})`)).toMatch(/only follows consent_events/);
+    expect(await c.ledger.check(s, 'personalize')).toMatchObject({ allowed: false, status: 'withdrawn' });
+  });
+
+  it('refuses what callers may not say: method gpc, an expiring denial', async () => {
+    const s = subject('reserved');
+    await expectCode(c.ledger.record([{ subjectId: s, purpose: 'personalize', decision: 'denied', method: 'gpc' as never }], ctx), 'CST_ERR_VALIDATION');
+    await expectCode(
+      c.ledger.record([{ subjectId: s, purpose: 'functional.service.improve', decision: 'denied', expiresAt: new Date(clock.now() + DAY).toISOString() }], ctx),
+      'CST_ERR_CONSENT_BAD_EXPIRY',
+    );
+    await expectCode(c.ledger.record([{ subjectId: `a\u0000b`, purpose: 'personalize', decision: 'granted' }], ctx), 'CST_ERR_VALIDATION');
+    await expectCode(c.ledger.record([{ subjectId: s, purpose: 'personalize', decision: 'granted', evidence: { userAgent: 'x'.repeat(2000) } }], ctx), 'CST_ERR_VALIDATION');
+    expect(await count(s)).toBe(0);
+  });
+
+  it('purpose definitions must be consistent, and a change by another process is seen within the refresh time', async () => {
+    await expectCode(
+      c.purposes.put('odd.purpose', { title: 'x', description: '', legalBasis: 'contract', consentRequired: true, defaultExpiryMonths: null, jurisdictions: ['*'], gpcOptOut: false }),
+      'CST_ERR_PURPOSE_INVALID',
+    );
+    const { createCustodian } = await import('../../src/app/index.js');
+    const other = await createCustodian(c.config, { clock });
+    try {
+      await other.purposes.put('marketing.postal', { title: 'Postal offers', description: '', legalBasis: 'consent', consentRequired: true, defaultExpiryMonths: 13, jurisdictions: ['EU'], gpcOptOut: false });
+      clock.advance(5001);
+      c.purposes.list(); // a stale read starts the refresh
+      await new Promise((r) => setTimeout(r, 50));
+      expect(c.purposes.peek('marketing.postal')).toMatchObject({ title: 'Postal offers', jurisdictions: ['EU'] });
+    } finally {
+      await other.close();
+    }
+  });
+
   it('answers as-of queries: the state at any past instant', async () => {
     const s = subject('asof');
     const t0 = clock.now();

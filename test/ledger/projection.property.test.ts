@@ -45,7 +45,7 @@ describe.each(STORE_KINDS)('projection invariants on %s', (kind) => {
             purpose: e.purpose,
             decision: e.decision,
             jurisdiction: 'US-CA',
-            ...(e.expiresInMs !== undefined ? { expiresAt: new Date(clock.now() + e.expiresInMs).toISOString() } : {}),
+            ...(e.expiresInMs !== undefined && e.decision === 'granted' ? { expiresAt: new Date(clock.now() + e.expiresInMs).toISOString() } : {}),
           }));
           await c.ledger.record(events, { actor: 'prop', gpc: b.gpc });
         }

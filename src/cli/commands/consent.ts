@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { COLLECTION_METHODS, type CollectionMethod, type Decision } from '../../ledger/index.js';
+import { INPUT_METHODS, type Decision, type InputMethod } from '../../ledger/index.js';
 import { withCustodian, withStoreOptions, type StoreOptions } from '../context.js';
 import { EXIT, printJson, type CliIo } from '../io.js';
 
@@ -13,7 +13,7 @@ interface DecisionOptions extends StoreOptions {
   readonly jurisdiction?: string;
   readonly noticeVersion?: string;
   readonly expiresAt?: string;
-  readonly method: CollectionMethod;
+  readonly method: InputMethod;
   readonly idempotencyKey?: string;
   readonly actor: string;
 }
@@ -33,7 +33,7 @@ export function consentCommand(io: CliIo, setExitCode: (code: number) => void): 
       .option('--jurisdiction <code>', 'jurisdiction code, e.g. EU, UK, US-CA')
       .option('--notice-version <version>', 'version of the notice shown')
       .option('--expires-at <instant>', 'ISO-8601 expiry (grants default to the purpose’s expiry)')
-      .addOption(new Option('--method <method>', 'collection method').choices(COLLECTION_METHODS).default('cli'))
+      .addOption(new Option('--method <method>', 'collection method').choices(INPUT_METHODS).default('cli'))
       .option('--idempotency-key <key>', 'records once however often repeated')
       .option('--actor <name>', 'who records, for the ledger', 'cli')
       .action(async (subjectId: string, purpose: string, opts: DecisionOptions) => {

@@ -40,14 +40,10 @@ export function purposesCommand(io: CliIo): Command {
     .argument('<file>', 'purposes file')
     .action(async (file: string, opts: StoreOptions) => {
       const defs = await readPurposesFile(file);
-      // Validate every definition before writing any, so a bad file changes nothing.
-      for (const { key, ...d } of defs) validatePurpose({ key, ...toPurposeInput(d) });
-      const result = await withCustodian(io, opts, async (c) => {
-        const out: Array<{ key: string; created: boolean }> = [];
-        for (const { key, ...d } of defs) out.push({ key, created: (await c.purposes.put(key, toPurposeInput(d))).created });
-        return out;
-      });
-      printJson(io, { imported: result });
+      // All definitions are validated, then written in one transaction: a bad file or a failed write changes nothing.
+      const purposes = defs.map(({ key, ...d }) => validatePurpose({ key, ...toPurposeInput(d) }));
+      const result = await withCustodian(io, opts, (c) => c.purposes.putMany(purposes));
+      printJson(io, { imported: result.map((r) => ({ key: r.purpose.key, created: r.created })) });
     });
   return purposes;
 }

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Custodian } from '../../app/index.js';
+import { toPurposeInput } from '../../ledger/index.js';
 import { errorResponses, purpose, purposeBody, purposeKeyParams, purposeList } from '../schemas.js';
 
 /** Purpose configuration routes. */
@@ -26,17 +27,7 @@ export function purposeRoutes(custodian: Custodian): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const b = request.body;
-        const isConsent = b.legalBasis === 'consent';
-        const { purpose: saved, created } = await purposes.put(request.params.key, {
-          title: b.title,
-          description: b.description,
-          legalBasis: b.legalBasis,
-          consentRequired: b.consentRequired ?? isConsent,
-          defaultExpiryMonths: b.defaultExpiryMonths === undefined ? (isConsent ? 13 : null) : b.defaultExpiryMonths,
-          jurisdictions: b.jurisdictions,
-          gpcOptOut: b.gpcOptOut,
-        });
+        const { purpose: saved, created } = await purposes.put(request.params.key, toPurposeInput(request.body));
         return reply.code(created ? 201 : 200).send(saved);
       },
     );

@@ -106,9 +106,51 @@ const m0001 = (kind: StoreKind): Migration => ({
   },
 });
 
+/**
+ * The projection may only follow the history: each consent_state row must describe an existing consent event
+ * of the same subject and purpose, may only move to a later event, and may not be deleted. An operator can no
+ * longer make a check answer differently from what the append-only history says.
+ */
+const m0002 = (kind: StoreKind): Migration => ({
+  async up(db) {
+    const matches = (row: string) => `exists (select 1 from consent_events e where e.id = ${row}.event_id
+      and e.subject_id = ${row}.subject_id and e.purpose = ${row}.purpose and e.decision = ${row}.decision
+      and e.method = ${row}.method and e.gpc = ${row}.gpc and e.recorded_at = ${row}.recorded_at
+      and e.expires_at is not distinct from ${row}.expires_at)`;
+    if (kind === 'sqlite') {
+      const guard = `select raise(abort, 'consent_state only follows consent_events')`;
+      await sql.raw(`create trigger consent_state_follows_insert before insert on consent_state
+        when not ${matches('new').replace(/is not distinct from/g, 'is')} begin ${guard}; end`).execute(db);
+      await sql.raw(`create trigger consent_state_follows_update before update on consent_state
+        when new.event_id <= old.event_id or new.subject_id <> old.subject_id or new.purpose <> old.purpose
+          or not ${matches('new').replace(/is not distinct from/g, 'is')} begin ${guard}; end`).execute(db);
+      await sql.raw(`create trigger consent_state_no_delete before delete on consent_state begin ${guard}; end`).execute(db);
+      return;
+    }
+    await sql.raw(`create or replace function custodian_state_follows_events() returns trigger language plpgsql as $$
+      begin
+        if tg_op = 'DELETE' then
+          raise exception 'consent_state only follows consent_events' using errcode = 'P0403';
+        end if;
+        if tg_op = 'UPDATE' and (new.event_id <= old.event_id or new.subject_id <> old.subject_id or new.purpose <> old.purpose) then
+          raise exception 'consent_state only follows consent_events' using errcode = 'P0403';
+        end if;
+        if not ${matches('new')} then
+          raise exception 'consent_state only follows consent_events' using errcode = 'P0403';
+        end if;
+        return new;
+      end $$`).execute(db);
+    await sql`create trigger consent_state_follows before insert or update or delete on consent_state
+      for each row execute function custodian_state_follows_events()`.execute(db);
+    await sql`create trigger consent_state_no_truncate before truncate on consent_state
+      for each statement execute function custodian_refuse_change()`.execute(db);
+  },
+});
+
 /** Forward-only migrations for `kind`, in the order they apply (names sort lexically). */
 export function migrationsFor(kind: StoreKind): Record<string, Migration> {
   return {
     '0001_consent_ledger': m0001(kind),
+    '0002_consent_state_guard': m0002(kind),
   };
 }

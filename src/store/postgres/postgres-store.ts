@@ -42,6 +42,10 @@ export class PostgresStore implements Store {
     }
   }
 
+  async lock(trx: Executor, key: string): Promise<void> {
+    await sql`select pg_advisory_xact_lock(hashtext(${key}))`.execute(trx);
+  }
+
   migrate(): Promise<MigrationReport> {
     return runMigrations(this.db as Kysely<unknown>, 'postgres');
   }

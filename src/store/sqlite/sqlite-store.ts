@@ -52,8 +52,16 @@ export class SqliteStore implements Store {
     });
   }
 
+  async lock(): Promise<void> {
+    // BEGIN IMMEDIATE already holds the database's single write lock.
+  }
+
+  /**
+   * Kysely runs SQLite migrations without a transaction; running them inside BEGIN IMMEDIATE makes each run
+   * atomic and keeps two processes from migrating the same file at once.
+   */
   migrate(): Promise<MigrationReport> {
-    return runMigrations(this.db as Kysely<unknown>, 'sqlite');
+    return this.transaction((trx) => runMigrations(trx as Kysely<unknown>, 'sqlite'));
   }
 
   async ping(): Promise<void> {
