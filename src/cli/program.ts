@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { isCustodianError } from '../core/index.js';
+import { storeUnavailableReason } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { consentCommand } from './commands/consent.js';
 import { dbCommand } from './commands/db.js';
@@ -45,6 +46,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.stderr(`error ${err.code}: ${err.message}\n`);
       if (err.details !== undefined) io.stderr(JSON.stringify(err.details) + '\n');
       return err.status < 500 ? EXIT.badInput : EXIT.failure;
+    }
+    const unavailable = storeUnavailableReason(err);
+    if (unavailable !== undefined) {
+      io.stderr(`error CST_ERR_UNAVAILABLE: the store is unavailable (${unavailable}); retry later\n`);
+      return EXIT.failure;
     }
     const e = err as NodeJS.ErrnoException;
     io.stderr(`error: ${e.code === 'ECONNREFUSED' ? 'store unreachable' : 'unexpected failure'} (${e.name}${e.code ? ` ${e.code}` : ''})\n`);

@@ -74,6 +74,7 @@ export class PurposeRegistry {
 
   /** The purpose with `key`, reloading once if unknown (it may have been added by another process). */
   async get(key: string): Promise<Purpose | undefined> {
+    this.#refreshIfStale();
     const p = this.#byKey.get(key);
     if (p !== undefined) return p;
     if (!isFresh(this.#loadedAt, this.#clock.now(), RELOAD_ON_MISS_MS)) await this.load();
