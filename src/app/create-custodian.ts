@@ -24,6 +24,11 @@ export interface CreateCustodianOptions {
   readonly clock?: Clock;
   /** Use this store instead of opening `config.dbUrl`; it is closed with the Custodian. */
   readonly store?: Store;
+  /**
+   * Watch the store for other processes' consent changes so caches stay coherent (default true).
+   * Short-lived processes (CLI commands) turn it off.
+   */
+  readonly watch?: boolean;
 }
 
 /** The only composition root: opens the store, migrates, loads keys and purposes, and wires the services. */
@@ -36,8 +41,13 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
     const purposes = new PurposeRegistry({ store, clock });
     await purposes.load();
     const ledger = new ConsentLedger({ store, purposes, clock }, config.ledger);
+    if (options.watch !== false) await ledger.watch();
     const apiKeys = new ApiKeyService({ store, clock });
-    return Object.freeze({ config, clock, store, masterKey, purposes, ledger, apiKeys, migrations, close: () => store.close() });
+    const close = async () => {
+      await ledger.stopWatching();
+      await store.close();
+    };
+    return Object.freeze({ config, clock, store, masterKey, purposes, ledger, apiKeys, migrations, close });
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;

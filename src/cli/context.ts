@@ -18,7 +18,7 @@ export function withStoreOptions(cmd: Command): Command {
 /** Opens Custodian for one command and closes it afterwards. */
 export async function withCustodian<T>(io: CliIo, opts: StoreOptions, fn: (c: Custodian) => Promise<T>, extra: ConfigOverrides = {}): Promise<T> {
   const overrides: ConfigOverrides = { ...extra, ...(opts.db ? { dbUrl: opts.db } : {}), ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) };
-  const custodian = await createCustodian(loadConfig(io.env, { logLevel: 'warn', ...overrides }));
+  const custodian = await createCustodian(loadConfig(io.env, { logLevel: 'warn', ...overrides }), { watch: false });
   try {
     return await fn(custodian);
   } finally {

@@ -1,4 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
+
+const POOL = Buffer.allocUnsafe(16 * 256);
+let poolOffset = POOL.length;
 
 const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -12,7 +15,12 @@ let counter = 0; // 12-bit rand_a counter, RFC 9562 §6.2 method 1
  * clock goes backwards the id follows the clock, keeping id order equal to time order.
  */
 export function uuidv7(ms: number = Date.now()): string {
-  const bytes = randomBytes(16);
+  if (poolOffset === POOL.length) {
+    randomFillSync(POOL);
+    poolOffset = 0;
+  }
+  const bytes = POOL.subarray(poolOffset, poolOffset + 16);
+  poolOffset += 16;
   if (ms === lastMs) {
     counter++;
     if (counter > 0xfff) {

@@ -13,7 +13,7 @@ import {
   type LegalBasis,
   type Purpose,
 } from '../core/index.js';
-import type { Executor, Store } from '../store/index.js';
+import type { ConsentWatch, Executor, Store } from '../store/index.js';
 import { consentRepository as repo, isoOrNull, type EventRow, type NewEventRow } from './consent-repository.js';
 import { minimiseEvidence } from './evidence.js';
 import { LEDGER_LIMITS } from './limits.js';
@@ -41,10 +41,15 @@ export interface ConsentLedgerOptions {
   /** Truncate evidence IPs (IPv4 /24, IPv6 /48). Default true. */
   readonly truncateIp?: boolean;
   /**
-   * How long a cached projection of a subject is trusted before it is re-read. Writes through this
-   * ledger invalidate at once; this bounds how long a write by another process can go unseen. Default 1000.
+   * How long a cached projection of a subject is trusted while no change feed is running (see
+   * {@link ConsentLedger.watch}): it bounds how long another process's write can go unseen. Default 1000.
    */
   readonly cacheTtlMs?: number;
+  /**
+   * How long a cached projection is trusted while the change feed is healthy (other processes' writes arrive
+   * as notices: PostgreSQL NOTIFY, SQLite data_version polled every 50 ms). A safety net only. Default 60,000.
+   */
+  readonly cacheMaxAgeMs?: number;
   /** Subjects kept in the in-process cache. Default 100,000. */
   readonly cacheMaxSubjects?: number;
   /** Apply GPC as an opt-out in every jurisdiction, not only where the law requires it. Default false. */
@@ -61,6 +66,7 @@ export interface ConsentLedgerDeps {
 interface CacheEntry {
   readonly loadedAt: number;
   readonly states: Map<string, StateRow>;
+  readonly checks?: Map<string, { check: ConsentCheck; purpose: Purpose; validUntil: number }>;
 }
 
 interface PreparedEvent {
@@ -94,6 +100,8 @@ export class ConsentLedger {
   readonly #clock: Clock;
   readonly #truncateIp: boolean;
   readonly #ttl: number;
+  readonly #maxAge: number;
+  #watch: ConsentWatch | undefined;
   readonly #maxSubjects: number;
   readonly #gpcEverywhere: boolean;
   readonly #cache = new Map<string, CacheEntry>();
@@ -105,8 +113,37 @@ export class ConsentLedger {
     this.#clock = deps.clock;
     this.#truncateIp = options.truncateIp ?? true;
     this.#ttl = options.cacheTtlMs ?? 1000;
+    this.#maxAge = options.cacheMaxAgeMs ?? 60_000;
     this.#maxSubjects = options.cacheMaxSubjects ?? 100_000;
     this.#gpcEverywhere = options.gpcEverywhere ?? false;
+  }
+
+  /**
+   * Starts listening for consent changes committed by other processes on the same store, so cached
+   * projections are dropped when they change instead of after a fixed TTL. Idempotent.
+   */
+  async watch(): Promise<void> {
+    if (this.#watch !== undefined) return;
+    this.#watch = await this.#store.watchConsentChanges((subjectIds) => {
+      if (subjectIds === null) {
+        this.#generation++;
+        this.#cache.clear();
+      } else {
+        this.#invalidate(subjectIds);
+      }
+    });
+  }
+
+  /** Stops the change feed started by {@link watch}. */
+  async stopWatching(): Promise<void> {
+    const w = this.#watch;
+    this.#watch = undefined;
+    await w?.stop();
+  }
+
+  /** How long a cache entry is trusted now: long while the change feed is healthy, short otherwise. */
+  #cacheTtl(): number {
+    return this.#watch?.healthy === true ? this.#maxAge : this.#ttl;
   }
 
   /**
@@ -211,6 +248,7 @@ export class ConsentLedger {
       if (rows.length > 0) {
         await repo.insertEvents(trx, rows);
         await repo.upsertState(trx, latestPerPair(rows));
+        await this.#store.announceConsentChange(trx, rows.map((r) => r.subject_id));
         return { batchId, events: answer };
       }
       // A whole replay of one earlier batch answers with that batch's id, as the first answer did.
@@ -350,7 +388,14 @@ export class ConsentLedger {
     const purpose = this.#purposes.peek(purposeKey) ?? (await this.#purposes.require(purposeKey, 'purpose'));
     const now = this.#clock.now();
     const entry = this.#cache.get(subjectId);
-    if (entry !== undefined && isFresh(entry.loadedAt, now, this.#ttl)) return evaluate(subjectId, purpose, entry.states.get(purposeKey), now);
+    if (entry !== undefined && isFresh(entry.loadedAt, now, this.#cacheTtl())) {
+      const memo = entry.checks?.get(purposeKey);
+      if (memo !== undefined && memo.purpose === purpose && now < memo.validUntil) return memo.check;
+      const row = entry.states.get(purposeKey);
+      const check = Object.freeze(evaluate(subjectId, purpose, row, now));
+      entry.checks?.set(purposeKey, { check, purpose, validUntil: row?.expiresAt ?? Infinity });
+      return check;
+    }
     checkSubjectId(subjectId);
     const states = await this.#states(subjectId, now);
     return evaluate(subjectId, purpose, states.get(purposeKey), now);
@@ -368,7 +413,7 @@ export class ConsentLedger {
     const now = this.#clock.now();
     const missing = [...new Set(pairs.map((p) => p.subjectId))].filter((s) => {
       const e = this.#cache.get(s);
-      return e === undefined || !isFresh(e.loadedAt, now, this.#ttl);
+      return e === undefined || !isFresh(e.loadedAt, now, this.#cacheTtl());
     });
     const loaded = missing.length > 0 ? await this.#load(missing, now) : new Map<string, Map<string, StateRow>>();
     return pairs.map(({ subjectId, purpose }) => {
@@ -379,7 +424,7 @@ export class ConsentLedger {
 
   async #states(subjectId: string, now: number): Promise<Map<string, StateRow>> {
     const entry = this.#cache.get(subjectId);
-    if (entry !== undefined && isFresh(entry.loadedAt, now, this.#ttl)) return entry.states;
+    if (entry !== undefined && isFresh(entry.loadedAt, now, this.#cacheTtl())) return entry.states;
     return (await this.#load([subjectId], now)).get(subjectId)!;
   }
 
@@ -390,7 +435,7 @@ export class ConsentLedger {
     if (generation === this.#generation && this.#ttl > 0) {
       for (const [id, states] of loaded) {
         this.#cache.delete(id);
-        this.#cache.set(id, { loadedAt: now, states });
+        this.#cache.set(id, { loadedAt: now, states, checks: new Map() });
       }
       while (this.#cache.size > this.#maxSubjects) this.#cache.delete(this.#cache.keys().next().value!);
     }

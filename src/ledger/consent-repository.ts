@@ -1,6 +1,6 @@
 import { storedToIso } from '../core/index.js';
 import type { ConsentEventsTable, Executor } from '../store/index.js';
-import type { Insertable, Selectable } from 'kysely';
+import { PostgresAdapter, sql, type Insertable, type Selectable } from 'kysely';
 import type { StateRow } from './projection.js';
 import type { CollectionMethod, Decision } from './types.js';
 
@@ -47,6 +47,15 @@ export const consentRepository = {
   },
 
   async insertEvents(db: Executor, rows: readonly NewEventRow[]): Promise<void> {
+    if (db.getExecutor().adapter instanceof PostgresAdapter) {
+      const col = <K extends keyof NewEventRow>(k: K) => rows.map((r) => r[k] ?? null);
+      await sql`insert into consent_events (id, subject_id, purpose, decision, legal_basis, jurisdiction, notice_version, method, recorded_at, client_time, expires_at, gpc, evidence, evidence_format, idempotency_key, request_hash, batch_id, actor)
+        select * from unnest(${col('id')}::uuid[], ${col('subject_id')}::varchar[], ${col('purpose')}::varchar[], ${col('decision')}::varchar[], ${col('legal_basis')}::varchar[],
+          ${col('jurisdiction')}::varchar[], ${col('notice_version')}::varchar[], ${col('method')}::varchar[], ${col('recorded_at')}::timestamptz[], ${col('client_time')}::timestamptz[],
+          ${col('expires_at')}::timestamptz[], ${rows.map((r) => r.gpc ?? 0)}::smallint[], ${col('evidence')}::text[], ${rows.map((r) => r.evidence_format ?? 'json')}::varchar[], ${col('idempotency_key')}::varchar[],
+          ${col('request_hash')}::varchar[], ${col('batch_id')}::uuid[], ${col('actor')}::varchar[])`.execute(db);
+      return;
+    }
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       await db.insertInto('consent_events').values(rows.slice(i, i + INSERT_CHUNK)).execute();
     }
@@ -61,6 +70,16 @@ export const consentRepository = {
     // Rows are locked in VALUES order: a fixed (subject, purpose) order keeps concurrent PostgreSQL batches
     // touching the same subjects from locking in opposite orders and deadlocking (40P01).
     const rows = [...unordered].sort((a, b) => compareKeys(a.subject_id, b.subject_id) || compareKeys(a.purpose, b.purpose));
+    if (db.getExecutor().adapter instanceof PostgresAdapter) {
+      const col = <K extends keyof NewEventRow>(k: K) => rows.map((r) => r[k] ?? null);
+      await sql`insert into consent_state (subject_id, purpose, event_id, decision, legal_basis, method, jurisdiction, gpc, recorded_at, expires_at)
+        select * from unnest(${col('subject_id')}::varchar[], ${col('purpose')}::varchar[], ${col('id')}::uuid[], ${col('decision')}::varchar[], ${col('legal_basis')}::varchar[],
+          ${col('method')}::varchar[], ${col('jurisdiction')}::varchar[], ${rows.map((r) => r.gpc ?? 0)}::smallint[], ${col('recorded_at')}::timestamptz[], ${col('expires_at')}::timestamptz[])
+        on conflict (subject_id, purpose) do update set event_id = excluded.event_id, decision = excluded.decision, legal_basis = excluded.legal_basis, method = excluded.method,
+          jurisdiction = excluded.jurisdiction, gpc = excluded.gpc, recorded_at = excluded.recorded_at, expires_at = excluded.expires_at
+        where consent_state.event_id < excluded.event_id`.execute(db);
+      return;
+    }
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       const chunk = rows.slice(i, i + INSERT_CHUNK).map((r) => ({
         subject_id: r.subject_id,

@@ -54,26 +54,40 @@ export function toPurposeState(purpose: string, row: StateRow | undefined, at: n
  * basis are allowed without one, except that an objection (a `denied`/`withdrawn` event) stops processing
  * based on public task or legitimate interests (GDPR Art. 21(1), and absolutely for direct marketing, Art. 21(3)).
  */
+const REASONS = Object.fromEntries(
+  Object.entries(LEGAL_BASES).map(([key, b]) => [
+    key,
+    {
+      granted: `consent granted (${b.article})`,
+      objected: `the subject objected to processing under ${key} (GDPR Art. 21)`,
+      notRequired: `legal basis ${key} (${b.article}) does not require consent`,
+    },
+  ]),
+) as Record<string, { granted: string; objected: string; notRequired: string }>;
+
+function answer(subjectId: string, purpose: Purpose, status: ConsentCheck['status'], row: StateRow | undefined, allowed: boolean, reason: string): ConsentCheck {
+  return { subjectId, purpose: purpose.key, status, legalBasis: purpose.legalBasis, eventId: row === undefined ? null : row.eventId, allowed, reason };
+}
+
 export function evaluate(subjectId: string, purpose: Purpose, row: StateRow | undefined, at: number): ConsentCheck {
   const status = statusAt(row, at);
-  const base = { subjectId, purpose: purpose.key, status, legalBasis: purpose.legalBasis, eventId: row?.eventId ?? null };
-  const basis = LEGAL_BASES[purpose.legalBasis];
+  const reasons = REASONS[purpose.legalBasis]!;
   if (purpose.consentRequired) {
     switch (status) {
       case 'granted':
-        return { ...base, allowed: true, reason: `consent granted (${basis.article})` };
+        return answer(subjectId, purpose, status, row, true, reasons.granted);
       case 'expired':
-        return { ...base, allowed: false, reason: 'consent expired; ask again' };
+        return answer(subjectId, purpose, status, row, false, 'consent expired; ask again');
       case 'withdrawn':
-        return { ...base, allowed: false, reason: 'consent withdrawn (GDPR Art. 7(3))' };
+        return answer(subjectId, purpose, status, row, false, 'consent withdrawn (GDPR Art. 7(3))');
       case 'denied':
-        return { ...base, allowed: false, reason: row?.method === 'gpc' ? 'opted out by Global Privacy Control signal' : 'consent denied' };
+        return answer(subjectId, purpose, status, row, false, row?.method === 'gpc' ? 'opted out by Global Privacy Control signal' : 'consent denied');
       case 'none':
-        return { ...base, allowed: false, reason: 'no consent recorded' };
+        return answer(subjectId, purpose, status, row, false, 'no consent recorded');
     }
   }
-  if (basis.objectable && (status === 'denied' || status === 'withdrawn')) {
-    return { ...base, allowed: false, reason: `the subject objected to processing under ${purpose.legalBasis} (GDPR Art. 21)` };
+  if (LEGAL_BASES[purpose.legalBasis].objectable && (status === 'denied' || status === 'withdrawn')) {
+    return answer(subjectId, purpose, status, row, false, reasons.objected);
   }
-  return { ...base, allowed: true, reason: `legal basis ${purpose.legalBasis} (${basis.article}) does not require consent` };
+  return answer(subjectId, purpose, status, row, true, reasons.notRequired);
 }

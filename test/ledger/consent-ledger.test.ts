@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createCustodian } from '../../src/app/index.js';
 import type { Custodian } from '../../src/app/index.js';
 import { ManualClock, isCustodianError, type ErrorCode } from '../../src/core/index.js';
 import type { ConsentEventInput } from '../../src/ledger/index.js';
@@ -168,8 +169,7 @@ describe.each(STORE_KINDS)('consent ledger on %s', (kind) => {
       c.purposes.put('odd.purpose', { title: 'x', description: '', legalBasis: 'contract', consentRequired: true, defaultExpiryMonths: null, jurisdictions: ['*'], gpcOptOut: false }),
       'CST_ERR_PURPOSE_INVALID',
     );
-    const { createCustodian } = await import('../../src/app/index.js');
-    const other = await createCustodian(c.config, { clock });
+    const other = await createCustodian(c.config, { clock, watch: false });
     try {
       await other.purposes.put('marketing.postal', { title: 'Postal offers', description: '', legalBasis: 'consent', consentRequired: true, defaultExpiryMonths: 13, jurisdictions: ['EU'], gpcOptOut: false });
       clock.advance(5001);
@@ -309,19 +309,32 @@ describe.each(STORE_KINDS)('consent ledger on %s', (kind) => {
     expect(await c.ledger.check(b, 'personalize')).toMatchObject({ allowed: false, subjectId: b });
   });
 
-  it('a write by another process is seen once the cache TTL has passed', async () => {
-    const other = await import('../../src/app/index.js').then((m) =>
-      m.createCustodian(c.config, { clock }),
-    );
+  it('a write by another process reaches a warm cache through the change feed, without waiting for a TTL', async () => {
+    const other = await createCustodian(c.config, { clock, watch: false });
     try {
       const s = subject('xproc');
       await c.ledger.record([{ subjectId: s, purpose: 'personalize', decision: 'granted' }], ctx);
       expect(await c.ledger.check(s, 'personalize')).toMatchObject({ allowed: true }); // cached in c
       await other.ledger.record([{ subjectId: s, purpose: 'personalize', decision: 'withdrawn' }], ctx);
-      clock.advance(1001);
-      expect(await c.ledger.check(s, 'personalize')).toMatchObject({ allowed: false, status: 'withdrawn' });
+      // The manual clock does not move: only the feed (NOTIFY / data_version) can make c see the withdrawal.
+      await vi.waitFor(async () => expect(await c.ledger.check(s, 'personalize')).toMatchObject({ allowed: false, status: 'withdrawn' }), { timeout: 2000, interval: 20 });
     } finally {
       await other.close();
+    }
+  });
+
+  it("without a change feed, the cache TTL bounds how long another process's write goes unseen", async () => {
+    const reader = await createCustodian(c.config, { clock, watch: false });
+    try {
+      const s = subject('ttl');
+      await reader.ledger.record([{ subjectId: s, purpose: 'personalize', decision: 'granted' }], ctx);
+      expect(await reader.ledger.check(s, 'personalize')).toMatchObject({ allowed: true });
+      await c.ledger.record([{ subjectId: s, purpose: 'personalize', decision: 'withdrawn' }], ctx);
+      expect(await reader.ledger.check(s, 'personalize')).toMatchObject({ allowed: true }); // still within the 1 s TTL
+      clock.advance(1001);
+      expect(await reader.ledger.check(s, 'personalize')).toMatchObject({ allowed: false, status: 'withdrawn' });
+    } finally {
+      await reader.close();
     }
   });
 });

@@ -54,7 +54,6 @@ const m0001 = (kind: StoreKind): Migration => ({
       .addColumn('actor', 'varchar(128)', (c) => c.notNull())
       .execute();
     await db.schema.createIndex('consent_events_subject_purpose').on('consent_events').columns(['subject_id', 'purpose', 'id']).execute();
-    await db.schema.createIndex('consent_events_batch').on('consent_events').column('batch_id').execute();
     await db.schema
       .createIndex('consent_events_idempotency_key')
       .unique()

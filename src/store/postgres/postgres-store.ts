@@ -3,7 +3,11 @@ import pg from 'pg';
 import type { Database } from '../database.js';
 import { runMigrations } from '../migrations/run-migrations.js';
 import { isRetryableConflict } from '../store-errors.js';
-import type { Executor, MigrationReport, Store } from '../store.js';
+import type { ConsentChangeListener, ConsentWatch, Executor, MigrationReport, Store } from '../store.js';
+
+const CHANNEL = 'custodian_consent';
+// NOTIFY payloads must stay under 8000 bytes; larger change sets say "*" (everything may have changed).
+const MAX_PAYLOAD = 7000;
 
 const MAX_ATTEMPTS = 3;
 
@@ -19,7 +23,10 @@ export class PostgresStore implements Store {
   readonly db: Kysely<Database>;
   readonly #pool: pg.Pool;
 
+  readonly #connectionString: string;
+
   constructor(options: PostgresStoreOptions) {
+    this.#connectionString = options.connectionString;
     this.#pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.maxConnections ?? 10,
@@ -40,6 +47,91 @@ export class PostgresStore implements Store {
         await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
       }
     }
+  }
+
+  async announceConsentChange(trx: Executor, subjectIds: readonly string[]): Promise<void> {
+    if (subjectIds.length === 0) return;
+    let payload = JSON.stringify([...new Set(subjectIds)]);
+    if (Buffer.byteLength(payload) > MAX_PAYLOAD) payload = '*';
+    // Delivered by PostgreSQL only if and when the transaction commits.
+    await sql`select pg_notify(${CHANNEL}, ${payload})`.execute(trx);
+  }
+
+  /**
+   * LISTENs on a dedicated connection. When it drops, the listener hears null, `healthy` turns false, and it
+   * reconnects with backoff; once listening again the listener hears null once more (changes may have been missed).
+   */
+  async watchConsentChanges(listener: ConsentChangeListener): Promise<ConsentWatch> {
+    let client: pg.Client | undefined;
+    let healthy = false;
+    let stopped = false;
+    let retryMs = 100;
+    let timer: NodeJS.Timeout | undefined;
+    const onNotice = (msg: pg.Notification) => {
+      if (msg.channel !== CHANNEL) return;
+      if (msg.payload === undefined || msg.payload === '*') return listener(null);
+      try {
+        listener(JSON.parse(msg.payload) as string[]);
+      } catch {
+        listener(null);
+      }
+    };
+    const lost = () => {
+      if (!healthy && client === undefined) return;
+      healthy = false;
+      client?.removeAllListeners();
+      client?.end().catch(() => undefined);
+      client = undefined;
+      listener(null);
+      if (!stopped) {
+        timer = setTimeout(() => void connect(), retryMs);
+        timer.unref();
+        retryMs = Math.min(retryMs * 2, 5000);
+      }
+    };
+    const connect = async (): Promise<void> => {
+      const c = new pg.Client({ connectionString: this.#connectionString });
+      c.on('error', lost);
+      c.on('end', lost);
+      c.on('notification', onNotice);
+      try {
+        await c.connect();
+        await c.query(`listen ${CHANNEL}`);
+      } catch {
+        c.removeAllListeners();
+        await c.end().catch(() => undefined);
+        if (!stopped) {
+          timer = setTimeout(() => void connect(), retryMs);
+          timer.unref();
+          retryMs = Math.min(retryMs * 2, 5000);
+        }
+        return;
+      }
+      if (stopped) {
+        c.removeAllListeners();
+        await c.end().catch(() => undefined);
+        return;
+      }
+      client = c;
+      healthy = true;
+      retryMs = 100;
+      listener(null);
+    };
+    await connect();
+    return {
+      get healthy() {
+        return healthy;
+      },
+      stop: async () => {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+        const c = client;
+        client = undefined;
+        healthy = false;
+        c?.removeAllListeners();
+        await c?.end().catch(() => undefined);
+      },
+    };
   }
 
   async lock(trx: Executor, key: string): Promise<void> {

@@ -4,7 +4,10 @@ import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
 import type { Database } from '../database.js';
 import { runMigrations } from '../migrations/run-migrations.js';
-import type { Executor, MigrationReport, Store } from '../store.js';
+import type { ConsentChangeListener, ConsentWatch, Executor, MigrationReport, Store } from '../store.js';
+
+/** How often another process's commits are looked for (PRAGMA data_version). */
+export const SQLITE_CHANGE_POLL_MS = 50;
 
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions {
@@ -35,7 +38,21 @@ export class SqliteStore implements Store {
     this.#raw.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
     this.#raw.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
     this.#raw.pragma('foreign_keys = ON');
-    this.db = new Kysely<Database>({ dialect: new SqliteDialect({ database: this.#raw }) });
+    const raw = this.#raw;
+    const cache = new Map<string, SQLite.Statement>();
+    const database = {
+      close: () => raw.close(),
+      prepare: (text: string) => {
+        let stmt = cache.get(text);
+        if (stmt === undefined || stmt.busy) {
+          stmt = raw.prepare(text);
+          if (cache.size >= 200) cache.delete(cache.keys().next().value!);
+          cache.set(text, stmt);
+        }
+        return stmt;
+      },
+    };
+    this.db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
   }
 
   async transaction<T>(fn: (trx: Executor) => Promise<T>): Promise<T> {
@@ -50,6 +67,32 @@ export class SqliteStore implements Store {
         throw err;
       }
     });
+  }
+
+  async announceConsentChange(): Promise<void> {
+    // Other connections notice commits through PRAGMA data_version; nothing to send.
+  }
+
+  /**
+   * Polls PRAGMA data_version, which changes only when another connection commits: any such commit may have
+   * changed any subject, so the listener hears null. Costs one header read every {@link SQLITE_CHANGE_POLL_MS}.
+   */
+  async watchConsentChanges(listener: ConsentChangeListener): Promise<ConsentWatch> {
+    const read = () => this.#raw.pragma('data_version', { simple: true }) as number;
+    let last = read();
+    const timer = setInterval(() => {
+      try {
+        const now = read();
+        if (now !== last) {
+          last = now;
+          listener(null);
+        }
+      } catch {
+        listener(null); // closed or failing: make the reader distrust its cache
+      }
+    }, SQLITE_CHANGE_POLL_MS);
+    timer.unref();
+    return { healthy: true, stop: async () => clearInterval(timer) };
   }
 
   async lock(): Promise<void> {
