@@ -8,7 +8,7 @@
  *     consent_state upsert), splits the gap into what the schema costs and what our code costs. The
  *     writers run interleaved batch by batch, so machine noise hits all alike.
  * (b) check: in-process `ledger.check` on a warm projection vs a plain Map lookup in the same loop, with
- *     the default configuration (projection cache TTL 1 s) and with a TTL longer than the run (cache hits only).
+ *     the default configuration (change feed on, cache entries trusted up to 60 s) and with a TTL longer than the run (cache hits only).
  * (c) http: `GET /v1/consent/check` vs a Fastify hello-world route in the same process, with autocannon
  *     in a child process so the load generator does not share the server's event loop; the targets are
  *     loaded in interleaved 1 s slices.
@@ -297,7 +297,7 @@ interface Pairs {
 }
 
 interface CheckFigures {
-  /** Default configuration (cache TTL 1 s): entries expire during the loop and are re-read. */
+  /** Default configuration: change feed on, entries trusted up to cacheMaxAgeMs (60 s). */
   readonly oursPerS: number;
   /** Cache TTL longer than the run: cache hits only. */
   readonly hitPerS: number;
@@ -528,7 +528,7 @@ function report(f: StoreFigures): string {
     ['    median batch (ours / raw)', `${fixed(w.ours.batchMs, 1)} ms`, `${fixed(w.raw.batchMs, 1)} ms`, '', '', ''],
     ['    split: raw driver into our schema', '', `${int(w.floor.perS)} ev/s`, fixed(w.floor.perS / w.raw.perS, 3), 'schema/bare', ''],
     ['    split: ours vs raw into our schema', `${int(w.ours.perS)} ev/s`, `${int(w.floor.perS)} ev/s`, fixed(w.ours.perS / w.floor.perS, 3), 'code/schema', ''],
-    ['(b) ledger.check, default config (TTL 1 s)', `${int(c.oursPerS)} /s`, `${int(c.mapPerS)} /s`, fixed(c.oursPerS / c.mapPerS, 4), `≥ ${int(GOALS.checksPerS)} /s`, verdict(c.oursPerS, GOALS.checksPerS)],
+    ['(b) ledger.check, default config (change feed)', `${int(c.oursPerS)} /s`, `${int(c.mapPerS)} /s`, fixed(c.oursPerS / c.mapPerS, 4), `≥ ${int(GOALS.checksPerS)} /s`, verdict(c.oursPerS, GOALS.checksPerS)],
     ['    cache hits only (TTL 1 h)', `${int(c.hitPerS)} /s`, `${int(c.mapPerS)} /s`, fixed(c.hitPerS / c.mapPerS, 4), `≥ ${int(GOALS.checksPerS)} /s`, verdict(c.hitPerS, GOALS.checksPerS)],
     ['    floor of an awaited call (Map.get in async fn)', '', `${int(c.mapAwaitPerS)} /s`, '', '', ''],
     ['(c) GET /v1/consent/check vs GET /hello', `${int(h.ours.rps)} req/s`, `${int(h.hello.rps)} req/s`, fixed(h.ratio, 3), `ratio ≥ ${GOALS.httpRatio}`, verdict(h.ratio, GOALS.httpRatio)],
