@@ -42,6 +42,8 @@ export class PurposeRegistry {
     if (rows.length === 0) {
       const now = new Date(this.#clock.now()).toISOString();
       await this.#store.transaction(async (trx) => {
+        // Replicas starting together on an empty store seed once: check and insert under one lock.
+        await this.#store.lock(trx, 'custodian:seed-purposes');
         const existing = await trx.selectFrom('purposes').select('key').executeTakeFirst();
         if (existing) return;
         await trx
