@@ -13,7 +13,7 @@ import {
   type LegalBasis,
   type Purpose,
 } from '../core/index.js';
-import type { ConsentWatch, Executor, Store } from '../store/index.js';
+import type { ChangeWatch, Executor, Store } from '../store/index.js';
 import { consentRepository as repo, isoOrNull, type EventRow, type NewEventRow } from './consent-repository.js';
 import { minimiseEvidence } from './evidence.js';
 import { LEDGER_LIMITS } from './limits.js';
@@ -101,7 +101,7 @@ export class ConsentLedger {
   readonly #truncateIp: boolean;
   readonly #ttl: number;
   readonly #maxAge: number;
-  #watch: ConsentWatch | undefined;
+  #watch: ChangeWatch | undefined;
   readonly #maxSubjects: number;
   readonly #gpcEverywhere: boolean;
   readonly #cache = new Map<string, CacheEntry>();
@@ -124,7 +124,8 @@ export class ConsentLedger {
    */
   async watch(): Promise<void> {
     if (this.#watch !== undefined) return;
-    this.#watch = await this.#store.watchConsentChanges((subjectIds) => {
+    this.#watch = await this.#store.watchChanges((topic, subjectIds) => {
+      if (topic === 'keys') return;
       if (subjectIds === null) {
         this.#generation++;
         this.#cache.clear();
@@ -248,7 +249,7 @@ export class ConsentLedger {
       if (rows.length > 0) {
         await repo.insertEvents(trx, rows);
         await repo.upsertState(trx, latestPerPair(rows));
-        await this.#store.announceConsentChange(trx, rows.map((r) => r.subject_id));
+        await this.#store.announceChange(trx, 'consent', rows.map((r) => r.subject_id));
         return { batchId, events: answer };
       }
       // A whole replay of one earlier batch answers with that batch's id, as the first answer did.

@@ -1,5 +1,5 @@
 export type { Database, ConsentEventsTable, ConsentStateTable, PurposesTable, ApiKeysTable } from './database.js';
-export type { Store, StoreKind, Executor, MigrationReport, ConsentChangeListener, ConsentWatch } from './store.js';
+export type { Store, StoreKind, Executor, MigrationReport, ChangeTopic, ChangeListener, ChangeWatch } from './store.js';
 export { openStore, redactStoreUrl, DEFAULT_STORE_URL } from './open-store.js';
 export { SqliteStore, type SqliteStoreOptions } from './sqlite/sqlite-store.js';
 export { PostgresStore, type PostgresStoreOptions } from './postgres/postgres-store.js';

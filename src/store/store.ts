@@ -7,11 +7,17 @@ export type StoreKind = 'sqlite' | 'postgres';
 /** A query executor: the store's Kysely instance or a transaction of it. */
 export type Executor = Kysely<Database>;
 
-/** Receives consent change notices from other processes. */
-export type ConsentChangeListener = (subjectIds: readonly string[] | null) => void;
+/** What a change notice is about: consent state of subjects, or data keys (shredding, rotation). */
+export type ChangeTopic = 'consent' | 'keys';
 
-/** A running watch of consent changes. */
-export interface ConsentWatch {
+/**
+ * Receives change notices from other processes: the topic and ids when known; `(null, null)` when anything
+ * may have changed (a SQLite commit by another connection, a lost or overlong notice).
+ */
+export type ChangeListener = (topic: ChangeTopic | null, ids: readonly string[] | null) => void;
+
+/** A running watch of changes. */
+export interface ChangeWatch {
   /** False while the feed is down (e.g. the LISTEN connection is reconnecting). */
   readonly healthy: boolean;
   stop(): Promise<void>;
@@ -38,16 +44,20 @@ export interface Store {
    */
   lock(trx: Executor, key: string): Promise<void>;
   /**
-   * Inside a write transaction: tells other processes on this store, once it commits, that these subjects'
-   * consent changed (PostgreSQL NOTIFY; a no-op on SQLite, whose commits other connections see by data_version).
+   * Inside a write transaction: tells other processes on this store, once it commits, that these ids changed
+   * (PostgreSQL NOTIFY; a no-op on SQLite, whose commits other connections see by data_version).
    */
-  announceConsentChange(trx: Executor, subjectIds: readonly string[]): Promise<void>;
+  announceChange(trx: Executor, topic: ChangeTopic, ids: readonly string[]): Promise<void>;
   /**
-   * Calls `listener` when another connection or process committed consent changes: with the subject ids when
-   * known, with null when any subject may have changed (SQLite commit, lost notification channel).
-   * `healthy` says whether changes are being watched at all; while it is false, callers must not rely on the feed.
+   * Calls `listener` when another connection or process committed announced changes. `healthy` says whether
+   * changes are being watched at all; while it is false, callers must not rely on the feed.
    */
-  watchConsentChanges(listener: ConsentChangeListener): Promise<ConsentWatch>;
+  watchChanges(listener: ChangeListener): Promise<ChangeWatch>;
+  /**
+   * A number that changes whenever another connection has committed, read synchronously (SQLite's
+   * data_version), or undefined where no such cheap check exists (PostgreSQL: rely on {@link watchChanges}).
+   */
+  changeToken(): number | undefined;
   /** Applies pending migrations (forward-only). */
   migrate(): Promise<MigrationReport>;
   /** Resolves when the store answers a trivial query. */

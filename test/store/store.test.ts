@@ -42,14 +42,14 @@ describe.each(STORE_KINDS)('store on %s', (kind) => {
   it('announces consent changes to other connections only when the transaction commits', async () => {
     await store.migrate();
     const seen: Array<readonly string[] | null> = [];
-    const watch = await store.watchConsentChanges((ids) => seen.push(ids));
+    const watch = await store.watchChanges((topic, ids) => seen.push(topic === null ? null : ids));
     try {
       expect(watch.healthy).toBe(true);
       seen.length = 0;
       const other = openStore(fixture.url); // another process's connection
       try {
         await other.transaction(async (trx) => {
-          await other.announceConsentChange(trx, ['rolled-back']);
+          await other.announceChange(trx, 'consent', ['rolled-back']);
           await sql`insert into purposes (key, title, description, legal_basis, consent_required, jurisdictions, gpc_opt_out, created_at, updated_at)
             values ('x.rolled', 't', '', 'contract', 0, '[]', 0, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')`.execute(trx);
           throw new Error('rollback');
@@ -57,7 +57,7 @@ describe.each(STORE_KINDS)('store on %s', (kind) => {
         await new Promise((r) => setTimeout(r, 150));
         expect(seen).toEqual([]);
         await other.transaction(async (trx) => {
-          await other.announceConsentChange(trx, ['s-1', 's-2']);
+          await other.announceChange(trx, 'consent', ['s-1', 's-2']);
           await sql`insert into purposes (key, title, description, legal_basis, consent_required, jurisdictions, gpc_opt_out, created_at, updated_at)
             values ('x.committed', 't', '', 'contract', 0, '[]', 0, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')`.execute(trx);
         });
@@ -74,15 +74,15 @@ describe.each(STORE_KINDS)('store on %s', (kind) => {
   if (kind === 'postgres') {
     it('recovers the change feed after its connection is killed, telling the listener to distrust its cache', async () => {
       const seen: Array<readonly string[] | null> = [];
-      const watch = await store.watchConsentChanges((ids) => seen.push(ids));
+      const watch = await store.watchChanges((topic, ids) => seen.push(topic === null ? null : ids));
       try {
         seen.length = 0;
         await sql`select pg_terminate_backend(pid) from pg_stat_activity
-          where datname = current_database() and query like 'listen custodian_consent%' and pid <> pg_backend_pid()`.execute(store.db);
+          where datname = current_database() and query like 'listen custodian_changes%' and pid <> pg_backend_pid()`.execute(store.db);
         await vi.waitFor(() => expect(seen).toContain(null), { timeout: 2000, interval: 10 });
         await vi.waitFor(() => expect(watch.healthy).toBe(true), { timeout: 5000, interval: 20 });
         seen.length = 0;
-        await store.transaction(async (trx) => store.announceConsentChange(trx, ['after-reconnect']));
+        await store.transaction(async (trx) => store.announceChange(trx, 'keys', ['after-reconnect']));
         await vi.waitFor(() => expect(seen).toContainEqual(['after-reconnect']), { timeout: 2000, interval: 10 });
       } finally {
         await watch.stop();

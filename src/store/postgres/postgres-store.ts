@@ -3,9 +3,10 @@ import pg from 'pg';
 import type { Database } from '../database.js';
 import { runMigrations } from '../migrations/run-migrations.js';
 import { isRetryableConflict } from '../store-errors.js';
-import type { ConsentChangeListener, ConsentWatch, Executor, MigrationReport, Store } from '../store.js';
+import type { ChangeListener, ChangeTopic, ChangeWatch, Executor, MigrationReport, Store } from '../store.js';
 
-const CHANNEL = 'custodian_consent';
+const CHANNEL = 'custodian_changes';
+const TOPICS: readonly ChangeTopic[] = ['consent', 'keys'];
 // NOTIFY payloads must stay under 8000 bytes; larger change sets say "*" (everything may have changed).
 const MAX_PAYLOAD = 7000;
 
@@ -49,10 +50,14 @@ export class PostgresStore implements Store {
     }
   }
 
-  async announceConsentChange(trx: Executor, subjectIds: readonly string[]): Promise<void> {
-    if (subjectIds.length === 0) return;
-    let payload = JSON.stringify([...new Set(subjectIds)]);
-    if (Buffer.byteLength(payload) > MAX_PAYLOAD) payload = '*';
+  changeToken(): undefined {
+    return undefined;
+  }
+
+  async announceChange(trx: Executor, topic: ChangeTopic, ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    let payload = JSON.stringify({ t: topic, ids: [...new Set(ids)] });
+    if (Buffer.byteLength(payload) > MAX_PAYLOAD) payload = JSON.stringify({ t: topic, ids: null });
     // Delivered by PostgreSQL only if and when the transaction commits.
     await sql`select pg_notify(${CHANNEL}, ${payload})`.execute(trx);
   }
@@ -61,7 +66,7 @@ export class PostgresStore implements Store {
    * LISTENs on a dedicated connection. When it drops, the listener hears null, `healthy` turns false, and it
    * reconnects with backoff; once listening again the listener hears null once more (changes may have been missed).
    */
-  async watchConsentChanges(listener: ConsentChangeListener): Promise<ConsentWatch> {
+  async watchChanges(listener: ChangeListener): Promise<ChangeWatch> {
     let client: pg.Client | undefined;
     let healthy = false;
     let stopped = false;
@@ -69,11 +74,13 @@ export class PostgresStore implements Store {
     let timer: NodeJS.Timeout | undefined;
     const onNotice = (msg: pg.Notification) => {
       if (msg.channel !== CHANNEL) return;
-      if (msg.payload === undefined || msg.payload === '*') return listener(null);
       try {
-        listener(JSON.parse(msg.payload) as string[]);
+        const notice = JSON.parse(msg.payload ?? '') as { t?: unknown; ids?: unknown };
+        const topic = TOPICS.find((t) => t === notice.t) ?? null;
+        const ids = Array.isArray(notice.ids) && notice.ids.every((x) => typeof x === 'string') ? (notice.ids as string[]) : null;
+        listener(topic, topic === null ? null : ids);
       } catch {
-        listener(null);
+        listener(null, null);
       }
     };
     const lost = () => {
@@ -82,7 +89,7 @@ export class PostgresStore implements Store {
       client?.removeAllListeners();
       client?.end().catch(() => undefined);
       client = undefined;
-      listener(null);
+      listener(null, null);
       if (!stopped) {
         timer = setTimeout(() => void connect(), retryMs);
         timer.unref();
@@ -115,7 +122,7 @@ export class PostgresStore implements Store {
       client = c;
       healthy = true;
       retryMs = 100;
-      listener(null);
+      listener(null, null);
     };
     await connect();
     return {

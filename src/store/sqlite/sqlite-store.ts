@@ -4,7 +4,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
 import type { Database } from '../database.js';
 import { runMigrations } from '../migrations/run-migrations.js';
-import type { ConsentChangeListener, ConsentWatch, Executor, MigrationReport, Store } from '../store.js';
+import type { ChangeListener, ChangeWatch, Executor, MigrationReport, Store } from '../store.js';
 
 /** How often another process's commits are looked for (PRAGMA data_version). */
 export const SQLITE_CHANGE_POLL_MS = 50;
@@ -69,7 +69,14 @@ export class SqliteStore implements Store {
     });
   }
 
-  async announceConsentChange(): Promise<void> {
+  #dataVersion: SQLite.Statement | undefined;
+
+  changeToken(): number {
+    this.#dataVersion ??= this.#raw.prepare('pragma data_version').pluck();
+    return this.#dataVersion.get() as number;
+  }
+
+  async announceChange(): Promise<void> {
     // Other connections notice commits through PRAGMA data_version; nothing to send.
   }
 
@@ -77,18 +84,18 @@ export class SqliteStore implements Store {
    * Polls PRAGMA data_version, which changes only when another connection commits: any such commit may have
    * changed any subject, so the listener hears null. Costs one header read every {@link SQLITE_CHANGE_POLL_MS}.
    */
-  async watchConsentChanges(listener: ConsentChangeListener): Promise<ConsentWatch> {
-    const read = () => this.#raw.pragma('data_version', { simple: true }) as number;
+  async watchChanges(listener: ChangeListener): Promise<ChangeWatch> {
+    const read = () => this.changeToken();
     let last = read();
     const timer = setInterval(() => {
       try {
         const now = read();
         if (now !== last) {
           last = now;
-          listener(null);
+          listener(null, null);
         }
       } catch {
-        listener(null); // closed or failing: make the reader distrust its cache
+        listener(null, null); // closed or failing: make the reader distrust its cache
       }
     }, SQLITE_CHANGE_POLL_MS);
     timer.unref();
