@@ -77,7 +77,7 @@ export class PostgresStore implements Store {
       try {
         const notice = JSON.parse(msg.payload ?? '') as { t?: unknown; ids?: unknown };
         const topic = TOPICS.find((t) => t === notice.t) ?? null;
-        const ids = Array.isArray(notice.ids) && notice.ids.every((x) => typeof x === 'string') ? (notice.ids as string[]) : null;
+        const ids = Array.isArray(notice.ids) && notice.ids.every((x) => typeof x === 'string') ? notice.ids : null;
         listener(topic, topic === null ? null : ids);
       } catch {
         listener(null, null);
