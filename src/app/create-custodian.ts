@@ -1,6 +1,6 @@
 import { ApiKeyService } from '../auth/index.js';
 import { systemClock, type Clock } from '../core/index.js';
-import { loadMasterKey, type MasterKey } from '../crypto/index.js';
+import { Keyring, LocalKekProvider, loadMasterKey, type KekProvider, type MasterKey } from '../crypto/index.js';
 import { ConsentLedger, PurposeRegistry } from '../ledger/index.js';
 import { openStore, type MigrationReport, type Store } from '../store/index.js';
 import type { CustodianConfig } from './config.js';
@@ -11,6 +11,7 @@ export interface Custodian {
   readonly clock: Clock;
   readonly store: Store;
   readonly masterKey: MasterKey;
+  readonly keyring: Keyring;
   readonly purposes: PurposeRegistry;
   readonly ledger: ConsentLedger;
   readonly apiKeys: ApiKeyService;
@@ -22,6 +23,8 @@ export interface Custodian {
 /** Optional injections, for tests and embedding. */
 export interface CreateCustodianOptions {
   readonly clock?: Clock;
+  /** Use this master-key provider instead of the local master key (e.g. an HTTP KMS). */
+  readonly kekProvider?: KekProvider;
   /** Use this store instead of opening `config.dbUrl`; it is closed with the Custodian. */
   readonly store?: Store;
   /**
@@ -38,6 +41,8 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
   try {
     const masterKey = await loadMasterKey({ envValue: config.masterKey, filePath: config.masterKeyFile, generateIfMissing: config.generateDevMasterKey });
     const migrations = config.migrateOnStart ? await store.migrate() : { applied: [], current: [] };
+    const keyring = new Keyring({ store, provider: options.kekProvider ?? new LocalKekProvider(masterKey), clock });
+    await keyring.start({ watch: options.watch !== false });
     const purposes = new PurposeRegistry({ store, clock });
     await purposes.load();
     const ledger = new ConsentLedger({ store, purposes, clock }, config.ledger);
@@ -45,9 +50,10 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
     const apiKeys = new ApiKeyService({ store, clock });
     const close = async () => {
       await ledger.stopWatching();
+      await keyring.stop();
       await store.close();
     };
-    return Object.freeze({ config, clock, store, masterKey, purposes, ledger, apiKeys, migrations, close });
+    return Object.freeze({ config, clock, store, masterKey, keyring, purposes, ledger, apiKeys, migrations, close });
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;

@@ -1,2 +1,7 @@
 export * from './api-key-secret.js';
 export * from './master-key.js';
+export * from './aead.js';
+export * from './blind-index.js';
+export type { KekProvider } from './kek-provider.js';
+export { LocalKekProvider } from './local/local-kek-provider.js';
+export { Keyring, type KeyringDeps, type ShredReceipt, type RewrapProgress, type KeyringStatus } from './keyring.js';

@@ -70,8 +70,74 @@ export interface ApiKeysTable {
   revoked_at: NullableInstant;
 }
 
+export interface KekVersionsTable {
+  version: number;
+  provider: string;
+  key_ref: string;
+  /** A random canary wrapped under this version: unwrapping it at start proves the right master key is configured. */
+  canary_wrapped: string;
+  canary_hash: string;
+  status: string;
+  created_at: Instant;
+  retired_at: NullableInstant;
+}
+
+/** Data keys, only ever stored wrapped. Deleting a subject's row is crypto-shredding. */
+export interface DataKeysTable {
+  /** 16 hex characters: the key id carried in every ciphertext. */
+  id: string;
+  kind: string;
+  /** Subject reference (HMAC of the subject id), blind index name, or system key name. */
+  owner: string;
+  kek_version: number;
+  /** base64 of the wrapped key. */
+  wrapped: string;
+  created_at: Instant;
+}
+
+export interface BlindIndexesTable {
+  name: string;
+  normaliser: string;
+  bits: number;
+  created_at: Instant;
+}
+
+/** Append-only: one row per shredding. */
+export interface ShredTombstonesTable {
+  id: string;
+  subject_ref: string;
+  reason: string;
+  actor: string;
+  keys_destroyed: number;
+  shredded_at: Instant;
+}
+
+/** Append-only: ids of destroyed keys, so their ciphertexts fail with CST_ERR_CRYPTO_SHREDDED. */
+export interface ShreddedKeysTable {
+  key_id: string;
+  tombstone_id: string;
+}
+
+export interface RewrapJobsTable {
+  id: string;
+  target_version: number;
+  status: string;
+  cursor: string;
+  processed: number;
+  total: number;
+  started_at: Instant;
+  updated_at: Instant;
+  finished_at: NullableInstant;
+}
+
 /** Custodian's own schema, as Kysely sees it. */
 export interface Database {
+  kek_versions: KekVersionsTable;
+  data_keys: DataKeysTable;
+  blind_indexes: BlindIndexesTable;
+  shred_tombstones: ShredTombstonesTable;
+  shredded_keys: ShreddedKeysTable;
+  rewrap_jobs: RewrapJobsTable;
   consent_events: ConsentEventsTable;
   consent_state: ConsentStateTable;
   purposes: PurposesTable;

@@ -58,6 +58,12 @@ export interface Store {
    * data_version), or undefined where no such cheap check exists (PostgreSQL: rely on {@link watchChanges}).
    */
   changeToken(): number | undefined;
+  /**
+   * Makes deleted rows unrecoverable from the store's own files where the engine allows: SQLite overwrites
+   * deleted content (secure_delete) and this truncates the WAL; PostgreSQL keeps dead tuples until VACUUM and
+   * its WAL until recycled (see docs/security.md).
+   */
+  purgeDeleted(): Promise<void>;
   /** Applies pending migrations (forward-only). */
   migrate(): Promise<MigrationReport>;
   /** Resolves when the store answers a trivial query. */

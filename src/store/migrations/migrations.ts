@@ -146,10 +146,79 @@ const m0002 = (kind: StoreKind): Migration => ({
   },
 });
 
+/**
+ * The keyring: master-key versions (with a wrapped canary as key check value, never the key), wrapped data keys,
+ * blind index definitions, resumable re-wrap jobs, and the append-only record of shredding.
+ */
+const m0003 = (kind: StoreKind): Migration => ({
+  async up(db) {
+    const t = types(kind);
+    await db.schema
+      .createTable('kek_versions')
+      .addColumn('version', 'integer', (c) => c.primaryKey())
+      .addColumn('provider', 'varchar(16)', (c) => c.notNull())
+      .addColumn('key_ref', 'varchar(256)', (c) => c.notNull())
+      .addColumn('canary_wrapped', 'text', (c) => c.notNull())
+      .addColumn('canary_hash', 'varchar(64)', (c) => c.notNull())
+      .addColumn('status', 'varchar(16)', (c) => c.notNull().check(sql`status in ('primary', 'active', 'retired')`))
+      .addColumn('created_at', t.instant, (c) => c.notNull())
+      .addColumn('retired_at', t.instant)
+      .execute();
+    await db.schema
+      .createTable('data_keys')
+      .addColumn('id', 'varchar(16)', (c) => c.primaryKey())
+      .addColumn('kind', 'varchar(16)', (c) => c.notNull().check(sql`kind in ('subject', 'index', 'system')`))
+      .addColumn('owner', 'varchar(128)', (c) => c.notNull())
+      .addColumn('kek_version', 'integer', (c) => c.notNull().references('kek_versions.version'))
+      .addColumn('wrapped', 'text', (c) => c.notNull())
+      .addColumn('created_at', t.instant, (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('data_keys_owner').unique().on('data_keys').columns(['kind', 'owner']).execute();
+    await db.schema.createIndex('data_keys_kek_version').on('data_keys').columns(['kek_version', 'id']).execute();
+    await db.schema
+      .createTable('blind_indexes')
+      .addColumn('name', 'varchar(64)', (c) => c.primaryKey())
+      .addColumn('normaliser', 'varchar(16)', (c) => c.notNull())
+      .addColumn('bits', 'integer', (c) => c.notNull())
+      .addColumn('created_at', t.instant, (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('shred_tombstones')
+      .addColumn('id', t.id, (c) => c.primaryKey())
+      .addColumn('subject_ref', 'varchar(64)', (c) => c.notNull())
+      .addColumn('reason', 'varchar(500)', (c) => c.notNull())
+      .addColumn('actor', 'varchar(128)', (c) => c.notNull())
+      .addColumn('keys_destroyed', 'integer', (c) => c.notNull())
+      .addColumn('shredded_at', t.instant, (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('shred_tombstones_subject').on('shred_tombstones').column('subject_ref').execute();
+    await db.schema
+      .createTable('shredded_keys')
+      .addColumn('key_id', 'varchar(16)', (c) => c.primaryKey())
+      .addColumn('tombstone_id', t.id, (c) => c.notNull())
+      .execute();
+    await appendOnly(db, kind, 'shred_tombstones');
+    await appendOnly(db, kind, 'shredded_keys');
+    await db.schema
+      .createTable('rewrap_jobs')
+      .addColumn('id', t.id, (c) => c.primaryKey())
+      .addColumn('target_version', 'integer', (c) => c.notNull())
+      .addColumn('status', 'varchar(16)', (c) => c.notNull())
+      .addColumn('cursor', 'varchar(16)', (c) => c.notNull().defaultTo(''))
+      .addColumn('processed', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('total', 'integer', (c) => c.notNull())
+      .addColumn('started_at', t.instant, (c) => c.notNull())
+      .addColumn('updated_at', t.instant, (c) => c.notNull())
+      .addColumn('finished_at', t.instant)
+      .execute();
+  },
+});
+
 /** Forward-only migrations for `kind`, in the order they apply (names sort lexically). */
 export function migrationsFor(kind: StoreKind): Record<string, Migration> {
   return {
     '0001_consent_ledger': m0001(kind),
     '0002_consent_state_guard': m0002(kind),
+    '0003_keyring': m0003(kind),
   };
 }

@@ -141,6 +141,10 @@ export class PostgresStore implements Store {
     };
   }
 
+  async purgeDeleted(): Promise<void> {
+    // Dead tuples are reclaimed by (auto)VACUUM; the bytes are useless without the master key in any case.
+  }
+
   async lock(trx: Executor, key: string): Promise<void> {
     await sql`select pg_advisory_xact_lock(hashtext(${key}))`.execute(trx);
   }

@@ -38,6 +38,8 @@ export class SqliteStore implements Store {
     this.#raw.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
     this.#raw.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
     this.#raw.pragma('foreign_keys = ON');
+    // Deleted content (shredded keys) is overwritten with zeros instead of lingering in free pages.
+    this.#raw.pragma('secure_delete = ON');
     const raw = this.#raw;
     const cache = new Map<string, SQLite.Statement>();
     const database = {
@@ -100,6 +102,11 @@ export class SqliteStore implements Store {
     }, SQLITE_CHANGE_POLL_MS);
     timer.unref();
     return { healthy: true, stop: async () => clearInterval(timer) };
+  }
+
+  async purgeDeleted(): Promise<void> {
+    // Copies the WAL into the database file and truncates it, so old frames holding deleted rows are gone.
+    this.#raw.pragma('wal_checkpoint(TRUNCATE)');
   }
 
   async lock(): Promise<void> {

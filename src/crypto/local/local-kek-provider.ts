@@ -1,0 +1,47 @@
+import { CustodianError } from '../../core/index.js';
+import type { KekProvider } from '../kek-provider.js';
+import type { MasterKey } from '../master-key.js';
+import { unwrapKey, wrapKey } from '../aead.js';
+
+/** Master keys held locally (CUSTODIAN_MASTER_KEY or the key file); wrapping is AES-256-GCM in-process. */
+export class LocalKekProvider implements KekProvider {
+  readonly kind = 'local';
+  readonly #master: MasterKey;
+  readonly #keks = new Map<number, Buffer>();
+
+  constructor(master: MasterKey) {
+    this.#master = master;
+  }
+
+  async versions(): Promise<readonly number[]> {
+    return this.#master.versions();
+  }
+
+  keyRef(version: number): string {
+    return `local:v${version}`;
+  }
+
+  #kek(version: number): Buffer {
+    let k = this.#keks.get(version);
+    if (k === undefined) {
+      if (!this.#master.versions().includes(version)) {
+        throw new CustodianError('CST_ERR_CRYPTO_MASTER_KEY_MISSING', 'master key version is not configured', { details: { version } });
+      }
+      k = this.#master.exportBytes(version);
+      this.#keks.set(version, k);
+    }
+    return k;
+  }
+
+  async wrap(version: number, dataKey: Buffer, aad: Buffer): Promise<Buffer> {
+    return wrapKey(this.#kek(version), dataKey, aad);
+  }
+
+  async unwrap(version: number, wrapped: Buffer, aad: Buffer): Promise<Buffer> {
+    return unwrapKey(this.#kek(version), wrapped, aad);
+  }
+
+  createVersion(): Promise<number> {
+    return this.#master.addVersion();
+  }
+}
