@@ -9,6 +9,7 @@ import { frameworkErrorHandler, installErrorHandler } from './error-handler.js';
 import { ServerMetrics } from './metrics.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { consentRoutes } from './routes/consent.js';
+import { cryptoRoutes } from './routes/crypto.js';
 import { purposeRoutes } from './routes/purposes.js';
 import { health } from './schemas.js';
 
@@ -91,6 +92,7 @@ export async function buildServer(custodian: Custodian, options: BuildServerOpti
       await v1.register(consentRoutes(custodian, metrics));
       await v1.register(purposeRoutes(custodian));
       await v1.register(apiKeyRoutes(custodian));
+      await v1.register(cryptoRoutes(custodian));
     },
     { prefix: '/v1' },
   );

@@ -188,7 +188,31 @@ const ROUTES: readonly Route[] = [
   { method: 'GET', path: '/v1/api-keys', url: withQuery(fc.constant('/v1/api-keys'), anyQuery), body: bodies.none },
   { method: 'DELETE', path: '/v1/api-keys/:id', url: withQuery(pathParam(fc.uuid()).map((id) => `/v1/api-keys/${id}`), anyQuery), body: bodies.none },
   { method: 'GET', path: '/healthz', url: withQuery(fc.constant('/healthz'), anyQuery), body: bodies.none },
+  ...cryptoRoutes(),
 ];
+
+/** Crypto routes: plausible items (so many get through to the keyring) mixed with wild JSON. */
+function cryptoRoutes(): Route[] {
+  const ctx = fc.oneof(fc.string({ minLength: 1, maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 10 }), fc.constant(''));
+  const ct = fc.oneof(fc.string(), fc.base64String().map((b) => `c1.${b.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')}`), fc.constantFrom('c1.', 'c2.AAAA', 'c1.AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'));
+  const encrypt = fc.record({ subjectId: subjectIdArb, plaintext: fc.string({ maxLength: 200 }), context: ctx });
+  const decrypt = fc.record({ ciphertext: ct, context: ctx });
+  const index = fc.record({ value: fc.string({ maxLength: 100 }), index: fc.constantFrom('email', 'phone', 'nope', 'Bad Name', '') });
+  const one = <T,>(item: fc.Arbitrary<T>) => fc.oneof(wild, { weight: 3, arbitrary: item });
+  const batch = <T,>(item: fc.Arbitrary<T>) => fc.oneof(wild, { weight: 3, arbitrary: fc.record({ items: fc.array(fc.oneof(item, wild), { maxLength: 5 }) }) });
+  const post = (path: string, body: fc.Arbitrary<unknown>): Route => ({ method: 'POST', path, url: withQuery(fc.constant(path), anyQuery), body });
+  return [
+    post('/v1/crypto/encrypt', one(encrypt)),
+    post('/v1/crypto/decrypt', one(decrypt)),
+    post('/v1/crypto/blind-index', one(index)),
+    post('/v1/crypto/encrypt/batch', batch(encrypt)),
+    post('/v1/crypto/decrypt/batch', batch(decrypt)),
+    post('/v1/crypto/blind-index/batch', batch(index)),
+    { method: 'PUT', path: '/v1/crypto/blind-indexes/:name', url: withQuery(pathParam(fc.constantFrom('email', 'customer_no', 'x')).map((n) => `/v1/crypto/blind-indexes/${n}`), anyQuery), body: one(fc.record({ normaliser: fc.constantFrom('email', 'exact', 'nope'), bits: fc.integer({ min: 0, max: 300 }) })) },
+    { method: 'GET', path: '/v1/crypto/status', url: withQuery(fc.constant('/v1/crypto/status'), anyQuery), body: bodies.none },
+    { method: 'POST', path: '/v1/subjects/:subjectId/shred', url: withQuery(pathParam(subjectIdArb).map((s) => `/v1/subjects/${s}/shred`), anyQuery), body: one(fc.record({ reason: fc.string({ maxLength: 600 }) })) },
+  ];
+}
 
 /** Asserts the answer is not a server fault, and that a caller fault has the documented error shape. */
 function expectSound(res: LightMyRequestResponse, context: string): void {

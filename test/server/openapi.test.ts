@@ -62,6 +62,15 @@ describe('OpenAPI document', () => {
         'POST /v1/consent/check',
         'POST /v1/consent/events',
         'PUT /v1/purposes/{key}',
+        'POST /v1/crypto/encrypt',
+        'POST /v1/crypto/decrypt',
+        'POST /v1/crypto/blind-index',
+        'POST /v1/crypto/encrypt/batch',
+        'POST /v1/crypto/decrypt/batch',
+        'POST /v1/crypto/blind-index/batch',
+        'PUT /v1/crypto/blind-indexes/{name}',
+        'GET /v1/crypto/status',
+        'POST /v1/subjects/{subjectId}/shred',
       ].sort(),
     );
     expect(doc.security).toStrictEqual([{ apiKey: [] }]);

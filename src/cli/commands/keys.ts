@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { SCOPES, type Scope } from '../../auth/index.js';
 import { CustodianError } from '../../core/index.js';
+import type { RewrapProgress } from '../../crypto/index.js';
 import { withCustodian, withStoreOptions, type StoreOptions } from '../context.js';
 import { printJson, type CliIo } from '../io.js';
 
@@ -13,7 +14,7 @@ function parseScopes(value: string): Scope[] {
 
 /** `custodian keys …`: API keys. */
 export function keysCommand(io: CliIo): Command {
-  const keys = new Command('keys').description('API keys');
+  const keys = new Command('keys').description('API keys (create, list, revoke) and encryption keys (status, shred, rotate, rewrap, retire)');
   withStoreOptions(keys.command('create').description('mint an API key; the secret is printed once'))
     .requiredOption('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`, parseScopes)
     .option('--name <name>', 'what the key is for', 'cli')
@@ -30,5 +31,57 @@ export function keysCommand(io: CliIo): Command {
       if (!done) throw new CustodianError('CST_ERR_NOT_FOUND', 'no such active API key');
       printJson(io, { id, revoked: true });
     });
+  withStoreOptions(keys.command('status').description('master-key versions, data keys, shreddings, re-wrap progress')).action(async (opts: StoreOptions) => {
+    printJson(io, await withCustodian(io, opts, (c) => c.keyring.status()));
+  });
+  withStoreOptions(keys.command('shred').description("crypto-shred a subject: destroy its data keys so its ciphertexts, in backups too, can never be read"))
+    .argument('<subjectId>', "the application's opaque user id")
+    .requiredOption('--reason <text>', 'why (recorded in the tombstone), e.g. the erasure request id')
+    .option('--actor <name>', 'who shreds, for the tombstone', 'cli')
+    .action(async (subjectId: string, opts: StoreOptions & { reason: string; actor: string }) => {
+      printJson(io, await withCustodian(io, opts, (c) => c.keyring.shredSubject(subjectId, { reason: opts.reason, actor: `cli:${opts.actor}` })));
+    });
+  withStoreOptions(keys.command('rotate').description('make a new master-key version primary, then re-wrap every data key under it'))
+    .option('--no-rewrap', 'only register the new version; run `keys rewrap` later')
+    .option('--batch-size <n>', 'keys per re-wrap transaction', parseBatch, 1000)
+    .action(async (opts: StoreOptions & { rewrap: boolean; batchSize: number }) => {
+      printJson(io, await withCustodian(io, opts, async (c) => {
+        const rotated = await c.keyring.rotate();
+        return { ...rotated, rewrap: opts.rewrap ? await runRewrap(io, c.keyring.rewrap({ batchSize: opts.batchSize })) : null };
+      }));
+    });
+  withStoreOptions(keys.command('rewrap').description('re-wrap data keys under the primary master key; resumes an interrupted job'))
+    .option('--batch-size <n>', 'keys per re-wrap transaction', parseBatch, 1000)
+    .action(async (opts: StoreOptions & { batchSize: number }) => {
+      printJson(io, await withCustodian(io, opts, (c) => runRewrap(io, c.keyring.rewrap({ batchSize: opts.batchSize }))));
+    });
+  withStoreOptions(keys.command('retire').description('retire a master-key version (refused while primary or still used)'))
+    .argument('<version>', 'master-key version', parseVersion)
+    .action(async (version: number, opts: StoreOptions) => {
+      await withCustodian(io, opts, (c) => c.keyring.retire(version));
+      printJson(io, { version, retired: true });
+    });
   return keys;
+}
+
+function parseBatch(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new InvalidArgumentError('a whole number from 1 to 10000');
+  return n;
+}
+
+function parseVersion(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a master-key version number');
+  return n;
+}
+
+/** Drives a re-wrap job, reporting progress on stderr, and returns its last progress. */
+async function runRewrap(io: CliIo, job: AsyncIterable<RewrapProgress>): Promise<RewrapProgress | null> {
+  let last: RewrapProgress | null = null;
+  for await (const p of job) {
+    last = p;
+    io.stderr(`re-wrap: ${p.processed}/${p.total}${p.done ? ' done' : ''}\n`);
+  }
+  return last;
 }
