@@ -47,7 +47,7 @@ describe.each(STORE_KINDS)('crypto API on %s', (kind) => {
     const gone = await post('/v1/crypto/decrypt', { ciphertext: a, context: 'c:1' });
     expect([gone.statusCode, gone.json<{ error: { code: string } }>().error.code]).toEqual([410, 'CST_ERR_CRYPTO_SHREDDED']);
     const batch = await post('/v1/crypto/decrypt/batch', { items: [{ ciphertext: a, context: 'c:1' }, { ciphertext: b, context: 'c:2' }] });
-    expect(batch.json()).toEqual({ results: [{ error: { code: 'CST_ERR_CRYPTO_SHREDDED', message: expect.any(String) } }, { plaintext: 'y' }] });
+    expect(batch.json()).toEqual({ results: [{ error: { code: 'CST_ERR_CRYPTO_SHREDDED', message: expect.any(String) as string } }, { plaintext: 'y' }] });
   });
 
   it('computes blind indexes single and batched, and defines new ones (admin)', async () => {
