@@ -45,7 +45,7 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
     await keyring.start({ watch: options.watch !== false });
     const purposes = new PurposeRegistry({ store, clock });
     await purposes.load();
-    const ledger = new ConsentLedger({ store, purposes, clock }, config.ledger);
+    const ledger = new ConsentLedger({ store, purposes, clock, cipher: keyring }, config.ledger);
     if (options.watch !== false) await ledger.watch();
     const apiKeys = new ApiKeyService({ store, clock });
     const close = async () => {

@@ -61,6 +61,22 @@ export interface ConsentLedgerDeps {
   readonly store: Store;
   readonly purposes: PurposeRegistry;
   readonly clock: Clock;
+  /** Seals evidence under per-subject keys (the keyring); without it evidence is stored as JSON. */
+  readonly cipher?: EvidenceCipher;
+}
+
+/** What the ledger needs from the keyring to keep evidence encrypted under the subject's key. */
+export interface EvidenceCipher {
+  encryptMany(items: ReadonlyArray<{ subjectId: string; plaintext: string; context: string }>): Promise<string[]>;
+  decryptManyText(items: ReadonlyArray<{ ciphertext: string; context: string }>): Promise<Array<{ plaintext: string } | { error: CustodianError }>>;
+}
+
+/** evidence_format of evidence sealed with the keyring's field format (AES-256-GCM under the subject key). */
+const SEALED = 'aead-v1';
+
+/** The encryption context of an event's evidence: its table, column and row id (never personal data). */
+function evidenceContext(eventId: string): string {
+  return `consent_events.evidence:${eventId}`;
 }
 
 interface CacheEntry {
@@ -98,6 +114,7 @@ export class ConsentLedger {
   readonly #store: Store;
   readonly #purposes: PurposeRegistry;
   readonly #clock: Clock;
+  readonly #cipher: EvidenceCipher | undefined;
   readonly #truncateIp: boolean;
   readonly #ttl: number;
   readonly #maxAge: number;
@@ -111,6 +128,7 @@ export class ConsentLedger {
     this.#store = deps.store;
     this.#purposes = deps.purposes;
     this.#clock = deps.clock;
+    this.#cipher = deps.cipher;
     this.#truncateIp = options.truncateIp ?? true;
     this.#ttl = options.cacheTtlMs ?? 1000;
     this.#maxAge = options.cacheMaxAgeMs ?? 60_000;
@@ -219,17 +237,22 @@ export class ConsentLedger {
   }
 
   async #write(prepared: readonly PreparedEvent[], ctx: RecordContext): Promise<RecordResult> {
-    const batchId = uuidv7(this.#clock.now());
+    const now = this.#clock.now();
+    const recordedAt = toIso(now);
+    const batchId = uuidv7(now);
+    // Ids are drawn before the transaction so evidence can be sealed to its row outside it. GPC opt-outs must
+    // sort before the batch's explicit events, so their candidate ids are drawn first (unused ones are skipped).
+    const gpcIds = Array.from({ length: this.#gpcCandidateCount(prepared) }, () => uuidv7(now));
+    const ids = prepared.map(() => uuidv7(now));
+    const sealed = await this.#sealEvidence(prepared, ids);
     const result = await this.#store.transaction(async (trx) => {
-      const now = this.#clock.now();
-      const recordedAt = toIso(now);
       const keys = prepared.flatMap((p) => (p.input.idempotencyKey == null ? [] : [p.input.idempotencyKey]));
       const existing = new Map<string, EventRow>();
       if (keys.length > 0) for (const r of await repo.findByIdempotencyKeys(trx, keys)) existing.set(r.idempotency_key!, r);
 
-      const gpcRows = await this.#gpcOptOuts(trx, prepared, existing, now, batchId, ctx.actor);
+      const gpcRows = await this.#gpcOptOuts(trx, prepared, existing, now, batchId, ctx.actor, gpcIds);
       const rows: NewEventRow[] = [...gpcRows];
-      const answer: RecordedEvent[] = gpcRows.map((r) => ({ ...toEvent(r), replayed: false }));
+      const answer: Array<{ row: EventRow | NewEventRow; evidence?: Evidence | null; replayed: boolean }> = gpcRows.map((row) => ({ row, replayed: false }));
       for (let i = 0; i < prepared.length; i++) {
         const p = prepared[i]!;
         const prior = p.input.idempotencyKey == null ? undefined : existing.get(p.input.idempotencyKey);
@@ -239,28 +262,67 @@ export class ConsentLedger {
               details: { index: i, eventId: prior.id },
             });
           }
-          answer.push({ ...toEvent(prior), replayed: true });
+          answer.push({ row: prior, replayed: true });
           continue;
         }
-        const row = this.#row(p, now, recordedAt, batchId, ctx.actor, i);
+        const row = this.#row(p, ids[i]!, sealed[i] ?? null, now, recordedAt, batchId, ctx.actor, i);
         rows.push(row);
-        answer.push({ ...toEvent(row), replayed: false });
+        answer.push({ row, evidence: p.evidence, replayed: false });
       }
       if (rows.length > 0) {
         await repo.insertEvents(trx, rows);
         await repo.upsertState(trx, latestPerPair(rows));
         await this.#store.announceChange(trx, 'consent', rows.map((r) => r.subject_id));
-        return { batchId, events: answer };
+        return { batchId, answer };
       }
       // A whole replay of one earlier batch answers with that batch's id, as the first answer did.
-      const earlier = new Set(answer.map((e) => e.batchId));
-      return { batchId: earlier.size === 1 ? [...earlier][0]! : batchId, events: answer };
+      const earlier = new Set(answer.map((e) => e.row.batch_id));
+      return { batchId: earlier.size === 1 ? [...earlier][0]! : batchId, answer };
     });
-    this.#invalidate(result.events.map((e) => e.subjectId));
-    return result;
+    this.#invalidate(result.answer.map((e) => e.row.subject_id));
+    // Replayed events carry stored (sealed) evidence: open it now, outside the transaction.
+    const opened = await this.#toEvents(result.answer.filter((a) => a.evidence === undefined).map((a) => a.row));
+    let k = 0;
+    const events: RecordedEvent[] = result.answer.map((a) =>
+      a.evidence === undefined ? { ...opened[k++]!, replayed: a.replayed } : { ...toEvent(a.row, a.evidence), replayed: a.replayed },
+    );
+    return { batchId: result.batchId, events };
   }
 
-  #row(p: PreparedEvent, now: number, recordedAt: string, batchId: string, actor: string, index: number): NewEventRow {
+  /** Upper bound of GPC opt-out events a batch can need: subjects with the signal × opt-out purposes. */
+  #gpcCandidateCount(prepared: readonly PreparedEvent[]): number {
+    const subjects = new Set(prepared.filter((p) => p.gpc).map((p) => p.input.subjectId));
+    return subjects.size === 0 ? 0 : subjects.size * this.#purposes.list().filter((p) => p.gpcOptOut).length;
+  }
+
+  /** Seals each event's evidence under its subject's key, bound to the event's row; JSON when no cipher is configured. */
+  async #sealEvidence(prepared: readonly PreparedEvent[], ids: readonly string[]): Promise<Array<string | null>> {
+    const out: Array<string | null> = prepared.map((p) => (p.evidence === null ? null : JSON.stringify(p.evidence)));
+    if (this.#cipher === undefined) return out;
+    const items = prepared.flatMap((p, i) => (p.evidence === null ? [] : [{ i, subjectId: p.input.subjectId, plaintext: out[i]!, context: evidenceContext(ids[i]!) }]));
+    if (items.length === 0) return out;
+    const sealed = await this.#cipher.encryptMany(items);
+    items.forEach((item, n) => (out[item.i] = sealed[n]!));
+    return out;
+  }
+
+  /** Stored rows as events, sealed evidence opened; evidence of a shredded subject reads `{ shredded: true }`. */
+  async #toEvents(rows: ReadonlyArray<EventRow | NewEventRow>): Promise<ConsentEvent[]> {
+    const sealed = rows.flatMap((r, i) => (r.evidence_format === SEALED && r.evidence != null ? [{ i, ciphertext: r.evidence, context: evidenceContext(r.id) }] : []));
+    const evidence = new Map<number, Evidence>();
+    if (sealed.length > 0) {
+      if (this.#cipher === undefined) throw new CustodianError('CST_ERR_INTERNAL', 'sealed evidence but no keyring configured');
+      const opened = await this.#cipher.decryptManyText(sealed);
+      opened.forEach((o, n) => {
+        if ('plaintext' in o) evidence.set(sealed[n]!.i, JSON.parse(o.plaintext) as Evidence);
+        else if (o.error.code === 'CST_ERR_CRYPTO_SHREDDED') evidence.set(sealed[n]!.i, { shredded: true });
+        else throw o.error;
+      });
+    }
+    return rows.map((r, i) => toEvent(r, r.evidence_format === SEALED ? (evidence.get(i) ?? null) : r.evidence == null ? null : (JSON.parse(r.evidence) as Evidence)));
+  }
+
+  #row(p: PreparedEvent, id: string, evidence: string | null, now: number, recordedAt: string, batchId: string, actor: string, index: number): NewEventRow {
     const e = p.input;
     let expiresAt: string | null = null;
     if (e.expiresAt != null) {
@@ -271,7 +333,7 @@ export class ConsentLedger {
       expiresAt = toIso(addMonths(now, p.purpose.defaultExpiryMonths));
     }
     return {
-      id: uuidv7(now),
+      id,
       subject_id: e.subjectId,
       purpose: p.purpose.key,
       decision: e.decision,
@@ -283,8 +345,8 @@ export class ConsentLedger {
       client_time: e.clientTime == null ? null : toIso(Date.parse(e.clientTime)),
       expires_at: expiresAt,
       gpc: p.gpc ? 1 : 0,
-      evidence: p.evidence === null ? null : JSON.stringify(p.evidence),
-      evidence_format: 'json',
+      evidence,
+      evidence_format: evidence === null || this.#cipher === undefined ? 'json' : SEALED,
       idempotency_key: e.idempotencyKey ?? null,
       request_hash: p.requestHash,
       batch_id: batchId,
@@ -300,7 +362,9 @@ export class ConsentLedger {
     now: number,
     batchId: string,
     actor: string,
+    ids: readonly string[],
   ): Promise<NewEventRow[]> {
+    let nextId = 0;
     const bySubject = new Map<string, { jurisdiction: string | null; explicit: Set<string> }>();
     for (const p of prepared) {
       if (!p.gpc) continue;
@@ -327,7 +391,7 @@ export class ConsentLedger {
           if (!s.explicit.has(purpose.key) && cur.gpc) continue;
         }
         rows.push({
-          id: uuidv7(now),
+          id: ids[nextId++]!,
           subject_id: subjectId,
           purpose: purpose.key,
           decision: 'denied',
@@ -378,7 +442,7 @@ export class ConsentLedger {
     return {
       subjectId,
       asOf,
-      events: page.map(toEvent),
+      events: await this.#toEvents(page),
       state: keys.map((k) => toPurposeState(k, asOfStates.get(k), at)),
       nextCursor: rows.length > limit ? page[page.length - 1]!.id : null,
     };
@@ -473,7 +537,7 @@ function latestPerPair(rows: readonly NewEventRow[]): NewEventRow[] {
   return [...last.values()];
 }
 
-function toEvent(r: EventRow | NewEventRow): ConsentEvent {
+function toEvent(r: EventRow | NewEventRow, evidence: Evidence | null): ConsentEvent {
   return {
     id: r.id,
     subjectId: r.subject_id,
@@ -487,7 +551,7 @@ function toEvent(r: EventRow | NewEventRow): ConsentEvent {
     clientTime: isoOrNull(r.client_time ?? null),
     expiresAt: isoOrNull(r.expires_at ?? null),
     gpc: Number(r.gpc) === 1,
-    evidence: r.evidence == null ? null : (JSON.parse(r.evidence) as Evidence),
+    evidence,
     idempotencyKey: r.idempotency_key ?? null,
     batchId: r.batch_id,
     actor: r.actor,

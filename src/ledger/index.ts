@@ -1,5 +1,5 @@
 export { LEDGER_LIMITS } from './limits.js';
-export { ConsentLedger, type ConsentLedgerOptions, type ConsentLedgerDeps } from './consent-ledger.js';
+export { ConsentLedger, type EvidenceCipher, type ConsentLedgerOptions, type ConsentLedgerDeps } from './consent-ledger.js';
 export { PurposeRegistry, validatePurpose, offeredIn, type PurposeInput } from './purpose-registry.js';
 export { foldHistory, statusAt, evaluate, type StateRow } from './projection.js';
 export { truncateIp, minimisePageUrl } from './evidence.js';

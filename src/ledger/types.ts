@@ -40,6 +40,8 @@ export interface Evidence {
   readonly tcString?: string;
   readonly tcf?: TcfSummary;
   readonly gpc?: boolean;
+  /** Set instead of the details when the subject was crypto-shredded: the event stays, its evidence is unreadable. */
+  readonly shredded?: boolean;
 }
 
 /** One decision to record, as a caller submits it. */

@@ -93,6 +93,7 @@ export const consentEvent = z.object({
       tcString: z.string().optional(),
       tcf: tcfSummary.optional(),
       gpc: z.boolean().optional(),
+      shredded: z.boolean().optional().describe('The subject was crypto-shredded: the event stays, its evidence is unreadable.'),
     })
     .nullable(),
   idempotencyKey: z.string().nullable(),

@@ -282,9 +282,33 @@ describe.each(STORE_KINDS)('consent ledger on %s', (kind) => {
       [{ subjectId: s, purpose: 'personalize', decision: 'granted', evidence: { ip: '198.51.100.23', userAgent: 'UA/1.0', pageUrl: 'https://example.com/p?mail=a@example.com#f' } }],
       ctx,
     );
-    const row = await c.store.db.selectFrom('consent_events').select('evidence').where('subject_id', '=', s).executeTakeFirstOrThrow();
-    expect(JSON.parse(row.evidence!)).toEqual({ ip: '198.51.100.0', userAgent: 'UA/1.0', pageUrl: 'https://example.com/p' });
+    const row = await c.store.db.selectFrom('consent_events').select(['id', 'evidence', 'evidence_format']).where('subject_id', '=', s).executeTakeFirstOrThrow();
+    // Sealed under the subject's key, bound to the row: nothing readable at rest.
+    expect(row.evidence_format).toBe('aead-v1');
+    expect(row.evidence).not.toContain('198.51');
+    expect(row.evidence).not.toContain('UA/1.0');
+    expect(await c.keyring.decryptFieldText(row.evidence!, `consent_events.evidence:${row.id}`)).toBe(JSON.stringify({ ip: '198.51.100.0', userAgent: 'UA/1.0', pageUrl: 'https://example.com/p' }));
+    expect((await c.ledger.history(s)).events[0]!.evidence).toEqual({ ip: '198.51.100.0', userAgent: 'UA/1.0', pageUrl: 'https://example.com/p' });
     await expectCode(c.ledger.record([{ subjectId: s, purpose: 'personalize', decision: 'granted', evidence: { ip: '300.1.1.1' } }], ctx), 'CST_ERR_VALIDATION');
+  });
+
+  it('after crypto-shredding, history still lists the events, with their evidence marked shredded', async () => {
+    const s = subject('shredded');
+    const first = await c.ledger.record(
+      [{ subjectId: s, purpose: 'personalize', decision: 'granted', noticeVersion: 'v7', idempotencyKey: `shred-${s}`, evidence: { ip: '203.0.113.9', userAgent: 'UA/2' } }],
+      ctx,
+    );
+    await c.keyring.shredSubject(s, { reason: 'erasure request', actor: 'test' });
+    const h = await c.ledger.history(s);
+    expect(h.events).toHaveLength(1);
+    expect(h.events[0]).toMatchObject({ id: first.events[0]!.id, decision: 'granted', purpose: 'personalize', noticeVersion: 'v7', evidence: { shredded: true } });
+    expect(h.state.find((p) => p.purpose === 'personalize')).toMatchObject({ status: 'granted' });
+    // A replay of the same idempotency key answers with the stored event, evidence shredded too.
+    const again = await c.ledger.record([{ subjectId: s, purpose: 'personalize', decision: 'granted', noticeVersion: 'v7', idempotencyKey: `shred-${s}`, evidence: { ip: '203.0.113.9', userAgent: 'UA/2' } }], ctx);
+    expect(again.events[0]).toMatchObject({ replayed: true, evidence: { shredded: true } });
+    // New evidence after shredding gets a fresh key and is readable.
+    await c.ledger.record([{ subjectId: s, purpose: 'analytics.reporting', decision: 'denied', evidence: { userAgent: 'UA/3' } }], ctx);
+    expect((await c.ledger.history(s, { purpose: 'analytics.reporting' })).events[0]!.evidence).toEqual({ userAgent: 'UA/3' });
   });
 
   it('checks many pairs at once, agreeing with single checks', async () => {
