@@ -20,6 +20,8 @@ export interface CustodianConfig {
   readonly port: number;
   readonly logLevel: string;
   readonly ledger: ConsentLedgerOptions;
+  /** External KMS for master keys (CUSTODIAN_KMS_URL, CUSTODIAN_KMS_TOKEN, CUSTODIAN_KMS_KEYS); unset = local master key. */
+  readonly kms: { readonly url?: string | undefined; readonly token?: string | undefined; readonly keys?: string | undefined };
   /** Run pending migrations when starting. Default true. */
   readonly migrateOnStart: boolean;
 }
@@ -37,7 +39,8 @@ function parsePort(value: string | number | undefined, fallback: number): number
 /**
  * Builds the configuration from the environment and overrides:
  * CUSTODIAN_DB, CUSTODIAN_DATA_DIR, CUSTODIAN_MASTER_KEY, CUSTODIAN_MASTER_KEY_FILE, CUSTODIAN_ADMIN_KEY,
- * CUSTODIAN_HOST, CUSTODIAN_PORT, CUSTODIAN_LOG_LEVEL, CUSTODIAN_TRUNCATE_IP, CUSTODIAN_GPC_EVERYWHERE.
+ * CUSTODIAN_HOST, CUSTODIAN_PORT, CUSTODIAN_LOG_LEVEL, CUSTODIAN_TRUNCATE_IP, CUSTODIAN_GPC_EVERYWHERE,
+ * CUSTODIAN_KMS_URL, CUSTODIAN_KMS_TOKEN, CUSTODIAN_KMS_KEYS.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): CustodianConfig {
   const dataDir = overrides.dataDir ?? env.CUSTODIAN_DATA_DIR ?? '.custodian';
@@ -55,6 +58,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     port: parsePort(overrides.port ?? env.CUSTODIAN_PORT, 8080),
     logLevel: overrides.logLevel ?? env.CUSTODIAN_LOG_LEVEL ?? 'info',
     migrateOnStart: overrides.migrateOnStart ?? true,
+    kms: Object.freeze(overrides.kms ?? { url: env.CUSTODIAN_KMS_URL, token: env.CUSTODIAN_KMS_TOKEN, keys: env.CUSTODIAN_KMS_KEYS }),
     ledger: Object.freeze({
       truncateIp: bool(env.CUSTODIAN_TRUNCATE_IP, true),
       gpcEverywhere: bool(env.CUSTODIAN_GPC_EVERYWHERE, false),

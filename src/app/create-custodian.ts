@@ -1,6 +1,6 @@
 import { ApiKeyService } from '../auth/index.js';
 import { systemClock, type Clock } from '../core/index.js';
-import { Keyring, LocalKekProvider, loadMasterKey, type KekProvider, type MasterKey } from '../crypto/index.js';
+import { HttpKmsKekProvider, Keyring, LocalKekProvider, loadMasterKey, type KekProvider, type MasterKey } from '../crypto/index.js';
 import { ConsentLedger, PurposeRegistry } from '../ledger/index.js';
 import { openStore, type MigrationReport, type Store } from '../store/index.js';
 import type { CustodianConfig } from './config.js';
@@ -10,7 +10,8 @@ export interface Custodian {
   readonly config: CustodianConfig;
   readonly clock: Clock;
   readonly store: Store;
-  readonly masterKey: MasterKey;
+  /** The local master key; undefined when master keys live in an external KMS. */
+  readonly masterKey: MasterKey | undefined;
   readonly keyring: Keyring;
   readonly purposes: PurposeRegistry;
   readonly ledger: ConsentLedger;
@@ -39,9 +40,10 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
   const clock = options.clock ?? systemClock;
   const store = options.store ?? openStore(config.dbUrl);
   try {
-    const masterKey = await loadMasterKey({ envValue: config.masterKey, filePath: config.masterKeyFile, generateIfMissing: config.generateDevMasterKey });
+    const kms = options.kekProvider ?? HttpKmsKekProvider.fromEnv({ CUSTODIAN_KMS_URL: config.kms.url, CUSTODIAN_KMS_TOKEN: config.kms.token, CUSTODIAN_KMS_KEYS: config.kms.keys });
+    const masterKey = kms === undefined ? await loadMasterKey({ envValue: config.masterKey, filePath: config.masterKeyFile, generateIfMissing: config.generateDevMasterKey }) : undefined;
     const migrations = config.migrateOnStart ? await store.migrate() : { applied: [], current: [] };
-    const keyring = new Keyring({ store, provider: options.kekProvider ?? new LocalKekProvider(masterKey), clock });
+    const keyring = new Keyring({ store, provider: kms ?? new LocalKekProvider(masterKey!), clock });
     await keyring.start({ watch: options.watch !== false });
     const purposes = new PurposeRegistry({ store, clock });
     await purposes.load();

@@ -125,7 +125,7 @@ describe.each(STORE_KINDS)('keyring on %s', (kind) => {
 
   it('stores data keys only wrapped, and never the master key', async () => {
     await c.keyring.encryptField('wrap-check', 'v', 'ctx');
-    const master = c.masterKey.exportBytes();
+    const master = c.masterKey!.exportBytes();
     const dump = JSON.stringify(await c.store.db.selectFrom('data_keys').selectAll().execute()) + JSON.stringify(await c.store.db.selectFrom('kek_versions').selectAll().execute());
     expect(dump).not.toContain(master.toString('base64'));
     expect(dump).not.toContain(master.toString('hex'));
@@ -159,8 +159,8 @@ describe.each(STORE_KINDS)('keyring on %s', (kind) => {
   it('refuses to start with a wrong master key, or without a version data keys depend on', async () => {
     const wrong = Buffer.alloc(32, 7).toString('base64');
     expect(await codeOf(createCustodian({ ...c.config, masterKey: wrong }, { watch: false }))).toBe('CST_ERR_CRYPTO_MASTER_KEY_MISSING');
-    const versions = c.masterKey.versions();
-    const onlyFirst = `${versions[0]}:${c.masterKey.exportBytes(versions[0]).toString('base64')}`;
+    const versions = c.masterKey!.versions();
+    const onlyFirst = `${versions[0]}:${c.masterKey!.exportBytes(versions[0]).toString('base64')}`;
     expect(await codeOf(createCustodian({ ...c.config, masterKey: onlyFirst }, { watch: false }))).toBe('CST_ERR_CRYPTO_MASTER_KEY_MISSING');
     const allWrong = versions.map((v) => `${v}:${wrong}`).join(',');
     expect(await codeOf(createCustodian({ ...c.config, masterKey: allWrong }, { watch: false }))).toBe('CST_ERR_CRYPTO_WRONG_MASTER_KEY');

@@ -46,17 +46,20 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<RunningServe
     } else {
       lines.push('  Admin API key: already created; mint more with `custodian keys create --scopes admin`', `  Authenticate: -H "Authorization: Bearer <api key>"`);
     }
-    if (custodian.masterKey.source === 'generated') {
+    const master = custodian.masterKey;
+    if (master === undefined) {
+      lines.push(`  Master keys:  external KMS (${custodian.config.kms.url ?? 'configured'})`);
+    } else if (master.source === 'generated') {
       lines.push(
         '',
         '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!',
-        `!! WARNING: generated a DEVELOPMENT master key at ${custodian.masterKey.path}`,
+        `!! WARNING: generated a DEVELOPMENT master key at ${master.path}`,
         '!! Anyone with this file can decrypt protected data. For production set',
         '!! CUSTODIAN_MASTER_KEY (32 bytes, base64) or CUSTODIAN_MASTER_KEY_FILE.',
         '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!',
       );
-    } else if (custodian.masterKey.source === 'file' && io.env.CUSTODIAN_MASTER_KEY_FILE === undefined) {
-      lines.push(`  Master key:   development key file ${custodian.masterKey.path} (not for production)`);
+    } else if (master.source === 'file' && io.env.CUSTODIAN_MASTER_KEY_FILE === undefined) {
+      lines.push(`  Master key:   development key file ${master.path} (not for production)`);
     }
     io.stdout(lines.join('\n') + '\n');
     let closing: Promise<void> | undefined;
