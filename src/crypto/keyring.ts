@@ -422,6 +422,12 @@ export class Keyring {
   /** On SQLite, another connection's commit (a shredding by the CLI) drops cached subject keys before we use one. */
   #checkToken(): void {
     const token = this.#store.changeToken();
+    // No cheap token (PostgreSQL) and no healthy change feed: a shredding elsewhere could go unseen, so no
+    // subject key is trusted from cache — every operation re-reads it.
+    if (token === undefined && this.#watch?.healthy !== true) {
+      this.#dropSubjectKeys();
+      return;
+    }
     if (token !== this.#token) {
       this.#token = token;
       this.#dropSubjectKeys();
