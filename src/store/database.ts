@@ -130,8 +130,63 @@ export interface RewrapJobsTable {
   finished_at: NullableInstant;
 }
 
+/** Append-only: one row per audited action. */
+export interface AuditEntriesTable {
+  id: string;
+  recorded_at: Instant;
+  actor: string;
+  action: string;
+  target_type: string;
+  /** Subject reference (HMAC of the subject id) or a resource id; never a subject id in clear. */
+  target_ref: string | null;
+  outcome: string;
+  request_id: string | null;
+  /** Canonical JSON of ids and counts, never personal data. */
+  details: string;
+  /** Personal details sealed under the subject key (field format c1.…), or null. */
+  payload: string | null;
+  leaf_hash: string;
+}
+
+/** Leaves waiting for the sequencer; drained as they are integrated. */
+export interface LogQueueTable {
+  tree: string;
+  ref_id: string;
+  leaf_hash: string;
+}
+
+/** Append-only: the sequenced leaves of each tree. */
+export interface LogLeavesTable {
+  tree: string;
+  seq: number | string;
+  ref_id: string;
+  leaf_hash: string;
+}
+
+/** Append-only: hashes of complete aligned subtrees (level, idx covers leaves idx·2^level … (idx+1)·2^level − 1). */
+export interface LogNodesTable {
+  tree: string;
+  level: number;
+  idx: number | string;
+  hash: string;
+}
+
+/** Append-only: signed tree heads (C2SP checkpoints). */
+export interface LogHeadsTable {
+  tree: string;
+  size: number | string;
+  root_hash: string;
+  checkpoint: string;
+  created_at: Instant;
+}
+
 /** Custodian's own schema, as Kysely sees it. */
 export interface Database {
+  audit_entries: AuditEntriesTable;
+  log_queue: LogQueueTable;
+  log_leaves: LogLeavesTable;
+  log_nodes: LogNodesTable;
+  log_heads: LogHeadsTable;
   kek_versions: KekVersionsTable;
   data_keys: DataKeysTable;
   blind_indexes: BlindIndexesTable;

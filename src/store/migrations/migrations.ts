@@ -214,11 +214,77 @@ const m0003 = (kind: StoreKind): Migration => ({
   },
 });
 
+/**
+ * The tamper-evident logs: audit entries (append-only), and for each tree (`audit`, `consent`) a queue of leaves
+ * waiting for the sequencer, the sequenced leaves, the hashes of every complete subtree, and signed tree heads —
+ * all append-only except the queue, which the sequencer drains.
+ */
+const m0004 = (kind: StoreKind): Migration => ({
+  async up(db) {
+    const t = types(kind);
+    const big = kind === 'postgres' ? 'bigint' : 'integer';
+    await db.schema
+      .createTable('audit_entries')
+      .addColumn('id', t.id, (c) => c.primaryKey())
+      .addColumn('recorded_at', t.instant, (c) => c.notNull())
+      .addColumn('actor', 'varchar(128)', (c) => c.notNull())
+      .addColumn('action', 'varchar(64)', (c) => c.notNull())
+      .addColumn('target_type', 'varchar(32)', (c) => c.notNull())
+      .addColumn('target_ref', 'varchar(128)')
+      .addColumn('outcome', 'varchar(16)', (c) => c.notNull())
+      .addColumn('request_id', 'varchar(64)')
+      .addColumn('details', 'text', (c) => c.notNull())
+      .addColumn('payload', 'text')
+      .addColumn('leaf_hash', 'varchar(64)', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('audit_entries_target').on('audit_entries').columns(['target_ref', 'id']).execute();
+    await db.schema.createIndex('audit_entries_action').on('audit_entries').columns(['action', 'id']).execute();
+    await appendOnly(db, kind, 'audit_entries');
+    await db.schema
+      .createTable('log_queue')
+      .addColumn('tree', 'varchar(16)', (c) => c.notNull())
+      .addColumn('ref_id', 'varchar(64)', (c) => c.notNull())
+      .addColumn('leaf_hash', 'varchar(64)', (c) => c.notNull())
+      .addPrimaryKeyConstraint('log_queue_pk', ['tree', 'ref_id'])
+      .execute();
+    await db.schema
+      .createTable('log_leaves')
+      .addColumn('tree', 'varchar(16)', (c) => c.notNull())
+      .addColumn('seq', big, (c) => c.notNull())
+      .addColumn('ref_id', 'varchar(64)', (c) => c.notNull())
+      .addColumn('leaf_hash', 'varchar(64)', (c) => c.notNull())
+      .addPrimaryKeyConstraint('log_leaves_pk', ['tree', 'seq'])
+      .execute();
+    await db.schema.createIndex('log_leaves_ref').unique().on('log_leaves').columns(['tree', 'ref_id']).execute();
+    await appendOnly(db, kind, 'log_leaves');
+    await db.schema
+      .createTable('log_nodes')
+      .addColumn('tree', 'varchar(16)', (c) => c.notNull())
+      .addColumn('level', 'integer', (c) => c.notNull())
+      .addColumn('idx', big, (c) => c.notNull())
+      .addColumn('hash', 'varchar(64)', (c) => c.notNull())
+      .addPrimaryKeyConstraint('log_nodes_pk', ['tree', 'level', 'idx'])
+      .execute();
+    await appendOnly(db, kind, 'log_nodes');
+    await db.schema
+      .createTable('log_heads')
+      .addColumn('tree', 'varchar(16)', (c) => c.notNull())
+      .addColumn('size', big, (c) => c.notNull())
+      .addColumn('root_hash', 'varchar(64)', (c) => c.notNull())
+      .addColumn('checkpoint', 'text', (c) => c.notNull())
+      .addColumn('created_at', t.instant, (c) => c.notNull())
+      .addPrimaryKeyConstraint('log_heads_pk', ['tree', 'size'])
+      .execute();
+    await appendOnly(db, kind, 'log_heads');
+  },
+});
+
 /** Forward-only migrations for `kind`, in the order they apply (names sort lexically). */
 export function migrationsFor(kind: StoreKind): Record<string, Migration> {
   return {
     '0001_consent_ledger': m0001(kind),
     '0002_consent_state_guard': m0002(kind),
     '0003_keyring': m0003(kind),
+    '0004_audit_log': m0004(kind),
   };
 }

@@ -1,0 +1,24 @@
+/**
+ * The closed vocabulary of audit actions. Each names what happened, in the words of the domain; an entry's
+ * `details` carry ids and counts only, and personal details go into the entry's sealed payload.
+ */
+export const AUDIT_ACTIONS = {
+  'consent.recorded': 'A batch of consent events was recorded (details: batch id, event count, purposes).',
+  'consent.history.read': "A subject's consent history with evidence was read.",
+  'purpose.saved': 'A purpose was created or replaced.',
+  'api_key.created': 'An API key was minted (details: key id, scopes).',
+  'api_key.revoked': 'An API key was revoked.',
+  'keys.rotated': 'A new master-key version became primary.',
+  'keys.retired': 'A master-key version was retired.',
+  'subject.shredded': "A subject's data keys were destroyed (crypto-shredding).",
+  'crypto.decrypted': 'Field ciphertexts were decrypted over the API (details: count).',
+  'audit.checkpoint': 'A signed tree head was produced.',
+} as const;
+
+/** An action of {@link AUDIT_ACTIONS}. */
+export type AuditAction = keyof typeof AUDIT_ACTIONS;
+export const AUDIT_ACTION_KEYS = Object.keys(AUDIT_ACTIONS) as [AuditAction, ...AuditAction[]];
+
+/** How an audited operation ended. */
+export const AUDIT_OUTCOMES = ['success', 'failure', 'denied'] as const;
+export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
