@@ -27,7 +27,7 @@ export interface BlindIndexDefinition {
   readonly normaliser: Normaliser;
   /**
    * Output size in bits (32..256, a multiple of 8). With n distinct values, the chance that two collide is
-   * about n² / 2^(bits+1): 64 bits keep it under 1 in 36,000 for 10⁷ values; fewer bits give k-anonymity
+   * about n² / 2^(bits+1): 64 bits keep it near 1 in 370,000 for 10⁷ values; fewer bits give k-anonymity
    * (several values share a digest) at the price of false matches the application must filter.
    */
   readonly bits: number;

@@ -136,6 +136,12 @@ export class Keyring {
     return createHmac('sha256', this.#refKey).update(subjectId, 'utf8').digest('hex');
   }
 
+  /** HMAC-SHA-256 (hex) of `text` under the system reference key, for digests that must not be guessable from the store. */
+  keyedDigest(text: string): string {
+    if (this.#refKey === undefined) throw new Error('keyring not started');
+    return createHmac('sha256', this.#refKey).update('digest\u0000' + text, 'utf8').digest('hex');
+  }
+
   /**
    * Encrypts a field of `subjectId`'s data under the subject's key (created on first use), bound to `context`
    * (e.g. `crm.contacts.email:row-42`). Contexts must never contain personal data: they are hashed into the

@@ -57,6 +57,23 @@ export class MasterKey {
     return version;
   }
 
+  /**
+   * Re-reads the key file (file-based keys only) and adds versions written since, e.g. by `custodian keys rotate`
+   * in another process. Returns whether anything was added.
+   */
+  async reload(): Promise<boolean> {
+    if (this.source === 'env' || this.path === undefined) return false;
+    const fresh = parseMasterKeys(await readFile(this.path, 'utf8'), 'masterKeyFile');
+    let added = false;
+    for (const [v, bytes] of fresh) {
+      if (!this.#versions.has(v)) {
+        this.#versions.set(v, bytes);
+        added = true;
+      }
+    }
+    return added;
+  }
+
   toJSON(): unknown {
     return { source: this.source, versions: this.versions() };
   }

@@ -69,6 +69,8 @@ export interface ConsentLedgerDeps {
 export interface EvidenceCipher {
   encryptMany(items: ReadonlyArray<{ subjectId: string; plaintext: string; context: string }>): Promise<string[]>;
   decryptManyText(items: ReadonlyArray<{ ciphertext: string; context: string }>): Promise<Array<{ plaintext: string } | { error: CustodianError }>>;
+  /** HMAC-SHA-256 (hex) under a system key that is never shredded. */
+  keyedDigest(text: string): string;
 }
 
 /** evidence_format of evidence sealed with the keyring's field format (AES-256-GCM under the subject key). */
@@ -232,7 +234,7 @@ export class ConsentLedger {
       });
     }
     const evidence = minimiseEvidence(e.evidence, { truncateIp: this.#truncateIp }, i);
-    const requestHash = e.idempotencyKey == null ? null : hashRequest(e);
+    const requestHash = e.idempotencyKey == null ? null : this.#hashRequest(e, evidence);
     return { input: e, purpose, evidence, gpc: ctx.gpc === true || e.evidence?.gpc === true, requestHash };
   }
 
@@ -287,6 +289,21 @@ export class ConsentLedger {
       a.evidence === undefined ? { ...opened[k++]!, replayed: a.replayed } : { ...toEvent(a.row, a.evidence), replayed: a.replayed },
     );
     return { batchId: result.batchId, events };
+  }
+
+  /**
+   * A stable digest of what a caller submitted, to tell a replay from a conflicting reuse of its key. It covers
+   * the minimised evidence (what is stored), and is keyed by the keyring when one is configured, so the digest
+   * outlives shredding without letting anyone holding the database confirm guessed evidence.
+   */
+  #hashRequest(e: ConsentEventInput, evidence: Evidence | null): string {
+    const canonical = JSON.stringify([
+      e.subjectId, e.purpose, e.decision, e.jurisdiction ?? null, e.noticeVersion ?? null, e.method ?? 'api',
+      e.clientTime == null ? null : toIso(Date.parse(e.clientTime)),
+      e.expiresAt == null ? null : toIso(Date.parse(e.expiresAt)),
+      evidence === null ? null : [evidence.ip ?? null, evidence.userAgent ?? null, evidence.pageUrl ?? null, evidence.tcString ?? null, evidence.gpc ?? null],
+    ]);
+    return this.#cipher === undefined ? createHash('sha256').update(canonical).digest('hex') : this.#cipher.keyedDigest(`consent-request:${canonical}`);
   }
 
   /** Upper bound of GPC opt-out events a batch can need: subjects with the signal × opt-out purposes. */
@@ -519,16 +536,6 @@ function checkSubjectId(subjectId: string, path = 'subjectId'): void {
   }
 }
 
-/** A stable digest of what a caller submitted, to tell a replay from a conflicting reuse of its key. */
-function hashRequest(e: ConsentEventInput): string {
-  const canonical = [
-    e.subjectId, e.purpose, e.decision, e.jurisdiction ?? null, e.noticeVersion ?? null, e.method ?? 'api',
-    e.clientTime == null ? null : toIso(Date.parse(e.clientTime)),
-    e.expiresAt == null ? null : toIso(Date.parse(e.expiresAt)),
-    e.evidence ? [e.evidence.ip ?? null, e.evidence.userAgent ?? null, e.evidence.pageUrl ?? null, e.evidence.tcString ?? null, e.evidence.gpc ?? null] : null,
-  ];
-  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
-}
 
 /** The last row per (subject, purpose) in a batch; rows are in id order. */
 function latestPerPair(rows: readonly NewEventRow[]): NewEventRow[] {

@@ -156,6 +156,23 @@ describe.each(STORE_KINDS)('keyring on %s', (kind) => {
     expect((await c.keyring.status()).versions.find((v) => v.version === previous)?.status).toBe('retired');
   });
 
+  it('a process started before a rotation by another process picks up the new key-file version', async () => {
+    const running = await createCustodian(c.config, { watch: false });
+    try {
+      const cli = await createCustodian(c.config, { watch: false });
+      try {
+        await cli.keyring.rotate();
+      } finally {
+        await cli.close();
+      }
+      const ct = await running.keyring.encryptField('after-rotation-subject', 'fresh', 'ctx');
+      expect(await running.keyring.decryptFieldText(ct, 'ctx')).toBe('fresh');
+      for await (const _ of running.keyring.rewrap()) void _;
+    } finally {
+      await running.close();
+    }
+  });
+
   it('refuses to start with a wrong master key, or without a version data keys depend on', async () => {
     const wrong = Buffer.alloc(32, 7).toString('base64');
     expect(await codeOf(createCustodian({ ...c.config, masterKey: wrong }, { watch: false }))).toBe('CST_ERR_CRYPTO_MASTER_KEY_MISSING');

@@ -34,10 +34,10 @@ export function keysCommand(io: CliIo): Command {
   withStoreOptions(keys.command('status').description('master-key versions, data keys, shreddings, re-wrap progress')).action(async (opts: StoreOptions) => {
     printJson(io, await withCustodian(io, opts, (c) => c.keyring.status()));
   });
-  withStoreOptions(keys.command('shred').description("crypto-shred a subject: destroy its data keys so its ciphertexts, in backups too, can never be read"))
+  withStoreOptions(keys.command('shred').description("crypto-shred a subject: destroy its data keys so its ciphertexts can never be read (backups too, if key-store backups expire per docs/security.md)"))
     .argument('<subjectId>', "the application's opaque user id")
     .requiredOption('--reason <text>', 'why (recorded in the tombstone), e.g. the erasure request id')
-    .option('--actor <name>', 'who shreds, for the tombstone', 'cli')
+    .option('--actor <name>', 'who shreds, for the tombstone', 'operator')
     .action(async (subjectId: string, opts: StoreOptions & { reason: string; actor: string }) => {
       printJson(io, await withCustodian(io, opts, (c) => c.keyring.shredSubject(subjectId, { reason: opts.reason, actor: `cli:${opts.actor}` })));
     });

@@ -14,6 +14,7 @@ export class LocalKekProvider implements KekProvider {
   }
 
   async versions(): Promise<readonly number[]> {
+    await this.#master.reload();
     return this.#master.versions();
   }
 
@@ -21,9 +22,11 @@ export class LocalKekProvider implements KekProvider {
     return `local:v${version}`;
   }
 
-  #kek(version: number): Buffer {
+  async #kek(version: number): Promise<Buffer> {
     let k = this.#keks.get(version);
     if (k === undefined) {
+      // Another process may have added a version to the key file (`keys rotate`): look once before failing.
+      if (!this.#master.versions().includes(version)) await this.#master.reload();
       if (!this.#master.versions().includes(version)) {
         throw new CustodianError('CST_ERR_CRYPTO_MASTER_KEY_MISSING', 'master key version is not configured', { details: { version } });
       }
@@ -34,11 +37,11 @@ export class LocalKekProvider implements KekProvider {
   }
 
   async wrap(version: number, dataKey: Buffer, aad: Buffer): Promise<Buffer> {
-    return wrapKey(this.#kek(version), dataKey, aad);
+    return wrapKey(await this.#kek(version), dataKey, aad);
   }
 
   async unwrap(version: number, wrapped: Buffer, aad: Buffer): Promise<Buffer> {
-    return unwrapKey(this.#kek(version), wrapped, aad);
+    return unwrapKey(await this.#kek(version), wrapped, aad);
   }
 
   createVersion(): Promise<number> {

@@ -10,7 +10,8 @@ const MAX_BATCH = 1000;
 const MAX_PLAINTEXT = 1024 * 1024;
 const text = () => z.string().refine(isStorableText, 'must be well-formed Unicode without NUL characters');
 const context = text().min(1).max(MAX_CONTEXT_LENGTH).describe('Where the value lives, e.g. crm.contacts.email:row-42. Never personal data.');
-const ciphertext = z.string().min(1).max(2 * MAX_PLAINTEXT).describe('A Custodian field ciphertext (c1.…)');
+// The largest plaintext (1 Mi UTF-16 units, up to 3 MiB of UTF-8) encrypts to at most ~4 MiB of base64url.
+const ciphertext = z.string().min(1).max(6 * MAX_PLAINTEXT).describe('A Custodian field ciphertext (c1.…)');
 const indexName = z.string().regex(BLIND_INDEX_NAME).describe('Blind index name (email and phone are built in)');
 
 const encryptItem = z.object({ subjectId, plaintext: z.string().max(MAX_PLAINTEXT).describe('UTF-8 text; send binary as base64 text'), context }).strict();
@@ -21,7 +22,7 @@ const itemError = z.object({ code: z.string(), message: z.string() });
 /** Field encryption, blind indexes and crypto-shredding over HTTP, for applications in other languages. */
 export function cryptoRoutes(custodian: Custodian): FastifyPluginAsyncZod {
   const { keyring } = custodian;
-  const bodyLimit = 16 * 1024 * 1024;
+  const bodyLimit = 32 * 1024 * 1024;
   return async (app) => {
     app.post(
       '/crypto/encrypt',

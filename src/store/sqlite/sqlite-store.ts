@@ -105,8 +105,13 @@ export class SqliteStore implements Store {
   }
 
   async purgeDeleted(): Promise<void> {
-    // Copies the WAL into the database file and truncates it, so old frames holding deleted rows are gone.
-    this.#raw.pragma('wal_checkpoint(TRUNCATE)');
+    // Copies the WAL into the database file and truncates it, so old frames holding deleted rows are gone. A reader
+    // in another process can hold frames back: retry briefly; the next checkpoint completes it otherwise.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const [result] = this.#raw.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
+      if (result?.busy === 0) return;
+      await new Promise((r) => setTimeout(r, 20 * (attempt + 1)));
+    }
   }
 
   async lock(): Promise<void> {
