@@ -215,7 +215,7 @@ export function verifyNote(note: string | Uint8Array, verifierKey: string | Veri
   try {
     const key = typeof verifierKey === 'string' ? parseVerifierKey(verifierKey) : verifierKey;
     const parsed = parseNote(note);
-    const candidates = parsed.signatures.filter((s) => s.keyName === key.keyName);
+    const candidates = parsed.signatures.filter((s) => s.keyName === key.keyName && s.keyId === key.keyId);
     const label = `${key.keyName}+${key.keyId.toString(16).padStart(8, '0')}`;
     if (candidates.length === 0) return { ok: false, reason: `note is not signed by key ${label}` };
     const data = Buffer.from(parsed.text, 'utf8');
@@ -359,7 +359,8 @@ export function verifyCheckpoint(
 // --- helpers -------------------------------------------------------------------------------------------------------
 
 function computeKeyId(keyName: string, rawPublicKey: Uint8Array): number {
-  const input = Buffer.concat([Buffer.from(keyName, 'utf8'), Buffer.from([0x0a, ED25519_SIGNATURE_TYPE]), rawPublicKey]);
+  const separator = Buffer.from([0x0a, ED25519_SIGNATURE_TYPE]);
+  const input = Buffer.concat([Buffer.from(keyName, 'utf8'), separator, rawPublicKey]);
   return hash('sha256', input, 'buffer').readUInt32BE(0);
 }
 

@@ -17,7 +17,8 @@
  * const result = verifyBundle(bundle, LOG_KEY, { origin: 'custodian.example.com/audit' });
  * if (!result.ok) throw new Error(`not proven: ${result.reason}`);
  * // result.leaf holds the canonical bytes the log committed to; decode them with the audit module's format.
- * console.log(`entry ${result.index} is in the log of ${result.checkpoint.size} entries signed at`, result.checkpoint.time);
+ * const { size, time } = result.checkpoint;
+ * console.log(`entry ${result.index} is in the log of ${size} entries signed at ${time?.toISOString()}`);
  * ```
  * Under the hood: leafHash(leaf) → verifyInclusion against the checkpoint's root and size → verifyCheckpoint.
  * To be sure the log never forked, an auditor also keeps the last checkpoint it trusted and checks a consistency
