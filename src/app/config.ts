@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { CustodianError } from '../core/index.js';
 import { DEFAULT_STORE_URL } from '../store/index.js';
 import type { ConsentLedgerOptions } from '../ledger/index.js';
+import type { AuditLogOptions } from '../audit/index.js';
 
 /** Everything Custodian needs to start. Frozen once built. */
 export interface CustodianConfig {
@@ -20,6 +21,8 @@ export interface CustodianConfig {
   readonly port: number;
   readonly logLevel: string;
   readonly ledger: ConsentLedgerOptions;
+  /** Audit log: checkpoint origin and how often signed heads are produced. */
+  readonly audit: AuditLogOptions;
   /** External KMS for master keys (CUSTODIAN_KMS_URL, CUSTODIAN_KMS_TOKEN, CUSTODIAN_KMS_KEYS); unset = local master key. */
   readonly kms: { readonly url?: string | undefined; readonly token?: string | undefined; readonly keys?: string | undefined };
   /** Run pending migrations when starting. Default true. */
@@ -27,7 +30,7 @@ export interface CustodianConfig {
 }
 
 /** Overrides of {@link loadConfig}, e.g. from CLI flags. */
-export type ConfigOverrides = Partial<Omit<CustodianConfig, 'ledger'>> & { ledger?: ConsentLedgerOptions };
+export type ConfigOverrides = Partial<Omit<CustodianConfig, 'ledger' | 'audit'>> & { ledger?: ConsentLedgerOptions; audit?: AuditLogOptions };
 
 function parsePort(value: string | number | undefined, fallback: number): number {
   if (value === undefined || value === '') return fallback;
@@ -58,6 +61,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     port: parsePort(overrides.port ?? env.CUSTODIAN_PORT, 8080),
     logLevel: overrides.logLevel ?? env.CUSTODIAN_LOG_LEVEL ?? 'info',
     migrateOnStart: overrides.migrateOnStart ?? true,
+    audit: Object.freeze({
+      origin: env.CUSTODIAN_LOG_ORIGIN ?? 'custodian',
+      checkpointEveryMs: Number(env.CUSTODIAN_CHECKPOINT_EVERY_MS ?? 10_000),
+      checkpointEveryEntries: Number(env.CUSTODIAN_CHECKPOINT_EVERY_ENTRIES ?? 1000),
+      ...overrides.audit,
+    }),
     kms: Object.freeze(overrides.kms ?? { url: env.CUSTODIAN_KMS_URL, token: env.CUSTODIAN_KMS_TOKEN, keys: env.CUSTODIAN_KMS_KEYS }),
     ledger: Object.freeze({
       truncateIp: bool(env.CUSTODIAN_TRUNCATE_IP, true),

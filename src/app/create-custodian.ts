@@ -1,4 +1,5 @@
 import { ApiKeyService } from '../auth/index.js';
+import { AuditLog } from '../audit/index.js';
 import { systemClock, type Clock } from '../core/index.js';
 import { HttpKmsKekProvider, Keyring, LocalKekProvider, loadMasterKey, type KekProvider, type MasterKey } from '../crypto/index.js';
 import { ConsentLedger, PurposeRegistry } from '../ledger/index.js';
@@ -13,6 +14,7 @@ export interface Custodian {
   /** The local master key; undefined when master keys live in an external KMS. */
   readonly masterKey: MasterKey | undefined;
   readonly keyring: Keyring;
+  readonly audit: AuditLog;
   readonly purposes: PurposeRegistry;
   readonly ledger: ConsentLedger;
   readonly apiKeys: ApiKeyService;
@@ -45,17 +47,20 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
     const migrations = config.migrateOnStart ? await store.migrate() : { applied: [], current: [] };
     const keyring = new Keyring({ store, provider: kms ?? new LocalKekProvider(masterKey!), clock });
     await keyring.start({ watch: options.watch !== false });
-    const purposes = new PurposeRegistry({ store, clock });
+    const audit = new AuditLog({ store, keyring, clock }, config.audit);
+    await audit.start();
+    keyring.setAuditSink(audit);
+    const purposes = new PurposeRegistry({ store, clock, audit });
     await purposes.load();
-    const ledger = new ConsentLedger({ store, purposes, clock, cipher: keyring }, config.ledger);
+    const ledger = new ConsentLedger({ store, purposes, clock, cipher: keyring, audit }, config.ledger);
     if (options.watch !== false) await ledger.watch();
-    const apiKeys = new ApiKeyService({ store, clock });
+    const apiKeys = new ApiKeyService({ store, clock, audit });
     const close = async () => {
       await ledger.stopWatching();
       await keyring.stop();
       await store.close();
     };
-    return Object.freeze({ config, clock, store, masterKey, keyring, purposes, ledger, apiKeys, migrations, close });
+    return Object.freeze({ config, clock, store, masterKey, keyring, audit, purposes, ledger, apiKeys, migrations, close });
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;

@@ -12,7 +12,6 @@ export const AUDIT_ACTIONS = {
   'keys.retired': 'A master-key version was retired.',
   'subject.shredded': "A subject's data keys were destroyed (crypto-shredding).",
   'crypto.decrypted': 'Field ciphertexts were decrypted over the API (details: count).',
-  'audit.checkpoint': 'A signed tree head was produced.',
 } as const;
 
 /** An action of {@link AUDIT_ACTIONS}. */

@@ -1,4 +1,4 @@
-import { CustodianError, isFresh, toIso, uuidv7, type Clock } from '../core/index.js';
+import { CustodianError, isFresh, toIso, uuidv7, type AuditSink, type Clock } from '../core/index.js';
 import { digestsEqual, generateApiKeySecret, hashApiKeySecret } from '../crypto/index.js';
 import type { Executor, Store } from '../store/index.js';
 
@@ -32,9 +32,12 @@ export class ApiKeyService {
   readonly #clock: Clock;
   readonly #cache = new Map<string, { at: number; principal: ApiKeyPrincipal }>();
 
-  constructor(deps: { store: Store; clock: Clock }) {
+  readonly #audit: AuditSink | undefined;
+
+  constructor(deps: { store: Store; clock: Clock; audit?: AuditSink }) {
     this.#store = deps.store;
     this.#clock = deps.clock;
+    this.#audit = deps.audit;
   }
 
   /** Mints a key with `scopes`. `secret` lets an operator choose it (seeding); otherwise it is random. */
@@ -46,7 +49,7 @@ export class ApiKeyService {
       });
     }
     if (input.secret !== undefined) validateChosenSecret(input.secret);
-    return this.#insert(this.#store.db, { ...input, scopes, secret: input.secret ?? generateApiKeySecret() });
+    return this.#store.transaction((trx) => this.#insert(trx, { ...input, scopes, secret: input.secret ?? generateApiKeySecret() }));
   }
 
   async #insert(db: Executor, input: { name: string; scopes: readonly Scope[]; createdBy: string; secret: string }): Promise<MintedApiKey> {
@@ -58,6 +61,7 @@ export class ApiKeyService {
       .insertInto('api_keys')
       .values({ id, name, key_hash: hashApiKeySecret(secret), scopes: JSON.stringify(scopes), created_at: toIso(now), created_by: input.createdBy, revoked_at: null })
       .execute();
+    await this.#audit?.record(db, [{ actor: input.createdBy, action: 'api_key.created', targetType: 'api_key', targetId: id, details: { scopes: [...scopes] } }]);
     return { id, name, scopes, secret, createdAt: toIso(now) };
   }
 
@@ -104,10 +108,15 @@ export class ApiKeyService {
   }
 
   /** Revokes a key; it stops working within the authentication cache time (5 s). */
-  async revoke(id: string): Promise<boolean> {
-    const r = await this.#store.db.updateTable('api_keys').set({ revoked_at: toIso(this.#clock.now()) }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+  async revoke(id: string, actor = 'system'): Promise<boolean> {
+    const done = await this.#store.transaction(async (trx) => {
+      const r = await trx.updateTable('api_keys').set({ revoked_at: toIso(this.#clock.now()) }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+      const revoked = Number(r.numUpdatedRows) > 0;
+      if (revoked) await this.#audit?.record(trx, [{ actor, action: 'api_key.revoked', targetType: 'api_key', targetId: id }]);
+      return revoked;
+    });
     this.#cache.clear();
-    return Number(r.numUpdatedRows) > 0;
+    return done;
   }
 
   /** Every key's id, name, scopes and dates (never secrets). */

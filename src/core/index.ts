@@ -6,3 +6,4 @@ export * from './legal-bases.js';
 export * from './jurisdictions.js';
 export * from './purposes.js';
 export * from './text.js';
+export * from './audit-sink.js';

@@ -1,5 +1,5 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { CustodianError, isCustodianError, toIso, uuidv7, type Clock } from '../core/index.js';
+import { CustodianError, isCustodianError, toIso, uuidv7, type AuditSink, type Clock } from '../core/index.js';
 import { PostgresAdapter, sql } from 'kysely';
 import type { ChangeWatch, Executor, Store } from '../store/index.js';
 import { KEY_ID_BYTES, checkContext, openField, parseField, sealField } from './aead.js';
@@ -71,6 +71,7 @@ export class Keyring {
   readonly #bySubject = new Map<string, LiveKey>();
   readonly #indexes = new Map<string, { def: BlindIndexDefinition; key: Buffer }>();
   #refKey: Buffer | undefined;
+  #audit: AuditSink | undefined;
   #token: number | undefined;
   #watch: ChangeWatch | undefined;
 
@@ -124,6 +125,11 @@ export class Keyring {
     }
   }
 
+  /** Where shredding, rotation and retirement are audited (set by the composition root: the audit log needs the keyring). */
+  setAuditSink(audit: AuditSink): void {
+    this.#audit = audit;
+  }
+
   async stop(): Promise<void> {
     const w = this.#watch;
     this.#watch = undefined;
@@ -134,6 +140,11 @@ export class Keyring {
   subjectRef(subjectId: string): string {
     if (this.#refKey === undefined) throw new Error('keyring not started');
     return createHmac('sha256', this.#refKey).update(subjectId, 'utf8').digest('hex');
+  }
+
+  /** A 32-byte secret of the system, created on first use and stored wrapped like every data key (e.g. the audit signing seed). */
+  async systemSecret(name: string): Promise<Buffer> {
+    return Buffer.from((await this.#ownedKey('system', name)).key);
   }
 
   /** HMAC-SHA-256 (hex) of `text` under the system reference key, for digests that must not be guessable from the store. */
@@ -280,6 +291,7 @@ export class Keyring {
       await trx.insertInto('shred_tombstones').values({ id: tombstoneId, subject_ref: ref, reason: input.reason, actor: input.actor.slice(0, 128), keys_destroyed: ids.length, shredded_at: toIso(now) }).execute();
       if (ids.length > 0) await trx.insertInto('shredded_keys').values(ids.map((key_id) => ({ key_id, tombstone_id: tombstoneId }))).execute();
       await this.#store.announceChange(trx, 'keys', [ref]);
+      await this.#audit?.record(trx, [{ actor: input.actor, action: 'subject.shredded', targetType: 'subject', targetId: subjectId, details: { tombstoneId, keysDestroyed: ids.length } }]);
       return ids;
     });
     this.#dropSubjectKeys();
@@ -298,7 +310,7 @@ export class Keyring {
    * local key file — a newly generated one. New data keys are wrapped under it at once; run {@link rewrap}
    * to move existing ones.
    */
-  async rotate(): Promise<{ version: number; previous: number }> {
+  async rotate(actor = 'system'): Promise<{ version: number; previous: number }> {
     const registered = new Set((await this.#store.db.selectFrom('kek_versions').select('version').execute()).map((r) => Number(r.version)));
     const fresh = (await this.#provider.versions()).filter((v) => !registered.has(v));
     const version = fresh.length > 0 ? Math.max(...fresh) : await this.#provider.createVersion();
@@ -308,6 +320,7 @@ export class Keyring {
       const prev = await trx.selectFrom('kek_versions').select('version').where('status', '=', 'primary').executeTakeFirstOrThrow();
       await trx.updateTable('kek_versions').set({ status: 'active' }).where('status', '=', 'primary').execute();
       await trx.insertInto('kek_versions').values({ version, provider: this.#provider.kind, key_ref: this.#provider.keyRef(version), ...canary, status: 'primary', created_at: this.#now(), retired_at: null }).execute();
+      await this.#audit?.record(trx, [{ actor, action: 'keys.rotated', targetType: 'master_key', targetId: String(version), details: { version, previous: Number(prev.version) } }]);
       return Number(prev.version);
     });
     return { version, previous };
@@ -363,7 +376,7 @@ export class Keyring {
   }
 
   /** Retires a master-key version: refused while it is primary or any data key still depends on it. */
-  async retire(version: number): Promise<void> {
+  async retire(version: number, actor = 'system'): Promise<void> {
     await this.#store.transaction(async (trx) => {
       await this.#store.lock(trx, 'custodian:keyring');
       const row = await trx.selectFrom('kek_versions').selectAll().where('version', '=', version).executeTakeFirst();
@@ -375,6 +388,7 @@ export class Keyring {
         });
       }
       await trx.updateTable('kek_versions').set({ status: 'retired', retired_at: this.#now() }).where('version', '=', version).execute();
+      await this.#audit?.record(trx, [{ actor, action: 'keys.retired', targetType: 'master_key', targetId: String(version), details: { version } }]);
     });
   }
 

@@ -7,6 +7,7 @@ import {
   isFresh,
   isIsoInstant,
   isStorableText,
+  type AuditSink,
   toIso,
   uuidv7,
   type Clock,
@@ -63,6 +64,8 @@ export interface ConsentLedgerDeps {
   readonly clock: Clock;
   /** Seals evidence under per-subject keys (the keyring); without it evidence is stored as JSON. */
   readonly cipher?: EvidenceCipher;
+  /** Receives the audit entry and the consent-tree leaves of every batch, in its transaction. */
+  readonly audit?: AuditSink;
 }
 
 /** What the ledger needs from the keyring to keep evidence encrypted under the subject's key. */
@@ -117,6 +120,7 @@ export class ConsentLedger {
   readonly #purposes: PurposeRegistry;
   readonly #clock: Clock;
   readonly #cipher: EvidenceCipher | undefined;
+  readonly #audit: AuditSink | undefined;
   readonly #truncateIp: boolean;
   readonly #ttl: number;
   readonly #maxAge: number;
@@ -131,6 +135,7 @@ export class ConsentLedger {
     this.#purposes = deps.purposes;
     this.#clock = deps.clock;
     this.#cipher = deps.cipher;
+    this.#audit = deps.audit;
     this.#truncateIp = options.truncateIp ?? true;
     this.#ttl = options.cacheTtlMs ?? 1000;
     this.#maxAge = options.cacheMaxAgeMs ?? 60_000;
@@ -275,6 +280,19 @@ export class ConsentLedger {
         await repo.insertEvents(trx, rows);
         await repo.upsertState(trx, latestPerPair(rows));
         await this.#store.announceChange(trx, 'consent', rows.map((r) => r.subject_id));
+        if (this.#audit !== undefined) {
+          await this.#audit.queueConsentEvents(trx, rows);
+          await this.#audit.record(trx, [
+            {
+              actor: ctx.actor,
+              action: 'consent.recorded',
+              targetType: 'consent_batch',
+              targetId: batchId,
+              requestId: ctx.requestId ?? null,
+              details: { events: rows.length, gpcOptOuts: gpcRows.length, subjects: new Set(rows.map((r) => r.subject_id)).size, purposes: [...new Set(rows.map((r) => r.purpose))].sort() },
+            },
+          ]);
+        }
         return { batchId, answer };
       }
       // A whole replay of one earlier batch answers with that batch's id, as the first answer did.
@@ -445,7 +463,7 @@ export class ConsentLedger {
    * The subject's events (recording order, paged) and the state as of `asOf` (default now): the state a
    * processor could rely on at that instant, to show processing was lawful when it happened.
    */
-  async history(subjectId: string, options: HistoryOptions = {}): Promise<HistoryResult> {
+  async history(subjectId: string, options: HistoryOptions = {}, ctx?: { actor: string; requestId?: string }): Promise<HistoryResult> {
     checkSubjectId(subjectId);
     const at = options.asOf === undefined ? this.#clock.now() : Date.parse(options.asOf);
     if (options.asOf !== undefined && !isIsoInstant(options.asOf)) invalid('asOf', 'must be an ISO-8601 instant with a time zone');
@@ -456,6 +474,12 @@ export class ConsentLedger {
     const page = rows.slice(0, limit);
     const asOfStates = await repo.statesAsOf(this.#store.db, subjectId, asOf, options.purpose);
     const keys = options.purpose !== undefined ? [options.purpose] : [...new Set([...this.#purposes.list().map((p) => p.key), ...asOfStates.keys()])].sort();
+    // Reading evidence returns personal data: audited when an actor is named (every interface names one).
+    if (ctx !== undefined && this.#audit !== undefined) {
+      await this.#store.transaction((trx) =>
+        this.#audit!.record(trx, [{ actor: ctx.actor, action: 'consent.history.read', targetType: 'subject', targetId: subjectId, requestId: ctx.requestId ?? null, details: { events: page.length } }]),
+      );
+    }
     return {
       subjectId,
       asOf,

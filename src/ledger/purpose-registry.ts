@@ -5,6 +5,7 @@ import {
   LEGAL_BASES,
   PURPOSE_KEY_PATTERN,
   isFresh,
+  type AuditSink,
   type Clock,
   type LegalBasis,
   type Purpose,
@@ -31,9 +32,12 @@ export class PurposeRegistry {
   #loadedAt = -Infinity;
   #refreshing: Promise<void> | undefined;
 
-  constructor(deps: { store: Store; clock: Clock }) {
+  readonly #audit: AuditSink | undefined;
+
+  constructor(deps: { store: Store; clock: Clock; audit?: AuditSink }) {
     this.#store = deps.store;
     this.#clock = deps.clock;
+    this.#audit = deps.audit;
   }
 
   /** Loads purposes from the store, seeding the defaults into an empty table. */
@@ -98,12 +102,12 @@ export class PurposeRegistry {
   }
 
   /** Creates or replaces a purpose. Events already recorded keep the legal basis they were recorded under. */
-  async put(key: string, input: PurposeInput): Promise<{ purpose: Purpose; created: boolean }> {
-    return (await this.putMany([{ key, ...input }]))[0]!;
+  async put(key: string, input: PurposeInput, actor = 'system'): Promise<{ purpose: Purpose; created: boolean }> {
+    return (await this.putMany([{ key, ...input }], actor))[0]!;
   }
 
   /** Creates or replaces several purposes in one transaction: all are validated first, then all are written. */
-  async putMany(inputs: readonly Purpose[]): Promise<Array<{ purpose: Purpose; created: boolean }>> {
+  async putMany(inputs: readonly Purpose[], actor = 'system'): Promise<Array<{ purpose: Purpose; created: boolean }>> {
     const purposes = inputs.map(validatePurpose);
     const now = new Date(this.#clock.now()).toISOString();
     const results = await this.#store.transaction(async (trx) => {
@@ -119,6 +123,10 @@ export class PurposeRegistry {
         }
         out.push({ purpose, created: existing === undefined });
       }
+      await this.#audit?.record(
+        trx,
+        out.map((r) => ({ actor, action: 'purpose.saved', targetType: 'purpose' as const, targetId: r.purpose.key, details: { created: r.created, legalBasis: r.purpose.legalBasis } })),
+      );
       return out;
     });
     for (const { purpose } of results) this.#byKey.set(purpose.key, purpose);

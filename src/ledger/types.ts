@@ -75,6 +75,8 @@ export interface RecordContext {
   readonly actor: string;
   /** A Global Privacy Control signal (`Sec-GPC: 1` or `gpc: true`) came with the request. */
   readonly gpc?: boolean;
+  /** The request id, recorded in the audit entry. */
+  readonly requestId?: string;
 }
 
 /** A stored consent event. */
