@@ -330,8 +330,8 @@ export class AuditLog implements AuditSink {
 
   /**
    * Recomputes `tree` from the store: every leaf from its entry, the sequence without gaps, every stored signed
-   * head (signature and root at its size), the stored subtree hashes on the root path, and — given an exported
-   * older checkpoint — that the log only grew since. Reports the first problem with its position.
+   * head (signature and root at its size), every stored subtree hash (proofs are built from them), and — given an
+   * exported older checkpoint — that the log only grew since. Reports the first problem with its position.
    */
   async verify(tree: Tree, options: { checkpoint?: string; onProgress?: (done: number) => void } = {}): Promise<VerifyReport> {
     const fail = (position: number | null, problem: string): VerifyReport => ({ ok: false, tree, position, problem });
@@ -373,14 +373,22 @@ export class AuditLog implements AuditSink {
       // Recompute heads that fall inside this batch, leaf by leaf at those sizes only.
       const sizesHere = [...expected.keys()].filter((s) => s > size && s <= size + hashes.length).sort((a, b) => a - b);
       let done = 0;
+      const created: MerkleNode[] = [];
       for (const target of [...sizesHere, size + hashes.length]) {
         if (target === size + done) continue;
         const r = await appendNodes(size + done, hashes.slice(done, target - size), readerOf(frontier));
+        created.push(...r.nodes);
         frontier = new Map([...frontier, ...r.nodes.map((n): [string, Buffer] => [`${n.level}:${n.index}`, n.hash])].filter(([k]) => rootNodes(r.size).some((p) => `${p.level}:${p.index}` === k)));
         root = r.root;
         done = target - size;
         const want = expected.get(target);
         if (want !== undefined && want !== hex(root)) return fail(target, `the log at size ${target} does not match its signed head: entries before it were changed, removed or inserted`);
+      }
+      // Every complete subtree of this batch as stored, since proofs are built from these, not from the leaves.
+      const stored = await this.#storedNodes(tree, created);
+      for (const n of created) {
+        const have = stored.get(`${n.level}:${n.index}`);
+        if (have !== hex(n.hash)) return fail(n.index * 2 ** n.level, `the stored subtree hash (level ${n.level}, index ${n.index}) ${have === undefined ? 'is missing' : 'does not match the leaves'}`);
       }
       size += hashes.length;
       options.onProgress?.(size);
@@ -430,6 +438,25 @@ export class AuditLog implements AuditSink {
       for (const r of rows) nodes.set(`${Number(r.level)}:${Number(r.idx)}`, Buffer.from(r.hash, 'hex'));
     }
     return readerOf(nodes);
+  }
+
+  /** The stored hashes (hex) of the nodes at `nodes`' positions, fetched by one range per level. */
+  async #storedNodes(tree: Tree, nodes: readonly NodePosition[]): Promise<Map<string, string>> {
+    const ranges = new Map<number, { lo: number; hi: number }>();
+    for (const n of nodes) {
+      const r = ranges.get(n.level);
+      ranges.set(n.level, { lo: Math.min(r?.lo ?? n.index, n.index), hi: Math.max(r?.hi ?? n.index, n.index) });
+    }
+    const out = new Map<string, string>();
+    if (ranges.size === 0) return out;
+    const rows = await this.#store.db
+      .selectFrom('log_nodes')
+      .select(['level', 'idx', 'hash'])
+      .where('tree', '=', tree)
+      .where((eb) => eb.or([...ranges].map(([level, { lo, hi }]) => eb.and([eb('level', '=', level), eb('idx', '>=', lo), eb('idx', '<=', hi)]))))
+      .execute();
+    for (const r of rows) out.set(`${Number(r.level)}:${Number(r.idx)}`, r.hash);
+    return out;
   }
 
   async #sourceRow(tree: Tree, refId: string): Promise<Readonly<Record<string, unknown>> | undefined> {

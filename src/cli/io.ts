@@ -14,6 +14,8 @@ export const EXIT = {
   badInput: 2,
   /** `consent check` answered: processing is not allowed. */
   notAllowed: 3,
+  /** `audit verify` / `audit verify-bundle` found the log or the bundle not to verify. */
+  verifyFailed: 4,
 } as const;
 
 /** The process's own streams. */

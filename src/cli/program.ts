@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { isCustodianError } from '../core/index.js';
 import { storeUnavailableReason } from '../store/index.js';
 import { VERSION } from '../version.js';
+import { auditCommand } from './commands/audit.js';
 import { consentCommand } from './commands/consent.js';
 import { dbCommand } from './commands/db.js';
 import { keysCommand } from './commands/keys.js';
@@ -16,7 +17,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .version(VERSION)
     .showHelpAfterError()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-  for (const cmd of [serveCommand(io), dbCommand(io), consentCommand(io, setExitCode), keysCommand(io), purposesCommand(io)]) program.addCommand(cmd);
+  for (const cmd of [serveCommand(io), dbCommand(io), consentCommand(io, setExitCode), keysCommand(io), purposesCommand(io), auditCommand(io, setExitCode)]) program.addCommand(cmd);
   const exitOverrideAll = (cmd: Command): void => {
     cmd.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
     cmd.commands.forEach(exitOverrideAll);
@@ -27,7 +28,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
 
 /**
  * Runs the CLI with `argv` (without node and script) and resolves to its exit code:
- * 0 ok, 1 failure, 2 bad input, 3 `consent check` not allowed.
+ * 0 ok, 1 failure, 2 bad input, 3 `consent check` not allowed, 4 `audit verify` found tampering.
  */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let code: number = EXIT.ok;

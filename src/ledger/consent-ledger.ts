@@ -489,6 +489,12 @@ export class ConsentLedger {
     };
   }
 
+  /** One stored event by id (evidence opened, or marked shredded), or null. */
+  async event(id: string): Promise<ConsentEvent | null> {
+    const row = await this.#store.db.selectFrom('consent_events').selectAll().where('id', '=', id).executeTakeFirst();
+    return row === undefined ? null : (await this.#toEvents([row]))[0]!;
+  }
+
   /** Whether processing `subjectId`'s data for `purpose` is allowed now, and why. */
   async check(subjectId: string, purposeKey: string): Promise<ConsentCheck> {
     const purpose = this.#purposes.peek(purposeKey) ?? (await this.#purposes.require(purposeKey, 'purpose'));

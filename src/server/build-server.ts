@@ -10,6 +10,7 @@ import { ServerMetrics } from './metrics.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { consentRoutes } from './routes/consent.js';
 import { cryptoRoutes } from './routes/crypto.js';
+import { auditRoutes } from './routes/audit.js';
 import { purposeRoutes } from './routes/purposes.js';
 import { health } from './schemas.js';
 
@@ -93,6 +94,7 @@ export async function buildServer(custodian: Custodian, options: BuildServerOpti
       await v1.register(purposeRoutes(custodian));
       await v1.register(apiKeyRoutes(custodian));
       await v1.register(cryptoRoutes(custodian));
+      await v1.register(auditRoutes(custodian));
     },
     { prefix: '/v1' },
   );

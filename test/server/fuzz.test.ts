@@ -210,6 +210,11 @@ function cryptoRoutes(): Route[] {
     post('/v1/crypto/blind-index/batch', batch(index)),
     { method: 'PUT', path: '/v1/crypto/blind-indexes/:name', url: withQuery(pathParam(fc.constantFrom('email', 'customer_no', 'x')).map((n) => `/v1/crypto/blind-indexes/${n}`), anyQuery), body: one(fc.record({ normaliser: fc.constantFrom('email', 'exact', 'nope'), bits: fc.integer({ min: 0, max: 300 }) })) },
     { method: 'GET', path: '/v1/crypto/status', url: withQuery(fc.constant('/v1/crypto/status'), anyQuery), body: bodies.none },
+    { method: 'GET', path: '/v1/audit', url: withQuery(fc.constant('/v1/audit'), queryString(['subjectId', 'action', 'from', 'to', 'cursor', 'limit'], fc.oneof(subjectIdArb, instantArb, fc.uuid(), fc.constantFrom('consent.recorded', 'nope', '0', '2000')))), body: bodies.none },
+    { method: 'GET', path: '/v1/audit/checkpoint', url: withQuery(fc.constant('/v1/audit/checkpoint'), queryString(['tree'], fc.constantFrom('audit', 'consent', 'x'))), body: bodies.none },
+    { method: 'GET', path: '/v1/audit/entries/:seq/proof', url: withQuery(pathParam(fc.oneof(fc.nat(50).map(String), fc.constantFrom('-1', '1e9', 'x'))).map((s) => `/v1/audit/entries/${s}/proof`), queryString(['tree'], fc.constantFrom('audit', 'consent', 'x'))), body: bodies.none },
+    { method: 'GET', path: '/v1/audit/consistency', url: withQuery(fc.constant('/v1/audit/consistency'), queryString(['tree', 'from', 'to'], fc.oneof(fc.nat(60).map(String), fc.constantFrom('-1', 'x', '1e20', 'consent')))), body: bodies.none },
+    { method: 'GET', path: '/v1/consent/events/:id/proof', url: withQuery(pathParam(fc.uuid()).map((id) => `/v1/consent/events/${id}/proof`), anyQuery), body: bodies.none },
     { method: 'POST', path: '/v1/subjects/:subjectId/shred', url: withQuery(pathParam(subjectIdArb).map((s) => `/v1/subjects/${s}/shred`), anyQuery), body: one(fc.record({ reason: fc.string({ maxLength: 600 }) })) },
   ];
 }

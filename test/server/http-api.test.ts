@@ -183,7 +183,7 @@ describe.each(STORE_KINDS)('HTTP API on %s', (kind) => {
             evidence: { ip: '203.0.113.0', userAgent: 'Mozilla/5.0 (test)', pageUrl: 'https://shop.example.com/checkout' },
             idempotencyKey: `${s}-k1`,
             batchId: body.batchId,
-            actor: writer.id,
+            actor: `key:${writer.id}`,
             replayed: false,
           },
           {
@@ -202,7 +202,7 @@ describe.each(STORE_KINDS)('HTTP API on %s', (kind) => {
             evidence: null,
             idempotencyKey: null,
             batchId: body.batchId,
-            actor: writer.id,
+            actor: `key:${writer.id}`,
             replayed: false,
           },
         ],

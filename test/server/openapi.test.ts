@@ -71,6 +71,11 @@ describe('OpenAPI document', () => {
         'PUT /v1/crypto/blind-indexes/{name}',
         'GET /v1/crypto/status',
         'POST /v1/subjects/{subjectId}/shred',
+        'GET /v1/audit',
+        'GET /v1/audit/checkpoint',
+        'GET /v1/audit/entries/{seq}/proof',
+        'GET /v1/audit/consistency',
+        'GET /v1/consent/events/{id}/proof',
       ].sort(),
     );
     expect(doc.security).toStrictEqual([{ apiKey: [] }]);

@@ -30,6 +30,8 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<RunningServe
     const admin = await custodian.apiKeys.ensureAdmin(config.adminKey);
     const app = await buildServer(custodian);
     const address = await app.listen({ host: config.host, port: config.port });
+    // The sequencer integrates queued audit and consent leaves every second and signs heads as configured.
+    const sequencer = custodian.audit.startSequencer({ onError: (err) => app.log.error({ errCode: (err as { code?: string }).code }, 'audit sequencer failed; retrying') });
     const url = address.replace('://[::1]', '://localhost');
     const lines = [
       `Custodian ${VERSION} listening on ${url}`,
@@ -66,7 +68,10 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<RunningServe
     return {
       url,
       close: () => {
-        closing ??= app.close().then(() => custodian.close());
+        closing ??= app
+          .close()
+          .then(() => sequencer.stop())
+          .then(() => custodian.close());
         return closing;
       },
     };

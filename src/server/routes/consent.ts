@@ -39,7 +39,7 @@ export function consentRoutes(custodian: Custodian, metrics: ServerMetrics): Fas
       },
       async (request, reply) => {
         const gpc = request.body.gpc === true || request.headers['sec-gpc'] === '1';
-        const result = await ledger.record(request.body.events, { actor: principalOf(request).id, gpc });
+        const result = await ledger.record(request.body.events, { actor: `key:${principalOf(request).id}`, gpc, requestId: request.id });
         for (const e of result.events) if (!e.replayed) metrics.consentEvents.inc({ decision: e.decision, method: e.method });
         return reply.code(201).send(result);
       },
@@ -66,7 +66,7 @@ export function consentRoutes(custodian: Custodian, metrics: ServerMetrics): Fas
           response: { 200: historyResponse, ...errorResponses },
         },
       },
-      async (request) => ledger.history(request.params.subjectId, request.query),
+      async (request) => ledger.history(request.params.subjectId, request.query, { actor: `key:${principalOf(request).id}`, requestId: request.id }),
     );
 
     app.get(

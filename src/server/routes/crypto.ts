@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Custodian } from '../../app/index.js';
@@ -21,7 +22,16 @@ const itemError = z.object({ code: z.string(), message: z.string() });
 
 /** Field encryption, blind indexes and crypto-shredding over HTTP, for applications in other languages. */
 export function cryptoRoutes(custodian: Custodian): FastifyPluginAsyncZod {
-  const { keyring } = custodian;
+  const { keyring, audit } = custodian;
+  // Decrypts return personal data: each request that returns plaintext is audited (count only, no values).
+  const audited = (request: FastifyRequest, count: number) =>
+    audit.recordNow([{ actor: `key:${principalOf(request).id}`, action: 'crypto.decrypted', targetType: 'system', targetId: null, requestId: request.id, details: { count } }]);
+  const auditedBatch = async <T extends object>(request: FastifyRequest, results: Array<Promise<T>>): Promise<T[]> => {
+    const all = await Promise.all(results);
+    const count = all.filter((r) => 'plaintext' in r).length;
+    if (count > 0) await audited(request, count);
+    return all;
+  };
   const bodyLimit = 32 * 1024 * 1024;
   return async (app) => {
     app.post(
@@ -41,7 +51,11 @@ export function cryptoRoutes(custodian: Custodian): FastifyPluginAsyncZod {
           response: { 200: z.object({ plaintext: z.string() }), 410: errorBody.describe('The subject was crypto-shredded'), ...errorResponses },
         },
       },
-      async (request) => ({ plaintext: await keyring.decryptFieldText(request.body.ciphertext, request.body.context) }),
+      async (request) => {
+        const plaintext = await keyring.decryptFieldText(request.body.ciphertext, request.body.context);
+        await audited(request, 1);
+        return { plaintext };
+      },
     );
     app.post(
       '/crypto/blind-index',
@@ -66,7 +80,8 @@ export function cryptoRoutes(custodian: Custodian): FastifyPluginAsyncZod {
         },
       },
       async (request) => ({
-        results: await Promise.all(
+        results: await auditedBatch(
+          request,
           request.body.items.map(async (i) => {
             try {
               return { plaintext: await keyring.decryptFieldText(i.ciphertext, i.context) };
@@ -134,7 +149,7 @@ export function cryptoRoutes(custodian: Custodian): FastifyPluginAsyncZod {
           },
         },
       },
-      async (request) => keyring.shredSubject(request.params.subjectId, { reason: request.body.reason, actor: principalOf(request).id }),
+      async (request) => keyring.shredSubject(request.params.subjectId, { reason: request.body.reason, actor: `key:${principalOf(request).id}` }),
     );
   };
 }

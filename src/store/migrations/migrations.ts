@@ -243,7 +243,7 @@ const m0004 = (kind: StoreKind): Migration => ({
     await db.schema
       .createTable('log_queue')
       .addColumn('tree', 'varchar(16)', (c) => c.notNull())
-      .addColumn('ref_id', 'varchar(64)', (c) => c.notNull())
+      .addColumn('ref_id', t.id, (c) => c.notNull())
       .addColumn('leaf_hash', 'varchar(64)', (c) => c.notNull())
       .addPrimaryKeyConstraint('log_queue_pk', ['tree', 'ref_id'])
       .execute();
@@ -251,7 +251,7 @@ const m0004 = (kind: StoreKind): Migration => ({
       .createTable('log_leaves')
       .addColumn('tree', 'varchar(16)', (c) => c.notNull())
       .addColumn('seq', big, (c) => c.notNull())
-      .addColumn('ref_id', 'varchar(64)', (c) => c.notNull())
+      .addColumn('ref_id', t.id, (c) => c.notNull())
       .addColumn('leaf_hash', 'varchar(64)', (c) => c.notNull())
       .addPrimaryKeyConstraint('log_leaves_pk', ['tree', 'seq'])
       .execute();
