@@ -32,6 +32,13 @@ export interface CustodianConfig {
 /** Overrides of {@link loadConfig}, e.g. from CLI flags. */
 export type ConfigOverrides = Partial<Omit<CustodianConfig, 'ledger' | 'audit'>> & { ledger?: ConsentLedgerOptions; audit?: AuditLogOptions };
 
+function positiveInt(value: string | undefined, fallback: number, setting: string): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new CustodianError('CST_ERR_CONFIG', `${setting} must be a positive whole number`, { details: { setting } });
+  return n;
+}
+
 function parsePort(value: string | number | undefined, fallback: number): number {
   if (value === undefined || value === '') return fallback;
   const n = typeof value === 'number' ? value : Number(value);
@@ -43,7 +50,8 @@ function parsePort(value: string | number | undefined, fallback: number): number
  * Builds the configuration from the environment and overrides:
  * CUSTODIAN_DB, CUSTODIAN_DATA_DIR, CUSTODIAN_MASTER_KEY, CUSTODIAN_MASTER_KEY_FILE, CUSTODIAN_ADMIN_KEY,
  * CUSTODIAN_HOST, CUSTODIAN_PORT, CUSTODIAN_LOG_LEVEL, CUSTODIAN_TRUNCATE_IP, CUSTODIAN_GPC_EVERYWHERE,
- * CUSTODIAN_KMS_URL, CUSTODIAN_KMS_TOKEN, CUSTODIAN_KMS_KEYS.
+ * CUSTODIAN_KMS_URL, CUSTODIAN_KMS_TOKEN, CUSTODIAN_KMS_KEYS, CUSTODIAN_LOG_ORIGIN, CUSTODIAN_CHECKPOINT_EVERY_MS,
+ * CUSTODIAN_CHECKPOINT_EVERY_ENTRIES.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): CustodianConfig {
   const dataDir = overrides.dataDir ?? env.CUSTODIAN_DATA_DIR ?? '.custodian';
@@ -63,8 +71,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     migrateOnStart: overrides.migrateOnStart ?? true,
     audit: Object.freeze({
       origin: env.CUSTODIAN_LOG_ORIGIN ?? 'custodian',
-      checkpointEveryMs: Number(env.CUSTODIAN_CHECKPOINT_EVERY_MS ?? 10_000),
-      checkpointEveryEntries: Number(env.CUSTODIAN_CHECKPOINT_EVERY_ENTRIES ?? 1000),
+      checkpointEveryMs: positiveInt(env.CUSTODIAN_CHECKPOINT_EVERY_MS, 10_000, 'CUSTODIAN_CHECKPOINT_EVERY_MS'),
+      checkpointEveryEntries: positiveInt(env.CUSTODIAN_CHECKPOINT_EVERY_ENTRIES, 1000, 'CUSTODIAN_CHECKPOINT_EVERY_ENTRIES'),
       ...overrides.audit,
     }),
     kms: Object.freeze(overrides.kms ?? { url: env.CUSTODIAN_KMS_URL, token: env.CUSTODIAN_KMS_TOKEN, keys: env.CUSTODIAN_KMS_KEYS }),
