@@ -490,9 +490,15 @@ export class ConsentLedger {
   }
 
   /** One stored event by id (evidence opened, or marked shredded), or null. */
-  async event(id: string): Promise<ConsentEvent | null> {
+  async event(id: string, ctx?: { actor: string; requestId?: string }): Promise<ConsentEvent | null> {
     const row = await this.#store.db.selectFrom('consent_events').selectAll().where('id', '=', id).executeTakeFirst();
-    return row === undefined ? null : (await this.#toEvents([row]))[0]!;
+    if (row === undefined) return null;
+    if (ctx !== undefined && this.#audit !== undefined) {
+      await this.#store.transaction((trx) =>
+        this.#audit!.record(trx, [{ actor: ctx.actor, action: 'consent.history.read', targetType: 'subject', targetId: row.subject_id, requestId: ctx.requestId ?? null, details: { events: 1 } }]),
+      );
+    }
+    return (await this.#toEvents([row]))[0]!;
   }
 
   /** Whether processing `subjectId`'s data for `purpose` is allowed now, and why. */

@@ -76,7 +76,7 @@ export function consentCommand(io: CliIo, setExitCode: (code: number) => void): 
           ...(opts.asOf ? { asOf: opts.asOf } : {}),
           ...(opts.after ? { after: opts.after } : {}),
           limit,
-        }),
+        }, { actor: 'cli:operator' }),
       );
       printJson(io, result);
     });
