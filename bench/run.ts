@@ -6,6 +6,7 @@ import { cleanupAll } from './support/temp-store.js';
 
 const BENCHMARKS: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   consent: () => import('./consent.js'),
+  crypto: () => import('./crypto.js'),
 };
 
 async function main(): Promise<number> {
