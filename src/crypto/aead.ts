@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomFillSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hash, randomFillSync } from 'node:crypto';
 import { CustodianError, isStorableText } from '../core/index.js';
 
 /**
@@ -44,7 +44,8 @@ export function checkContext(context: unknown): asserts context is string {
 }
 
 function fingerprint(context: string): Buffer {
-  return createHash('sha256').update(context, 'utf8').digest().subarray(0, 4);
+  // One-shot hash (Node ≥ 20.12): ~1.5× faster than createHash for short inputs.
+  return hash('sha256', context, 'buffer').subarray(0, 4);
 }
 
 /** Encrypts `plaintext` under `key` (32 bytes) with key id `keyId` (8 bytes), bound to `context`. */

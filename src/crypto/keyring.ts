@@ -49,6 +49,8 @@ interface LiveKey {
 }
 
 const SUBJECT_REF_KEY = 'subject-ref';
+/** Unwrapped subject keys kept in memory at most. */
+const MAX_CACHED_KEYS = 100_000;
 const CANARY_AAD = (v: number) => Buffer.from(`custodian:kek-canary:v${v}`);
 const KEY_AAD = (id: string, kind: string, owner: string) => Buffer.from(`custodian:data-key:${id}:${kind}:${owner}`);
 
@@ -69,6 +71,7 @@ export class Keyring {
   readonly #clock: Clock;
   readonly #byId = new Map<string, LiveKey>();
   readonly #bySubject = new Map<string, LiveKey>();
+  readonly #bySubjectId = new Map<string, LiveKey>();
   readonly #indexes = new Map<string, { def: BlindIndexDefinition; key: Buffer }>();
   #refKey: Buffer | undefined;
   #audit: AuditSink | undefined;
@@ -457,19 +460,28 @@ export class Keyring {
   #dropSubjectKeys(): void {
     this.#byId.clear();
     this.#bySubject.clear();
+    this.#bySubjectId.clear();
   }
 
   async #subjectKey(subjectId: string, create: boolean): Promise<LiveKey | undefined> {
     this.#checkToken();
+    // Keyed by subject id too, so the hot path skips the reference HMAC; dropped with every other cached key.
+    const hot = this.#bySubjectId.get(subjectId);
+    if (hot !== undefined) return hot;
     const ref = this.subjectRef(subjectId);
-    const cached = this.#bySubject.get(ref);
-    if (cached !== undefined) return cached;
-    const live = create ? await this.#ownedKey('subject', ref) : await this.#findOwnedKey('subject', ref);
+    const live = this.#bySubject.get(ref) ?? (create ? await this.#ownedKey('subject', ref) : await this.#findOwnedKey('subject', ref));
     if (live !== undefined) {
-      this.#bySubject.set(ref, live);
-      this.#byId.set(live.id, live);
+      this.#remember(ref, live);
+      this.#bySubjectId.set(subjectId, live);
     }
     return live;
+  }
+
+  /** Caches a subject key, bounded: past {@link MAX_CACHED_KEYS} the caches start over. */
+  #remember(ref: string, live: LiveKey): void {
+    if (this.#byId.size >= MAX_CACHED_KEYS) this.#dropSubjectKeys();
+    this.#bySubject.set(ref, live);
+    this.#byId.set(live.id, live);
   }
 
   /** Loads the keys of `refs`, creating the missing ones in one transaction. */
@@ -588,7 +600,8 @@ async function rewrapRows(trx: Executor, version: number, updates: readonly Rewr
       where d.id = u.id and d.kek_version = u.from_version`.execute(trx);
     return;
   }
-  for (const u of updates) {
-    await trx.updateTable('data_keys').set({ wrapped: u.wrapped, kek_version: version }).where('id', '=', u.id).where('kek_version', '=', u.from).execute();
-  }
+  // SQLite (≥ 3.38): one statement per batch, the batch passed as one JSON parameter (no bound-variable limit).
+  await sql`update data_keys set wrapped = u.value ->> 2, kek_version = ${version}
+    from json_each(${JSON.stringify(updates.map((u) => [u.id, u.from, u.wrapped]))}) as u
+    where data_keys.id = u.value ->> 0 and data_keys.kek_version = u.value ->> 1`.execute(trx);
 }
