@@ -5,6 +5,7 @@
 import { cleanupAll } from './support/temp-store.js';
 
 const BENCHMARKS: Record<string, () => Promise<{ run(): Promise<void> }>> = {
+  audit: () => import('./audit.js'),
   consent: () => import('./consent.js'),
   crypto: () => import('./crypto.js'),
 };
