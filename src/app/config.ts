@@ -32,6 +32,14 @@ export interface CustodianConfig {
 /** Overrides of {@link loadConfig}, e.g. from CLI flags. */
 export type ConfigOverrides = Partial<Omit<CustodianConfig, 'ledger' | 'audit'>> & { ledger?: ConsentLedgerOptions; audit?: AuditLogOptions };
 
+/** A checkpoint origin / signed-note key name: printable ASCII without spaces or '+' (C2SP signed-note). */
+function checkOrigin(value: string): string {
+  if (!/^[\x21-\x2a\x2c-\x7e]{1,200}$/.test(value)) {
+    throw new CustodianError('CST_ERR_CONFIG', 'CUSTODIAN_LOG_ORIGIN must be printable ASCII without spaces or "+", e.g. custodian.example.com', { details: { setting: 'CUSTODIAN_LOG_ORIGIN' } });
+  }
+  return value;
+}
+
 function positiveInt(value: string | undefined, fallback: number, setting: string): number {
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
@@ -70,7 +78,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     logLevel: overrides.logLevel ?? env.CUSTODIAN_LOG_LEVEL ?? 'info',
     migrateOnStart: overrides.migrateOnStart ?? true,
     audit: Object.freeze({
-      origin: env.CUSTODIAN_LOG_ORIGIN ?? 'custodian',
+      origin: checkOrigin(env.CUSTODIAN_LOG_ORIGIN ?? 'custodian'),
       checkpointEveryMs: positiveInt(env.CUSTODIAN_CHECKPOINT_EVERY_MS, 10_000, 'CUSTODIAN_CHECKPOINT_EVERY_MS'),
       checkpointEveryEntries: positiveInt(env.CUSTODIAN_CHECKPOINT_EVERY_ENTRIES, 1000, 'CUSTODIAN_CHECKPOINT_EVERY_ENTRIES'),
       ...overrides.audit,

@@ -134,8 +134,12 @@ export class AuditLog implements AuditSink {
       return row;
     });
     const db = trx as Executor;
-    await db.insertInto('audit_entries').values(rows).execute();
-    await db.insertInto('log_queue').values(rows.map((r) => ({ tree: 'audit', ref_id: r.id, leaf_hash: r.leaf_hash }))).execute();
+    // 11 columns × 500 rows stays below SQLite's bound-variable limit.
+    for (let i = 0; i < rows.length; i += 500) {
+      const chunk = rows.slice(i, i + 500);
+      await db.insertInto('audit_entries').values(chunk).execute();
+      await db.insertInto('log_queue').values(chunk.map((r) => ({ tree: 'audit', ref_id: r.id, leaf_hash: r.leaf_hash }))).execute();
+    }
   }
 
   /** Records entries in a transaction of their own (reads that return personal data have no change to join). */
@@ -212,15 +216,15 @@ export class AuditLog implements AuditSink {
    */
   startSequencer(options: { intervalMs?: number; onError?: (err: unknown) => void } = {}): { stop(): Promise<void> } {
     let running: Promise<void> | undefined;
-    let lastHeadAt = this.#clock.now();
+    const lastHeadAt = { audit: this.#clock.now(), consent: this.#clock.now() };
     const tick = async () => {
       for (const tree of ['audit', 'consent'] as const) {
         const size = await this.integrate(tree);
         const head = await this.latestHead(tree);
         const grown = size - (head?.size ?? 0);
-        if (grown > 0 && (grown >= this.#everyEntries || !isFresh(lastHeadAt, this.#clock.now(), this.#everyMs))) {
+        if (grown > 0 && (grown >= this.#everyEntries || !isFresh(lastHeadAt[tree], this.#clock.now(), this.#everyMs))) {
           await this.checkpoint(tree);
-          lastHeadAt = this.#clock.now();
+          lastHeadAt[tree] = this.#clock.now();
         }
       }
     };
@@ -281,7 +285,8 @@ export class AuditLog implements AuditSink {
   async consistency(tree: Tree, from: number, to: number): Promise<{ from: number; to: number; proof: string[]; rootFrom: string; rootTo: string }> {
     const size = await this.#size(this.#store.db, tree);
     if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || from > to || to > size) {
-      throw new CustodianError('CST_ERR_VALIDATION', 'sizes must satisfy 0 ≤ from ≤ to ≤ current size', { details: { issues: [{ path: 'from', message: 'invalid' }], size } });
+      const path = !Number.isInteger(from) || from < 0 || from > to ? 'from' : 'to';
+      throw new CustodianError('CST_ERR_VALIDATION', 'sizes must satisfy 0 ≤ from ≤ to ≤ current size', { details: { issues: [{ path, message: 'out of range' }], size } });
     }
     const reader = await this.#reader(this.#store.db, tree, [...consistencyProofNodes(from, to), ...rootNodes(from), ...rootNodes(to)]);
     const proof = await consistencyProof(from, to, reader);
@@ -378,7 +383,8 @@ export class AuditLog implements AuditSink {
         if (target === size + done) continue;
         const r = await appendNodes(size + done, hashes.slice(done, target - size), readerOf(frontier));
         created.push(...r.nodes);
-        frontier = new Map([...frontier, ...r.nodes.map((n): [string, Buffer] => [`${n.level}:${n.index}`, n.hash])].filter(([k]) => rootNodes(r.size).some((p) => `${p.level}:${p.index}` === k)));
+        const keep = new Set(rootNodes(r.size).map((p) => `${p.level}:${p.index}`));
+        frontier = new Map([...frontier, ...r.nodes.map((n): [string, Buffer] => [`${n.level}:${n.index}`, n.hash])].filter(([k]) => keep.has(k)));
         root = r.root;
         done = target - size;
         const want = expected.get(target);
@@ -432,8 +438,8 @@ export class AuditLog implements AuditSink {
       const rows = await db
         .selectFrom('log_nodes')
         .select(['level', 'idx', 'hash'])
-        .where('tree', '=', tree)
-        .where((eb) => eb.or(positions.map((p) => eb.and([eb('level', '=', p.level), eb('idx', '=', p.index)]))))
+        // `tree` inside each term: SQLite then looks each node up by primary key instead of scanning the tree.
+        .where((eb) => eb.or(positions.map((p) => eb.and([eb('tree', '=', tree), eb('level', '=', p.level), eb('idx', '=', p.index)]))))
         .execute();
       for (const r of rows) nodes.set(`${Number(r.level)}:${Number(r.idx)}`, Buffer.from(r.hash, 'hex'));
     }
@@ -452,8 +458,8 @@ export class AuditLog implements AuditSink {
     const rows = await this.#store.db
       .selectFrom('log_nodes')
       .select(['level', 'idx', 'hash'])
-      .where('tree', '=', tree)
-      .where((eb) => eb.or([...ranges].map(([level, { lo, hi }]) => eb.and([eb('level', '=', level), eb('idx', '>=', lo), eb('idx', '<=', hi)]))))
+      // `tree` inside each term: SQLite then uses the primary key for every range instead of scanning the tree.
+      .where((eb) => eb.or([...ranges].map(([level, { lo, hi }]) => eb.and([eb('tree', '=', tree), eb('level', '=', level), eb('idx', '>=', lo), eb('idx', '<=', hi)]))))
       .execute();
     for (const r of rows) out.set(`${Number(r.level)}:${Number(r.idx)}`, r.hash);
     return out;

@@ -19,7 +19,7 @@ export function keysCommand(io: CliIo): Command {
     .requiredOption('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`, parseScopes)
     .option('--name <name>', 'what the key is for', 'cli')
     .action(async (opts: StoreOptions & { scopes: Scope[]; name: string }) => {
-      printJson(io, await withCustodian(io, opts, (c) => c.apiKeys.create({ name: opts.name, scopes: opts.scopes, createdBy: 'cli' })));
+      printJson(io, await withCustodian(io, opts, (c) => c.apiKeys.create({ name: opts.name, scopes: opts.scopes, createdBy: 'cli:operator' })));
     });
   withStoreOptions(keys.command('list').description('list API keys (never secrets)')).action(async (opts: StoreOptions) => {
     printJson(io, { apiKeys: await withCustodian(io, opts, (c) => c.apiKeys.list()) });

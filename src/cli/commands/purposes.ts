@@ -42,7 +42,7 @@ export function purposesCommand(io: CliIo): Command {
       const defs = await readPurposesFile(file);
       // All definitions are validated, then written in one transaction: a bad file or a failed write changes nothing.
       const purposes = defs.map(({ key, ...d }) => validatePurpose({ key, ...toPurposeInput(d) }));
-      const result = await withCustodian(io, opts, (c) => c.purposes.putMany(purposes));
+      const result = await withCustodian(io, opts, (c) => c.purposes.putMany(purposes, 'cli:operator'));
       printJson(io, { imported: result.map((r) => ({ key: r.purpose.key, created: r.created })) });
     });
   return purposes;
