@@ -11,7 +11,6 @@ import {
   inclusionProof,
   inclusionProofNodes,
   leafHash,
-  parseCheckpoint,
   rootAt,
   rootNodes,
   signCheckpoint,
@@ -506,5 +505,3 @@ function readerOf(nodes: ReadonlyMap<string, Buffer>): NodeReader {
   };
 }
 
-export type { MerkleNode };
-export { parseCheckpoint };

@@ -1,4 +1,3 @@
-import { CustodianError } from './errors.js';
 
 // RFC 3339 / ISO-8601 date-time with an explicit offset; fractions up to nanoseconds are accepted.
 const ISO_INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
@@ -22,16 +21,6 @@ export function isIsoInstant(value: string): boolean {
   if (d < 1 || d > daysInMonth) return false;
   const ms = Date.parse(value);
   return Number.isFinite(ms) && ms >= MIN_INSTANT_MS && ms <= MAX_INSTANT_MS;
-}
-
-/** Parses an ISO-8601 instant into epoch milliseconds, or throws CST_ERR_VALIDATION naming `field`. */
-export function parseInstant(value: string, field: string): number {
-  if (!isIsoInstant(value)) {
-    throw new CustodianError('CST_ERR_VALIDATION', `${field} must be an ISO-8601 instant with a time zone`, {
-      details: { issues: [{ path: field, message: 'invalid instant' }] },
-    });
-  }
-  return Date.parse(value);
 }
 
 /** Normalises a date value read from a store (Date from pg, string from SQLite) to ISO-8601 with ms. */

@@ -189,10 +189,16 @@ export class Keyring {
     }
     this.#checkToken();
     const refs = items.map((i) => this.subjectRef(i.subjectId));
-    const missing = [...new Set(refs.filter((r) => !this.#bySubject.has(r)))];
-    if (missing.length > 0) await this.#ensureSubjectKeys(missing);
+    // Keys in hand are held locally: a cache that starts over while missing ones load cannot lose them.
+    const loaded = new Map<string, LiveKey>();
+    for (const r of refs) {
+      const hit = this.#bySubject.get(r);
+      if (hit !== undefined) loaded.set(r, hit);
+    }
+    const missing = [...new Set(refs.filter((r) => !loaded.has(r)))];
+    if (missing.length > 0) for (const [r, k] of await this.#ensureSubjectKeys(missing)) loaded.set(r, k);
     return items.map((item, n) => {
-      const key = this.#bySubject.get(refs[n]!)!;
+      const key = loaded.get(refs[n]!)!;
       return sealField(key.key, key.idBytes, typeof item.plaintext === 'string' ? Buffer.from(item.plaintext, 'utf8') : item.plaintext, item.context);
     });
   }
@@ -216,8 +222,7 @@ export class Keyring {
       const rows = await this.#store.db.selectFrom('data_keys').selectAll().where('id', 'in', wanted).execute();
       for (const row of rows) {
         const live = await this.#unwrapRow(row);
-        this.#byId.set(row.id, live);
-        if (row.kind === 'subject') this.#bySubject.set(row.owner, live);
+        this.#remember(live, row.kind === 'subject' ? row.owner : undefined);
       }
     }
     return Promise.all(
@@ -471,34 +476,38 @@ export class Keyring {
     const ref = this.subjectRef(subjectId);
     const live = this.#bySubject.get(ref) ?? (create ? await this.#ownedKey('subject', ref) : await this.#findOwnedKey('subject', ref));
     if (live !== undefined) {
-      this.#remember(ref, live);
+      this.#remember(live, ref);
       this.#bySubjectId.set(subjectId, live);
     }
     return live;
   }
 
-  /** Caches a subject key, bounded: past {@link MAX_CACHED_KEYS} the caches start over. */
-  #remember(ref: string, live: LiveKey): void {
+  /** Caches an unwrapped key (by subject reference too when it is a subject's), bounded: past {@link MAX_CACHED_KEYS} the caches start over. */
+  #remember(live: LiveKey, subjectRef?: string): void {
     if (this.#byId.size >= MAX_CACHED_KEYS) this.#dropSubjectKeys();
-    this.#bySubject.set(ref, live);
+    if (subjectRef !== undefined) this.#bySubject.set(subjectRef, live);
     this.#byId.set(live.id, live);
   }
 
-  /** Loads the keys of `refs`, creating the missing ones in one transaction. */
-  async #ensureSubjectKeys(refs: readonly string[]): Promise<void> {
+  /**
+   * The keys of `refs`, loaded in one query per 500 and the missing ones created in one transaction. Returned
+   * as a map (as well as cached), so a cache that starts over mid-batch cannot lose them.
+   */
+  async #ensureSubjectKeys(refs: readonly string[]): Promise<Map<string, LiveKey>> {
+    const found = new Map<string, LiveKey>();
+    const keep = (live: LiveKey, owner: string) => {
+      found.set(owner, live);
+      this.#remember(live, owner);
+    };
     const load = async () => {
       for (let i = 0; i < refs.length; i += 500) {
         const rows = await this.#store.db.selectFrom('data_keys').selectAll().where('kind', '=', 'subject').where('owner', 'in', refs.slice(i, i + 500)).execute();
-        for (const row of rows) {
-          const live = await this.#unwrapRow(row);
-          this.#bySubject.set(row.owner, live);
-          this.#byId.set(row.id, live);
-        }
+        for (const row of rows) keep(await this.#unwrapRow(row), row.owner);
       }
     };
     await load();
-    const absent = refs.filter((r) => !this.#bySubject.has(r));
-    if (absent.length === 0) return;
+    const absent = refs.filter((r) => !found.has(r));
+    if (absent.length === 0) return found;
     const primary = await this.#primaryVersion(this.#store.db);
     const fresh = await Promise.all(
       absent.map(async (owner) => {
@@ -512,15 +521,13 @@ export class Keyring {
       await this.#store.transaction(async (trx) => {
         for (let i = 0; i < fresh.length; i += 500) await trx.insertInto('data_keys').values(fresh.slice(i, i + 500).map((f) => f.row)).execute();
       });
-      for (const f of fresh) {
-        this.#bySubject.set(f.row.owner, f.live);
-        this.#byId.set(f.live.id, f.live);
-      }
+      for (const f of fresh) keep(f.live, f.row.owner);
     } catch (err) {
       // Another process created some of these keys first: use theirs.
       await load();
-      if (absent.some((r) => !this.#bySubject.has(r))) throw err;
+      if (absent.some((r) => !found.has(r))) throw err;
     }
+    return found;
   }
 
   async #findOwnedKey(kind: string, owner: string): Promise<LiveKey | undefined> {
@@ -559,8 +566,7 @@ export class Keyring {
       throw new CustodianError('CST_ERR_CRYPTO_UNKNOWN_KEY', 'the ciphertext names a key this store never had', { details: { keyId: id } });
     }
     const live = await this.#unwrapRow(row);
-    this.#byId.set(id, live);
-    if (row.kind === 'subject') this.#bySubject.set(row.owner, live);
+    this.#remember(live, row.kind === 'subject' ? row.owner : undefined);
     return live;
   }
 

@@ -170,11 +170,6 @@ export const consentRepository = {
     return q.orderBy('id').limit(options.limit).execute();
   },
 
-  /** Events of one batch, for verification after a crash. */
-  async countByBatch(db: Executor, batchId: string): Promise<number> {
-    const r = await db.selectFrom('consent_events').select((eb) => eb.fn.countAll<string | number>().as('n')).where('batch_id', '=', batchId).executeTakeFirst();
-    return Number(r?.n ?? 0);
-  },
 };
 
 /** ISO text of a stored instant, or null. */

@@ -80,7 +80,9 @@ export function minimiseEvidence(input: EvidenceInput | null | undefined, policy
   tooLong('userAgent', input.userAgent, LEDGER_LIMITS.maxUserAgentLength);
   tooLong('pageUrl', input.pageUrl, LEDGER_LIMITS.maxPageUrlLength);
   tooLong('tcString', input.tcString, LEDGER_LIMITS.maxTcStringLength);
-  if (input.gpc !== undefined && typeof input.gpc !== 'boolean') tooLong('gpc', 1, 0);
+  if (input.gpc !== undefined && typeof input.gpc !== 'boolean') {
+    throw new CustodianError('CST_ERR_VALIDATION', 'evidence.gpc must be a boolean', { details: { issues: [{ path: `events.${index}.evidence.gpc`, message: 'not a boolean' }] } });
+  }
   if (input.userAgent !== undefined) out.userAgent = input.userAgent;
   if (input.pageUrl !== undefined) {
     const url = minimisePageUrl(input.pageUrl);

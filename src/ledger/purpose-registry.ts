@@ -112,8 +112,13 @@ export class PurposeRegistry {
     const now = new Date(this.#clock.now()).toISOString();
     const results = await this.#store.transaction(async (trx) => {
       const out: Array<{ purpose: Purpose; created: boolean }> = [];
+      const existingKeys = new Set<string>();
+      for (let i = 0; i < purposes.length; i += 500) {
+        const keys = purposes.slice(i, i + 500).map((p) => p.key);
+        for (const r of await trx.selectFrom('purposes').select('key').where('key', 'in', keys).execute()) existingKeys.add(r.key);
+      }
       for (const purpose of purposes) {
-        const existing = await trx.selectFrom('purposes').select('key').where('key', '=', purpose.key).executeTakeFirst();
+        const existing = existingKeys.has(purpose.key);
         const row = toRow(purpose, now, now);
         if (existing) {
           const { created_at: _created, key: _key, ...update } = row;
@@ -121,7 +126,7 @@ export class PurposeRegistry {
         } else {
           await trx.insertInto('purposes').values(row).execute();
         }
-        out.push({ purpose, created: existing === undefined });
+        out.push({ purpose, created: !existing });
       }
       await this.#audit?.record(
         trx,
