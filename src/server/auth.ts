@@ -19,6 +19,11 @@ export function principalOf(request: FastifyRequest): ApiKeyPrincipal {
   return request.principal;
 }
 
+/** The actor recorded for a request in the ledger and the audit log: `key:<api key id>`. */
+export function actorOf(request: FastifyRequest): string {
+  return `key:${principalOf(request).id}`;
+}
+
 /**
  * Authenticates `Authorization: Bearer <key>` before the body is read, on every route whose config names
  * a scope: 401 without a valid key, 403 without the scope.

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Custodian } from '../../app/index.js';
 import { CustodianError } from '../../core/index.js';
-import { principalOf } from '../auth.js';
+import { actorOf } from '../auth.js';
 import { apiKeyCreateBody, apiKeyCreated, apiKeyList, apiKeyParams, errorBody, errorResponses } from '../schemas.js';
 
 /** API key administration. */
@@ -16,7 +16,7 @@ export function apiKeyRoutes(custodian: Custodian): FastifyPluginAsyncZod {
         schema: { tags: ['api-keys'], summary: 'Mint a scoped API key (the secret is shown once)', body: apiKeyCreateBody, response: { 201: apiKeyCreated, ...errorResponses } },
       },
       async (request, reply) => {
-        const k = await apiKeys.create({ name: request.body.name, scopes: request.body.scopes, createdBy: `key:${principalOf(request).id}` });
+        const k = await apiKeys.create({ name: request.body.name, scopes: request.body.scopes, createdBy: actorOf(request) });
         return reply.code(201).send(k);
       },
     );
@@ -34,7 +34,7 @@ export function apiKeyRoutes(custodian: Custodian): FastifyPluginAsyncZod {
         schema: { tags: ['api-keys'], summary: 'Revoke an API key', params: apiKeyParams, response: { 204: z.null().describe('Revoked'), 404: errorBody, ...errorResponses } },
       },
       async (request, reply) => {
-        if (!(await apiKeys.revoke(request.params.id, `key:${principalOf(request).id}`))) throw new CustodianError('CST_ERR_NOT_FOUND', 'no such active API key');
+        if (!(await apiKeys.revoke(request.params.id, actorOf(request)))) throw new CustodianError('CST_ERR_NOT_FOUND', 'no such active API key');
         return reply.code(204).send(null);
       },
     );

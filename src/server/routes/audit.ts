@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Custodian } from '../../app/index.js';
 import { AUDIT_ACTION_KEYS, TREES } from '../../audit/index.js';
 import { CustodianError } from '../../core/index.js';
-import { principalOf } from '../auth.js';
+import { actorOf } from '../auth.js';
 import { consentEvent, errorBody, errorResponses, instant, subjectId } from '../schemas.js';
 
 const tree = z.enum(TREES).default('audit').describe('Which tree: audit entries or consent events');
@@ -95,7 +95,7 @@ export function auditRoutes(custodian: Custodian): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const event = await custodian.ledger.event(request.params.id, { actor: `key:${principalOf(request).id}`, requestId: request.id });
+        const event = await custodian.ledger.event(request.params.id, { actor: actorOf(request), requestId: request.id });
         if (event === null) throw new CustodianError('CST_ERR_NOT_FOUND', 'no such consent event');
         return { event, bundle: await audit.proofFor('consent', request.params.id) };
       },

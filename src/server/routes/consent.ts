@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Custodian } from '../../app/index.js';
-import { principalOf } from '../auth.js';
+import { actorOf } from '../auth.js';
 import type { ServerMetrics } from '../metrics.js';
 import {
   checkBatchBody,
@@ -39,7 +39,7 @@ export function consentRoutes(custodian: Custodian, metrics: ServerMetrics): Fas
       },
       async (request, reply) => {
         const gpc = request.body.gpc === true || request.headers['sec-gpc'] === '1';
-        const result = await ledger.record(request.body.events, { actor: `key:${principalOf(request).id}`, gpc, requestId: request.id });
+        const result = await ledger.record(request.body.events, { actor: actorOf(request), gpc, requestId: request.id });
         for (const e of result.events) if (!e.replayed) metrics.consentEvents.inc({ decision: e.decision, method: e.method });
         return reply.code(201).send(result);
       },
@@ -66,7 +66,7 @@ export function consentRoutes(custodian: Custodian, metrics: ServerMetrics): Fas
           response: { 200: historyResponse, ...errorResponses },
         },
       },
-      async (request) => ledger.history(request.params.subjectId, request.query, { actor: `key:${principalOf(request).id}`, requestId: request.id }),
+      async (request) => ledger.history(request.params.subjectId, request.query, { actor: actorOf(request), requestId: request.id }),
     );
 
     app.get(

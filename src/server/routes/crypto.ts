@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Custodian } from '../../app/index.js';
 import { isCustodianError, isStorableText } from '../../core/index.js';
 import { BLIND_INDEX_NAME, MAX_CONTEXT_LENGTH, NORMALISER_NAMES } from '../../crypto/index.js';
-import { principalOf } from '../auth.js';
+import { actorOf } from '../auth.js';
 import { errorBody, errorResponses, subjectId, subjectParams } from '../schemas.js';
 
 const MAX_BATCH = 1000;
@@ -25,7 +25,7 @@ export function cryptoRoutes(custodian: Custodian): FastifyPluginAsyncZod {
   const { keyring, audit } = custodian;
   // Decrypts return personal data: each request that returns plaintext is audited (count only, no values).
   const audited = (request: FastifyRequest, count: number) =>
-    audit.recordNow([{ actor: `key:${principalOf(request).id}`, action: 'crypto.decrypted', targetType: 'system', targetId: null, requestId: request.id, details: { count } }]);
+    audit.recordNow([{ actor: actorOf(request), action: 'crypto.decrypted', targetType: 'system', targetId: null, requestId: request.id, details: { count } }]);
   const auditedBatch = async <T extends object>(request: FastifyRequest, results: Array<Promise<T>>): Promise<T[]> => {
     const all = await Promise.all(results);
     const count = all.filter((r) => 'plaintext' in r).length;
@@ -149,7 +149,7 @@ export function cryptoRoutes(custodian: Custodian): FastifyPluginAsyncZod {
           },
         },
       },
-      async (request) => keyring.shredSubject(request.params.subjectId, { reason: request.body.reason, actor: `key:${principalOf(request).id}` }),
+      async (request) => keyring.shredSubject(request.params.subjectId, { reason: request.body.reason, actor: actorOf(request) }),
     );
   };
 }

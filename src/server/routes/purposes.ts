@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Custodian } from '../../app/index.js';
 import { toPurposeInput } from '../../ledger/index.js';
-import { principalOf } from '../auth.js';
+import { actorOf } from '../auth.js';
 import { errorResponses, purpose, purposeBody, purposeKeyParams, purposeList } from '../schemas.js';
 
 /** Purpose configuration routes. */
@@ -28,7 +28,7 @@ export function purposeRoutes(custodian: Custodian): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const { purpose: saved, created } = await purposes.put(request.params.key, toPurposeInput(request.body), `key:${principalOf(request).id}`);
+        const { purpose: saved, created } = await purposes.put(request.params.key, toPurposeInput(request.body), actorOf(request));
         return reply.code(created ? 201 : 200).send(saved);
       },
     );
