@@ -33,7 +33,7 @@ describe.each(STORE_KINDS)('a shredding by the CLI, against a running server on 
     expect((await waitForExit(cli)).code).toBe(0);
     expect(JSON.parse(cli.stdout())).toMatchObject({ keysDestroyed: 1 });
 
-    // SQLite: at once (the change token is read before every operation). PostgreSQL: on the NOTIFY, within ms.
+    // SQLite: within 1 ms (the change token is re-read when older). PostgreSQL: on the NOTIFY, within ms.
     let answer = await call('/v1/crypto/decrypt', { ciphertext, context: 'app.notes:1' });
     for (let i = 0; kind === 'postgres' && answer.status === 200 && i < 100; i++) {
       await new Promise((r) => setTimeout(r, 20));

@@ -33,7 +33,7 @@ describe.each(STORE_KINDS)('crypto API on %s', (kind) => {
     expect([moved.statusCode, moved.json<{ error: { code: string } }>().error.code]).toEqual([400, 'CST_ERR_CRYPTO_WRONG_CONTEXT']);
     const b = Buffer.from(ciphertext.slice(3), 'base64url');
     b[b.length - 1]! ^= 1;
-    const altered = await post('/v1/crypto/decrypt', { ciphertext: 'c1.' + b.toString('base64url'), context: 'crm.contacts.email:7' });
+    const altered = await post('/v1/crypto/decrypt', { ciphertext: 'c2.' + b.toString('base64url'), context: 'crm.contacts.email:7' });
     expect([altered.statusCode, altered.json<{ error: { code: string } }>().error.code]).toEqual([400, 'CST_ERR_CRYPTO_TAMPERED']);
   });
 
