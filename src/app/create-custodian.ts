@@ -1,7 +1,8 @@
 import { ApiKeyService } from '../auth/index.js';
 import { AuditLog } from '../audit/index.js';
-import { systemClock, type Clock } from '../core/index.js';
+import { systemClock, type Clock, type Purpose } from '../core/index.js';
 import { HttpKmsKekProvider, Keyring, LocalKekProvider, loadMasterKey, type KekProvider, type MasterKey } from '../crypto/index.js';
+import { DatamapService, type Manifest } from '../datamap/index.js';
 import { ConsentLedger, PurposeRegistry } from '../ledger/index.js';
 import { openStore, type MigrationReport, type Store } from '../store/index.js';
 import type { CustodianConfig } from './config.js';
@@ -18,6 +19,8 @@ export interface Custodian {
   readonly purposes: PurposeRegistry;
   readonly ledger: ConsentLedger;
   readonly apiKeys: ApiKeyService;
+  /** The data map: versioned manifest, validated and audited; its purposes feed the ledger's. */
+  readonly datamap: DatamapService;
   /** Migrations applied while starting (empty when none were pending or migrateOnStart is off). */
   readonly migrations: MigrationReport;
   close(): Promise<void>;
@@ -55,14 +58,43 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
     const ledger = new ConsentLedger({ store, purposes, clock, cipher: keyring, audit }, config.ledger);
     if (options.watch !== false) await ledger.watch();
     const apiKeys = new ApiKeyService({ store, clock, audit });
+    // The data map is the source of truth for purposes: storing a version upserts them in the same transaction.
+    const datamap = new DatamapService({
+      store,
+      clock,
+      audit,
+      onApply: async (trx, manifest, actor) => {
+        if (manifest.purposes.length > 0) await purposes.putManyIn(trx, ledgerPurposes(manifest), actor);
+      },
+      afterApply: () => void purposes.load().catch(() => undefined),
+    });
     const close = async () => {
       await ledger.stopWatching();
       await keyring.stop();
       await store.close();
     };
-    return Object.freeze({ config, clock, store, masterKey, keyring, audit, purposes, ledger, apiKeys, migrations, close });
+    return Object.freeze({ config, clock, store, masterKey, keyring, audit, purposes, ledger, apiKeys, datamap, migrations, close });
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;
   }
+}
+
+/** The ledger's view of the data map's purposes (validation guarantees each has a legal basis). */
+export function ledgerPurposes(manifest: Manifest): Purpose[] {
+  return manifest.purposes.map((p) => {
+    const legalBasis = p.legalBasis!;
+    const isConsent = legalBasis === 'consent';
+    return {
+      key: p.key,
+      title: p.title,
+      description: p.description,
+      legalBasis,
+      consentRequired: isConsent,
+      // Grants last 13 months by default (CNIL délibération 2020-091), as for purposes defined directly.
+      defaultExpiryMonths: p.consentExpiryMonths === undefined ? (isConsent ? 13 : null) : p.consentExpiryMonths,
+      jurisdictions: p.jurisdictions,
+      gpcOptOut: p.gpcOptOut,
+    };
+  });
 }

@@ -11,6 +11,7 @@ export const AUDIT_ACTIONS = {
   'keys.rotated': 'A new master-key version became primary.',
   'keys.retired': 'A master-key version was retired.',
   'subject.shredded': "A subject's data keys were destroyed (crypto-shredding).",
+  'datamap.updated': 'A new data map version was stored (details: version, SHA-256, counts of what changed).',
   'crypto.decrypted': 'Field ciphertexts were decrypted over the API (details: count).',
 } as const;
 

@@ -35,7 +35,13 @@ export const ERROR_CODES = {
   CST_ERR_STORE_URL: { status: 400, description: 'The store URL is not a supported `sqlite:` or `postgres://` URL.' },
   CST_ERR_CONFIG: { status: 400, description: 'The configuration is invalid; `details` names the setting.' },
   CST_ERR_STORE_MIGRATION: { status: 500, description: 'Applying a store migration failed; the store is unchanged by the failed step.' },
+  CST_ERR_DATAMAP_INVALID: { status: 400, description: 'The data map manifest is invalid; `details.issues` lists every problem with its path (and file, line, column when read from YAML).' },
+  CST_ERR_DATAMAP_NOT_FOUND: { status: 404, description: 'No data map has been stored yet, or no such version.' },
+  CST_ERR_DATAMAP_CONFLICT: { status: 409, description: 'The data map changed since the version the update was based on (`baseVersion`).' },
   CST_ERR_UNAVAILABLE: { status: 503, description: 'A dependency (the store) is not reachable; retry later.' },
+  CST_ERR_SCAN_URL: { status: 400, description: 'The connection URL to scan is malformed or names no database; `details.url` is the URL with its password hidden.' },
+  CST_ERR_SCAN_UNSUPPORTED: { status: 400, description: 'The connection URL scheme cannot be scanned; `details.scheme` names it (postgres://, mysql://, mariadb:// and sqlite: can).' },
+  CST_ERR_SCAN_CONNECTION: { status: 503, description: 'The database to scan could not be opened or queried (unreachable, refused, wrong credentials, missing file); `details.reason` says why.' },
   CST_ERR_INTERNAL: { status: 500, description: 'An unexpected fault; the body says nothing of internals, the log has the request id.' },
 } as const satisfies Record<string, { status: number; description: string }>;
 

@@ -10,7 +10,7 @@ import {
   type LegalBasis,
   type Purpose,
 } from '../core/index.js';
-import type { Store } from '../store/index.js';
+import type { Executor, Store } from '../store/index.js';
 
 /** A purpose as written through the API (the key comes from the path). */
 export type PurposeInput = Omit<Purpose, 'key'>;
@@ -108,34 +108,40 @@ export class PurposeRegistry {
 
   /** Creates or replaces several purposes in one transaction: all are validated first, then all are written. */
   async putMany(inputs: readonly Purpose[], actor = 'system'): Promise<Array<{ purpose: Purpose; created: boolean }>> {
-    const purposes = inputs.map(validatePurpose);
-    const now = new Date(this.#clock.now()).toISOString();
-    const results = await this.#store.transaction(async (trx) => {
-      const out: Array<{ purpose: Purpose; created: boolean }> = [];
-      const existingKeys = new Set<string>();
-      for (let i = 0; i < purposes.length; i += 500) {
-        const keys = purposes.slice(i, i + 500).map((p) => p.key);
-        for (const r of await trx.selectFrom('purposes').select('key').where('key', 'in', keys).execute()) existingKeys.add(r.key);
-      }
-      for (const purpose of purposes) {
-        const existing = existingKeys.has(purpose.key);
-        const row = toRow(purpose, now, now);
-        if (existing) {
-          const { created_at: _created, key: _key, ...update } = row;
-          await trx.updateTable('purposes').set(update).where('key', '=', purpose.key).execute();
-        } else {
-          await trx.insertInto('purposes').values(row).execute();
-        }
-        out.push({ purpose, created: !existing });
-      }
-      await this.#audit?.record(
-        trx,
-        out.map((r) => ({ actor, action: 'purpose.saved', targetType: 'purpose' as const, targetId: r.purpose.key, details: { created: r.created, legalBasis: r.purpose.legalBasis } })),
-      );
-      return out;
-    });
+    const results = await this.#store.transaction((trx) => this.putManyIn(trx, inputs, actor));
     for (const { purpose } of results) this.#byKey.set(purpose.key, purpose);
     return results;
+  }
+
+  /**
+   * {@link putMany} inside the caller's transaction `trx` (e.g. a new data map version). The in-memory view
+   * catches up at the next refresh, or at once with {@link load} after the commit.
+   */
+  async putManyIn(trx: Executor, inputs: readonly Purpose[], actor = 'system'): Promise<Array<{ purpose: Purpose; created: boolean }>> {
+    const purposes = inputs.map(validatePurpose);
+    const now = new Date(this.#clock.now()).toISOString();
+    const out: Array<{ purpose: Purpose; created: boolean }> = [];
+    const existingKeys = new Set<string>();
+    for (let i = 0; i < purposes.length; i += 500) {
+      const keys = purposes.slice(i, i + 500).map((p) => p.key);
+      for (const r of await trx.selectFrom('purposes').select('key').where('key', 'in', keys).execute()) existingKeys.add(r.key);
+    }
+    for (const purpose of purposes) {
+      const existing = existingKeys.has(purpose.key);
+      const row = toRow(purpose, now, now);
+      if (existing) {
+        const { created_at: _created, key: _key, ...update } = row;
+        await trx.updateTable('purposes').set(update).where('key', '=', purpose.key).execute();
+      } else {
+        await trx.insertInto('purposes').values(row).execute();
+      }
+      out.push({ purpose, created: !existing });
+    }
+    await this.#audit?.record(
+      trx,
+      out.map((r) => ({ actor, action: 'purpose.saved', targetType: 'purpose' as const, targetId: r.purpose.key, details: { created: r.created, legalBasis: r.purpose.legalBasis } })),
+    );
+    return out;
   }
 }
 

@@ -12,6 +12,7 @@ import { consentRoutes } from './routes/consent.js';
 import { cryptoRoutes } from './routes/crypto.js';
 import { auditRoutes } from './routes/audit.js';
 import { purposeRoutes } from './routes/purposes.js';
+import { datamapRoutes } from './routes/datamap.js';
 import { health } from './schemas.js';
 
 /** Options of {@link buildServer}. */
@@ -95,6 +96,7 @@ export async function buildServer(custodian: Custodian, options: BuildServerOpti
       await v1.register(apiKeyRoutes(custodian));
       await v1.register(cryptoRoutes(custodian));
       await v1.register(auditRoutes(custodian));
+      await v1.register(datamapRoutes(custodian));
     },
     { prefix: '/v1' },
   );

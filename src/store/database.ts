@@ -143,7 +143,7 @@ export interface AuditEntriesTable {
   request_id: string | null;
   /** Canonical JSON of ids and counts, never personal data. */
   details: string;
-  /** Personal details sealed under the subject key (field format c1.…), or null. */
+  /** Personal details sealed under the subject key (field format c2.…), or null. */
   payload: string | null;
   leaf_hash: string;
 }
@@ -181,7 +181,17 @@ export interface LogHeadsTable {
 }
 
 /** Custodian's own schema, as Kysely sees it. */
+export interface DatamapVersionsTable {
+  version: number;
+  manifest: string;
+  sha256: string;
+  created_at: Instant;
+  actor: string;
+  comment: string | null;
+}
+
 export interface Database {
+  datamap_versions: DatamapVersionsTable;
   audit_entries: AuditEntriesTable;
   log_queue: LogQueueTable;
   log_leaves: LogLeavesTable;

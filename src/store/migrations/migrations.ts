@@ -281,6 +281,23 @@ const m0004 = (kind: StoreKind): Migration => ({
   },
 });
 
+const m0005 = (kind: StoreKind): Migration => ({
+  async up(db) {
+    const t = types(kind);
+    // Every stored data map version, whole: the history is the record of what was declared when.
+    await db.schema
+      .createTable('datamap_versions')
+      .addColumn('version', 'integer', (c) => c.primaryKey())
+      .addColumn('manifest', 'text', (c) => c.notNull())
+      .addColumn('sha256', 'varchar(64)', (c) => c.notNull())
+      .addColumn('created_at', t.instant, (c) => c.notNull())
+      .addColumn('actor', 'varchar(128)', (c) => c.notNull())
+      .addColumn('comment', 'varchar(500)')
+      .execute();
+    await appendOnly(db, kind, 'datamap_versions');
+  },
+});
+
 /** Forward-only migrations for `kind`, in the order they apply (names sort lexically). */
 export function migrationsFor(kind: StoreKind): Record<string, Migration> {
   return {
@@ -288,5 +305,6 @@ export function migrationsFor(kind: StoreKind): Record<string, Migration> {
     '0002_consent_state_guard': m0002(kind),
     '0003_keyring': m0003(kind),
     '0004_audit_log': m0004(kind),
+    '0005_datamap': m0005(kind),
   };
 }

@@ -1,0 +1,149 @@
+import { Command, Option } from 'commander';
+import { stringify as toYaml } from 'yaml';
+import { z } from 'zod';
+import { CustodianError } from '../../core/index.js';
+import { DataMap, formatIssue, invalidManifest, loadManifestFile, manifestSchema, type ManifestIssue, type ManifestResult } from '../../datamap/index.js';
+import { withCustodian, withStoreOptions, type StoreOptions } from '../context.js';
+import { EXIT, printJson, type CliIo } from '../io.js';
+
+/** The default manifest file, in the working directory. */
+export const DEFAULT_MANIFEST = 'custodian.yaml';
+
+/** Options of commands that read the data map from a file or from the store. */
+export interface MapSourceOptions extends StoreOptions {
+  readonly manifest?: string;
+}
+
+/** Adds `--manifest <file>` and the store options. */
+export function withMapSource(cmd: Command): Command {
+  return withStoreOptions(cmd.addOption(new Option('--manifest <file>', 'read the data map from this YAML file instead of the store')));
+}
+
+/**
+ * The data map a command works on: from `--manifest <file>` when given (invalid: CST_ERR_DATAMAP_INVALID with
+ * every issue), else the store's current version (none stored: CST_ERR_DATAMAP_NOT_FOUND).
+ */
+export async function resolveDataMap(io: CliIo, opts: MapSourceOptions): Promise<DataMap> {
+  if (opts.manifest !== undefined) {
+    const loaded = await loadManifestFile(opts.manifest);
+    if (loaded.manifest === undefined) throw invalidManifest(loaded.issues);
+    return new DataMap(loaded.manifest);
+  }
+  const map = await withCustodian(io, opts, (c) => c.datamap.dataMap());
+  if (map === undefined) throw new CustodianError('CST_ERR_DATAMAP_NOT_FOUND', `no data map is stored: pass --manifest ${DEFAULT_MANIFEST} or run custodian datamap push first`);
+  return map;
+}
+
+/** Prints issues one per line on stderr (`file:line:column: error: path: message`) and a count. */
+function printIssues(io: CliIo, issues: readonly ManifestIssue[]): void {
+  for (const i of issues) io.stderr(formatIssue(i) + '\n');
+  const errors = issues.filter((i) => i.severity === 'error').length;
+  const warnings = issues.length - errors;
+  io.stderr(`${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}\n`);
+}
+
+/** Loads a manifest file; on errors prints them all and returns undefined (the caller exits 2). */
+async function loadOrReport(io: CliIo, file: string, format: 'text' | 'json'): Promise<ManifestResult> {
+  const loaded = await loadManifestFile(file);
+  if (format === 'json') return loaded;
+  if (loaded.manifest === undefined || loaded.issues.length > 0) printIssues(io, loaded.issues);
+  return loaded;
+}
+
+const formatOption = () => new Option('--format <format>', 'output format').choices(['text', 'json']).default('text');
+
+/**
+ * `custodian datamap …`: validate, push, show, versions, diff, schema. Extra subcommands (Fides import and
+ * export, graph) are added by the program.
+ */
+export function datamapCommand(io: CliIo, setExitCode: (code: number) => void, extra: readonly Command[] = []): Command {
+  const datamap = new Command('datamap').description('the data map: where personal data lives and why (docs/datamap.md)');
+
+  datamap
+    .command('validate')
+    .description(`validate a manifest file and print every issue (exit 2 when there are errors); default ${DEFAULT_MANIFEST}`)
+    .argument('[file]', 'manifest file', DEFAULT_MANIFEST)
+    .addOption(formatOption())
+    .action(async (file: string, opts: { format: 'text' | 'json' }) => {
+      const loaded = await loadOrReport(io, file, opts.format);
+      const valid = loaded.manifest !== undefined;
+      if (opts.format === 'json') printJson(io, { valid, issues: loaded.issues });
+      else if (valid) io.stdout(`${file}: valid (${new DataMap(loaded.manifest).fields().length} fields in ${loaded.manifest.systems.length} systems)\n`);
+      if (!valid) setExitCode(EXIT.badInput);
+    });
+
+  withStoreOptions(
+    datamap
+      .command('push')
+      .description('validate a manifest file and store it as the next version (audited); purposes go to the consent ledger')
+      .argument('[file]', 'manifest file', DEFAULT_MANIFEST)
+      .option('--comment <text>', 'why this version (kept with it)')
+      .addOption(new Option('--base-version <n>', 'fail if the stored version is not this one (optimistic locking)').argParser(nonNegativeInt)),
+  ).action(async (file: string, opts: StoreOptions & { comment?: string; baseVersion?: number }) => {
+    const loaded = await loadOrReport(io, file, 'text');
+    if (loaded.manifest === undefined) return setExitCode(EXIT.badInput);
+    const result = await withCustodian(io, opts, (c) =>
+      c.datamap.put(loaded.manifest, {
+        actor: 'cli:operator',
+        ...(opts.comment !== undefined ? { comment: opts.comment } : {}),
+        ...(opts.baseVersion !== undefined ? { baseVersion: opts.baseVersion } : {}),
+      }),
+    );
+    printJson(io, { version: result.version, created: result.created, counts: result.diff.counts, changes: result.diff.changes });
+  });
+
+  withStoreOptions(
+    datamap
+      .command('show')
+      .description('print the stored data map (current or a given version)')
+      .addOption(new Option('--version <n>', 'version number').argParser(positiveInt))
+      .addOption(new Option('--format <format>', 'output format').choices(['yaml', 'json']).default('yaml')),
+  ).action(async (opts: StoreOptions & { version?: number; format: 'yaml' | 'json' }) => {
+    const stored = await withCustodian(io, opts, async (c) => (opts.version !== undefined ? c.datamap.version(opts.version) : c.datamap.current()));
+    if (stored === undefined) throw new CustodianError('CST_ERR_DATAMAP_NOT_FOUND', 'no data map has been stored yet');
+    if (opts.format === 'json') printJson(io, stored);
+    else io.stdout(`# data map version ${stored.version}, sha256 ${stored.sha256}, stored ${stored.createdAt} by ${stored.actor}\n${toYaml(stored.manifest)}`);
+  });
+
+  withStoreOptions(datamap.command('versions').description('list stored versions, newest first')).action(async (opts: StoreOptions) => {
+    printJson(io, { versions: await withCustodian(io, opts, (c) => c.datamap.versions()) });
+  });
+
+  withStoreOptions(
+    datamap
+      .command('diff')
+      .description('what changed between two stored versions, or between the current version and a file')
+      .argument('[file]', 'compare this manifest file with the current stored version')
+      .addOption(new Option('--from <n>', 'older version (0 = nothing)').argParser(nonNegativeInt))
+      .addOption(new Option('--to <n>', 'newer version').argParser(positiveInt)),
+  ).action(async (file: string | undefined, opts: StoreOptions & { from?: number; to?: number }) => {
+    if (file !== undefined) {
+      const loaded = await loadOrReport(io, file, 'text');
+      if (loaded.manifest === undefined) return setExitCode(EXIT.badInput);
+      const { diffManifests } = await import('../../datamap/diff.js');
+      const current = await withCustodian(io, opts, (c) => c.datamap.current());
+      return printJson(io, diffManifests(current?.manifest, loaded.manifest));
+    }
+    if (opts.to === undefined) throw new CustodianError('CST_ERR_VALIDATION', 'give a manifest file, or --to (and --from) versions', { details: { issues: [{ path: 'to', message: 'required' }] } });
+    const to = opts.to;
+    printJson(io, await withCustodian(io, opts, (c) => c.datamap.diff(opts.from ?? to - 1, to)));
+  });
+
+  datamap
+    .command('schema')
+    .description('print the JSON Schema of the manifest (for editors: yaml-language-server)')
+    .action(() => printJson(io, z.toJSONSchema(manifestSchema, { io: 'input', unrepresentable: 'any' })));
+
+  for (const cmd of extra) datamap.addCommand(cmd);
+  return datamap;
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw new CustodianError('CST_ERR_VALIDATION', 'a version is a whole number ≥ 1', { details: { issues: [{ path: 'version', message: 'invalid' }] } });
+  return n;
+}
+
+function nonNegativeInt(v: string): number {
+  return v === '0' ? 0 : positiveInt(v);
+}
