@@ -204,19 +204,26 @@ export class Keyring {
       checkContext(i.context);
     }
     this.#checkToken();
-    const refs = items.map((i) => this.subjectRef(i.subjectId));
     // Keys in hand are held locally: a cache that starts over while missing ones load cannot lose them.
-    const loaded = new Map<string, LiveKey>();
-    for (const r of refs) {
-      const hit = this.#bySubject.get(r);
-      if (hit !== undefined) loaded.set(r, hit);
-    }
-    const missing = [...new Set(refs.filter((r) => !loaded.has(r)))];
-    if (missing.length > 0) for (const [r, k] of await this.#ensureSubjectKeys(missing)) loaded.set(r, k);
-    return items.map((item, n) => {
-      const key = loaded.get(refs[n]!)!;
-      return sealField(key.key, key.idBytes, bytesOf(item.plaintext), item.context);
+    // Cached keys are found by subject id (no reference HMAC); only the others need their reference.
+    const keys: Array<LiveKey | undefined> = items.map((i) => this.#bySubjectId.get(i.subjectId));
+    const refOf = new Map<string, string>();
+    items.forEach((item, n) => {
+      if (keys[n] === undefined && !refOf.has(item.subjectId)) refOf.set(item.subjectId, this.subjectRef(item.subjectId));
     });
+    if (refOf.size > 0) {
+      const cached = [...refOf.values()].filter((r) => this.#bySubject.has(r));
+      const loaded = new Map<string, LiveKey>(cached.map((r) => [r, this.#bySubject.get(r)!]));
+      const missing = [...new Set(refOf.values())].filter((r) => !loaded.has(r));
+      if (missing.length > 0) for (const [r, k] of await this.#ensureSubjectKeys(missing)) loaded.set(r, k);
+      items.forEach((item, n) => {
+        if (keys[n] !== undefined) return;
+        const key = loaded.get(refOf.get(item.subjectId)!)!;
+        keys[n] = key;
+        this.#bySubjectId.set(item.subjectId, key);
+      });
+    }
+    return items.map((item, n) => sealField(keys[n]!.key, keys[n]!.idBytes, bytesOf(item.plaintext), item.context));
   }
 
   /**
