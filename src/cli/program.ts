@@ -4,6 +4,7 @@ import { storeUnavailableReason } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { auditCommand } from './commands/audit.js';
 import { consentCommand } from './commands/consent.js';
+import { datamapCommand } from './commands/datamap.js';
 import { dbCommand } from './commands/db.js';
 import { keysCommand } from './commands/keys.js';
 import { purposesCommand } from './commands/purposes.js';
@@ -17,7 +18,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .version(VERSION)
     .showHelpAfterError()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-  for (const cmd of [serveCommand(io), dbCommand(io), consentCommand(io, setExitCode), keysCommand(io), purposesCommand(io), auditCommand(io, setExitCode)]) program.addCommand(cmd);
+  for (const cmd of [serveCommand(io), dbCommand(io), consentCommand(io, setExitCode), keysCommand(io), purposesCommand(io), auditCommand(io, setExitCode), datamapCommand(io, setExitCode)]) program.addCommand(cmd);
   const exitOverrideAll = (cmd: Command): void => {
     cmd.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
     cmd.commands.forEach(exitOverrideAll);

@@ -70,9 +70,43 @@ export async function loadManifestFile(path: string): Promise<ManifestResult> {
 
 function check(input: unknown, render: (raw: RawIssue) => ManifestIssue): ManifestResult {
   const parsed = manifestSchema.safeParse(input);
-  if (!parsed.success) return { issues: sortIssues(zodIssues(parsed.error).map(render)) };
+  if (!parsed.success) {
+    const schemaIssues = zodIssues(parsed.error);
+    return { issues: sortIssues([...schemaIssues, ...semanticDespite(input, schemaIssues)].map(render)) };
+  }
   const issues = sortIssues(validateManifest(parsed.data).map(render));
   return issues.some((i) => i.severity === 'error') ? { issues } : { manifest: parsed.data, issues };
+}
+
+/**
+ * So that one run reports every error, the semantic checks also run when the schema failed: on a copy with
+ * each offending property removed (up to 3 rounds). Their findings at or around a removed property are
+ * dropped (a removed invalid `legalBasis` must not also read as "no legal basis"). When removal cannot make
+ * the copy valid (a required property is missing, an array element is malformed), schema issues stand alone.
+ */
+function semanticDespite(input: unknown, schemaIssues: readonly RawIssue[]): RawIssue[] {
+  if (input === null || typeof input !== 'object') return [];
+  const copy = structuredClone(input) as Record<string, unknown>;
+  const removed: Array<ReadonlyArray<string | number>> = [];
+  let issues = schemaIssues;
+  for (let round = 0; round < 3; round++) {
+    for (const i of issues) {
+      const last = i.at.at(-1);
+      if (typeof last !== 'string') return [];
+      let parent: unknown = copy;
+      for (const step of i.at.slice(0, -1)) parent = parent !== null && typeof parent === 'object' ? (parent as Record<string | number, unknown>)[step] : undefined;
+      if (parent === null || typeof parent !== 'object' || !(last in parent)) return [];
+      delete (parent as Record<string, unknown>)[last];
+      removed.push(i.at);
+    }
+    const again = manifestSchema.safeParse(copy);
+    if (again.success) {
+      const related = (a: ReadonlyArray<string | number>, b: ReadonlyArray<string | number>) => a.slice(0, Math.min(a.length, b.length)).every((s, k) => s === b[k]);
+      return validateManifest(again.data).filter((i) => !removed.some((r) => related(r, i.at) && (i.at.length >= r.length - 1)));
+    }
+    issues = zodIssues(again.error);
+  }
+  return [];
 }
 
 function zodIssues(error: z.ZodError): RawIssue[] {

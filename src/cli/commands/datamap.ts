@@ -95,11 +95,11 @@ export function datamapCommand(io: CliIo, setExitCode: (code: number) => void, e
   withStoreOptions(
     datamap
       .command('show')
-      .description('print the stored data map (current or a given version)')
-      .addOption(new Option('--version <n>', 'version number').argParser(positiveInt))
+      .description('print the stored data map (the current version, or the version given)')
+      .argument('[version]', 'version number', positiveInt)
       .addOption(new Option('--format <format>', 'output format').choices(['yaml', 'json']).default('yaml')),
-  ).action(async (opts: StoreOptions & { version?: number; format: 'yaml' | 'json' }) => {
-    const stored = await withCustodian(io, opts, async (c) => (opts.version !== undefined ? c.datamap.version(opts.version) : c.datamap.current()));
+  ).action(async (version: number | undefined, opts: StoreOptions & { format: 'yaml' | 'json' }) => {
+    const stored = await withCustodian(io, opts, async (c) => (version !== undefined ? c.datamap.version(version) : c.datamap.current()));
     if (stored === undefined) throw new CustodianError('CST_ERR_DATAMAP_NOT_FOUND', 'no data map has been stored yet');
     if (opts.format === 'json') printJson(io, stored);
     else io.stdout(`# data map version ${stored.version}, sha256 ${stored.sha256}, stored ${stored.createdAt} by ${stored.actor}\n${toYaml(stored.manifest)}`);
