@@ -13,6 +13,7 @@ import { cryptoRoutes } from './routes/crypto.js';
 import { auditRoutes } from './routes/audit.js';
 import { purposeRoutes } from './routes/purposes.js';
 import { datamapRoutes } from './routes/datamap.js';
+import { reportRoutes } from './routes/reports.js';
 import { health } from './schemas.js';
 
 /** Options of {@link buildServer}. */
@@ -97,6 +98,7 @@ export async function buildServer(custodian: Custodian, options: BuildServerOpti
       await v1.register(cryptoRoutes(custodian));
       await v1.register(auditRoutes(custodian));
       await v1.register(datamapRoutes(custodian));
+      await v1.register(reportRoutes(custodian));
     },
     { prefix: '/v1' },
   );

@@ -101,6 +101,25 @@ describe.each(STORE_KINDS)('data map service and API on %s', (kind) => {
     await expect(sql`delete from datamap_versions`.execute(c.store.db)).rejects.toThrow(/append-only|datamap_versions/);
   });
 
+  it('generates reports from the current version: RoPA (JSON, CSV, HTML), DPIA screening, transfers, data flows', async () => {
+    const ropa = (await call('GET', '/v1/reports/ropa', reader)).json<{ controller: { name: { value: string } }; activities: Array<{ purpose: { value: string } }> }>();
+    expect(JSON.stringify(ropa.controller)).toContain('Northwind Outfitters GmbH');
+    expect(ropa.activities).toHaveLength(6);
+    const csv = await call('GET', '/v1/reports/ropa?format=csv', reader);
+    expect([csv.statusCode, csv.headers['content-type']]).toEqual([200, 'text/csv; charset=utf-8']);
+    expect(csv.body.trim().split('\n').length).toBeGreaterThanOrEqual(7);
+    const html = await call('GET', '/v1/reports/ropa?format=html', reader);
+    expect(html.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(html.body).toMatch(/^<!DOCTYPE html>/i);
+    const dpia = (await call('GET', '/v1/reports/dpia', reader)).json<{ screenings: Array<{ purpose: string; metCount: number }> }>();
+    expect(dpia.screenings.find((x) => x.purpose === 'hr.payroll')!.metCount).toBeGreaterThanOrEqual(2); // health data of employees
+    const transfers = (await call('GET', '/v1/reports/transfers', reader)).json<{ rows: unknown[] }>();
+    expect(transfers.rows.length).toBeGreaterThan(0);
+    const graph = (await call('GET', '/v1/datamap/graph', reader)).json<{ nodes: Array<{ id: string; kind: string }>; edges: unknown[] }>();
+    expect(graph.nodes.filter((n) => n.kind === 'system')).toHaveLength(4);
+    expect((await call('GET', '/v1/reports/dpia', other)).statusCode).toBe(403);
+  });
+
   it('serves the JSON Schema of the manifest', async () => {
     const schema = (await call('GET', '/v1/datamap/schema', reader)).json<{ properties: Record<string, unknown> }>();
     expect(Object.keys(schema.properties)).toEqual(['version', 'organization', 'purposes', 'systems']);

@@ -76,6 +76,16 @@ describe('OpenAPI document', () => {
         'GET /v1/audit/entries/{seq}/proof',
         'GET /v1/audit/consistency',
         'GET /v1/consent/events/{id}/proof',
+        'GET /v1/datamap',
+        'PUT /v1/datamap',
+        'POST /v1/datamap/validate',
+        'GET /v1/datamap/versions',
+        'GET /v1/datamap/diff',
+        'GET /v1/datamap/schema',
+        'GET /v1/datamap/graph',
+        'GET /v1/reports/ropa',
+        'GET /v1/reports/dpia',
+        'GET /v1/reports/transfers',
       ].sort(),
     );
     expect(doc.security).toStrictEqual([{ apiKey: [] }]);
