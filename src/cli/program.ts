@@ -4,7 +4,9 @@ import { storeUnavailableReason } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { auditCommand } from './commands/audit.js';
 import { consentCommand } from './commands/consent.js';
-import { datamapCommand } from './commands/datamap.js';
+import { datamapCommand, resolveDataMap } from './commands/datamap.js';
+import { exportFidesCommand, importFidesCommand } from './commands/datamap-fides.js';
+import { graphCommand, reportCommand } from './commands/report.js';
 import { dbCommand } from './commands/db.js';
 import { keysCommand } from './commands/keys.js';
 import { purposesCommand } from './commands/purposes.js';
@@ -18,7 +20,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .version(VERSION)
     .showHelpAfterError()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-  for (const cmd of [serveCommand(io), dbCommand(io), consentCommand(io, setExitCode), keysCommand(io), purposesCommand(io), auditCommand(io, setExitCode), datamapCommand(io, setExitCode)]) program.addCommand(cmd);
+  const resolveMap = (opts: Parameters<typeof resolveDataMap>[1]) => resolveDataMap(io, opts);
+  for (const cmd of [serveCommand(io), dbCommand(io), consentCommand(io, setExitCode), keysCommand(io), purposesCommand(io), auditCommand(io, setExitCode), datamapCommand(io, setExitCode, [importFidesCommand(io), exportFidesCommand(io), graphCommand(io, resolveMap)]), reportCommand(io, resolveMap)]) program.addCommand(cmd);
   const exitOverrideAll = (cmd: Command): void => {
     cmd.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
     cmd.commands.forEach(exitOverrideAll);

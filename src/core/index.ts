@@ -7,3 +7,6 @@ export * from './jurisdictions.js';
 export * from './purposes.js';
 export * from './text.js';
 export * from './audit-sink.js';
+export * from './taxonomy.js';
+export * from './transfers.js';
+export * from './adequacy.js';

@@ -5,3 +5,4 @@ export * from './load.js';
 export { validateManifest, introspectionIssues, type IntrospectedTable } from './validate.js';
 export * from './diff.js';
 export * from './service.js';
+export * from './fides.js';

@@ -104,7 +104,7 @@ const fieldSchema: z.ZodType<Field, unknown> = z.lazy(() =>
       fields: z.array(fieldSchema).max(500).default([]),
     })
     .strict(),
-) as unknown as z.ZodType<Field, unknown>;
+);
 
 const retentionRuleSchema = z
   .object({

@@ -62,11 +62,11 @@ describe('custodian datamap', () => {
     expect(stale.code).toBe(EXIT.badInput);
     expect(stale.stderr).toMatch(/CST_ERR_DATAMAP_CONFLICT/);
     expect((await cli(['datamap', 'push', edited, '--base-version', '1', ...store])).code).toBe(EXIT.ok);
-    expect(JSON.parse((await cli(['datamap', 'versions', ...store])).stdout).versions.map((v: { version: number }) => v.version)).toEqual([2, 1]);
+    expect((JSON.parse((await cli(['datamap', 'versions', ...store])).stdout) as { versions: Array<{ version: number }> }).versions.map((v) => v.version)).toEqual([2, 1]);
     const shown = await cli(['datamap', 'show', '2', ...store]);
     expect(shown.stdout).toMatch(/^# data map version 2, sha256 [0-9a-f]{64}/);
     expect(shown.stdout).toContain('title: Customer care');
-    expect(JSON.parse((await cli(['datamap', 'diff', '--from', '1', '--to', '2', ...store])).stdout).counts).toEqual({ added: 0, removed: 0, changed: 1 });
+    expect((JSON.parse((await cli(['datamap', 'diff', '--from', '1', '--to', '2', ...store])).stdout) as { counts: unknown }).counts).toEqual({ added: 0, removed: 0, changed: 1 });
     expect((await cli(['datamap', 'show', 'x', ...store])).code).toBe(EXIT.badInput);
     expect((await cli(['datamap', 'show', '7', ...store])).stderr).toMatch(/CST_ERR_DATAMAP_NOT_FOUND/);
   });

@@ -230,7 +230,11 @@ function datamapRoutes(): Route[] {
     const copy = structuredClone(example);
     const slots: Array<[Record<string, unknown>, string]> = [];
     const walk = (node: unknown) => {
-      if (node !== null && typeof node === 'object') for (const [k, v] of Object.entries(node)) (slots.push([node as Record<string, unknown>, k]), walk(v));
+      if (node === null || typeof node !== 'object') return;
+      for (const [k, v] of Object.entries(node)) {
+        slots.push([node as Record<string, unknown>, k]);
+        walk(v);
+      }
     };
     walk(copy);
     const [parent, key] = slots[seed % slots.length]!;

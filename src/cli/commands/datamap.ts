@@ -4,20 +4,11 @@ import { z } from 'zod';
 import { CustodianError } from '../../core/index.js';
 import { DataMap, formatIssue, invalidManifest, loadManifestFile, manifestSchema, type ManifestIssue, type ManifestResult } from '../../datamap/index.js';
 import { withCustodian, withStoreOptions, type StoreOptions } from '../context.js';
+import type { MapSourceOptions } from './report.js';
 import { EXIT, printJson, type CliIo } from '../io.js';
 
 /** The default manifest file, in the working directory. */
 export const DEFAULT_MANIFEST = 'custodian.yaml';
-
-/** Options of commands that read the data map from a file or from the store. */
-export interface MapSourceOptions extends StoreOptions {
-  readonly manifest?: string;
-}
-
-/** Adds `--manifest <file>` and the store options. */
-export function withMapSource(cmd: Command): Command {
-  return withStoreOptions(cmd.addOption(new Option('--manifest <file>', 'read the data map from this YAML file instead of the store')));
-}
 
 /**
  * The data map a command works on: from `--manifest <file>` when given (invalid: CST_ERR_DATAMAP_INVALID with

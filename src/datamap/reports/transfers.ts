@@ -164,32 +164,34 @@ function judge(a: AdequacyResult, mechanism: TransferMechanism | undefined, regi
   const area = regime === 'EU' ? 'the EEA' : 'the United Kingdom';
   const decision = a.decision === undefined ? '' : ` (${a.decision.decision})`;
   const scope = a.note === undefined ? [] : [a.note];
-  const citations = [a.citation, ...(mechanism === undefined ? [] : [mechanismCitation(mechanism, regime)])];
+  const mech = mechanism === undefined ? [] : [mechanismCitation(mechanism, regime)];
+  // The adequacy citation is given when the verdict rests on the finding (or its absence), not beside a safeguard.
+  const onAdequacy = [a.citation, ...mech];
   if (a.status === 'eea' || a.status === 'domestic') {
-    return { verdict: 'not_a_transfer', reasons: [`${a.country} is inside ${area}: no transfer mechanism is needed${mechanism === undefined ? '' : `; the declared \`${mechanism}\` is unnecessary`}.`], citations };
+    return { verdict: 'not_a_transfer', reasons: [`${a.country} is inside ${area}: no transfer mechanism is needed${mechanism === undefined ? '' : `; the declared \`${mechanism}\` is unnecessary`}.`], citations: [a.citation] };
   }
   if (mechanism === undefined) {
-    if (a.status === 'adequate') return { verdict: 'ok', reasons: [`Covered by the adequacy finding for ${a.country}${decision}; declare \`mechanism: adequacy\` to say so.`, ...scope], citations };
+    if (a.status === 'adequate') return { verdict: 'ok', reasons: [`Covered by the adequacy finding for ${a.country}${decision}; declare \`mechanism: adequacy\` to say so.`, ...scope], citations: onAdequacy };
     if (a.status === 'partial') {
       const hint = a.country === 'US' ? 'declare `dpf` if the recipient is certified, or `scc`/`bcr`' : 'check the recipient is within its scope and declare `adequacy`, or declare `scc`/`bcr`';
-      return { verdict: 'missing_mechanism', reasons: [`The adequacy finding for ${a.country}${decision} covers only some recipients: ${hint}.`, ...scope], citations };
+      return { verdict: 'missing_mechanism', reasons: [`The adequacy finding for ${a.country}${decision} covers only some recipients: ${hint}.`, ...scope], citations: onAdequacy };
     }
-    return { verdict: 'missing_mechanism', reasons: [`${a.country} has no adequacy finding and no mechanism is declared: put safeguards in place (Art. 46/47) or document a derogation (Art. 49).`], citations };
+    return { verdict: 'missing_mechanism', reasons: [`${a.country} has no adequacy finding and no mechanism is declared: put safeguards in place (Art. 46/47) or document a derogation (Art. 49).`], citations: onAdequacy };
   }
   if (mechanism === 'dpf') {
-    if (a.country !== 'US') return { verdict: 'mechanism_inconsistent', reasons: [`\`dpf\` covers only recipients in the United States, not ${a.country}.`], citations };
+    if (a.country !== 'US') return { verdict: 'mechanism_inconsistent', reasons: [`\`dpf\` covers only recipients in the United States, not ${a.country}.`], citations: mech };
     const listing = regime === 'UK' ? 'on the Data Privacy Framework List with the UK Extension' : 'on the Data Privacy Framework List';
-    return { verdict: 'ok', reasons: [`The recipient must be ${listing} for the data transferred; check the listing and record it in \`reference\`.`], citations };
+    return { verdict: 'ok', reasons: [`The recipient must be ${listing} for the data transferred; check the listing and record it in \`reference\`.`], citations: onAdequacy };
   }
   if (mechanism === 'adequacy') {
-    if (a.status === 'none') return { verdict: 'mechanism_inconsistent', reasons: [`\`adequacy\` is declared but ${a.country} has no adequacy finding under the ${regime} regime.`], citations };
-    if (a.country === 'US') return { verdict: 'mechanism_inconsistent', reasons: ['The US finding covers only Data Privacy Framework participants: declare `dpf` (with the listing as `reference`) instead of `adequacy`.'], citations };
-    return { verdict: 'ok', reasons: [`Adequacy finding for ${a.country}${decision}.`, ...scope], citations };
+    if (a.status === 'none') return { verdict: 'mechanism_inconsistent', reasons: [`\`adequacy\` is declared but ${a.country} has no adequacy finding under the ${regime} regime.`], citations: onAdequacy };
+    if (a.country === 'US') return { verdict: 'mechanism_inconsistent', reasons: ['The US finding covers only Data Privacy Framework participants: declare `dpf` (with the listing as `reference`) instead of `adequacy`.'], citations: onAdequacy };
+    return { verdict: 'ok', reasons: [`Adequacy finding for ${a.country}${decision}.`, ...scope], citations: [a.citation] };
   }
   const reasons = [`${TRANSFER_MECHANISMS[mechanism].label}.`];
   if (mechanism.startsWith('derogation_')) reasons.push('Art. 49 derogations suit occasional, non-repetitive transfers only, not systematic ones (EDPB Guidelines 2/2018).');
   if (a.status === 'adequate') reasons.push(`An adequacy finding also covers ${a.country}.`);
-  return { verdict: 'ok', reasons, citations };
+  return { verdict: 'ok', reasons, citations: mech };
 }
 
 /** The assessment as plain text, one block per row, flagged rows marked `!!`. */
