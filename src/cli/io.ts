@@ -16,6 +16,8 @@ export const EXIT = {
   notAllowed: 3,
   /** `audit verify` / `audit verify-bundle` found the log or the bundle not to verify. */
   verifyFailed: 4,
+  /** `check` found drift: personal data the data map does not declare, or declared fields that vanished. */
+  drift: 5,
 } as const;
 
 /** The process's own streams. */

@@ -7,6 +7,7 @@ import { consentCommand } from './commands/consent.js';
 import { datamapCommand, resolveDataMap } from './commands/datamap.js';
 import { exportFidesCommand, importFidesCommand } from './commands/datamap-fides.js';
 import { graphCommand, reportCommand } from './commands/report.js';
+import { checkCommand, scanCommand } from './commands/scan.js';
 import { dbCommand } from './commands/db.js';
 import { keysCommand } from './commands/keys.js';
 import { purposesCommand } from './commands/purposes.js';
@@ -21,7 +22,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .showHelpAfterError()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   const resolveMap = (opts: Parameters<typeof resolveDataMap>[1]) => resolveDataMap(io, opts);
-  for (const cmd of [serveCommand(io), dbCommand(io), consentCommand(io, setExitCode), keysCommand(io), purposesCommand(io), auditCommand(io, setExitCode), datamapCommand(io, setExitCode, [importFidesCommand(io), exportFidesCommand(io), graphCommand(io, resolveMap)]), reportCommand(io, resolveMap)]) program.addCommand(cmd);
+  for (const cmd of [serveCommand(io), dbCommand(io), consentCommand(io, setExitCode), keysCommand(io), purposesCommand(io), auditCommand(io, setExitCode), datamapCommand(io, setExitCode, [importFidesCommand(io), exportFidesCommand(io), graphCommand(io, resolveMap)]), reportCommand(io, resolveMap), scanCommand(io, setExitCode), checkCommand(io, setExitCode)]) program.addCommand(cmd);
   const exitOverrideAll = (cmd: Command): void => {
     cmd.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
     cmd.commands.forEach(exitOverrideAll);
@@ -32,7 +33,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
 
 /**
  * Runs the CLI with `argv` (without node and script) and resolves to its exit code:
- * 0 ok, 1 failure, 2 bad input, 3 `consent check` not allowed, 4 `audit verify` found tampering.
+ * 0 ok, 1 failure, 2 bad input, 3 `consent check` not allowed, 4 `audit verify` found tampering, 5 `check` found drift.
  */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let code: number = EXIT.ok;

@@ -37,18 +37,32 @@ export function parseManifest(text: string, options: { file?: string } = {}): Ma
     // Unresolved aliases and alias bombs surface here, not in doc.errors.
     return { issues: [withFile({ severity: 'error', path: '(yaml)', message: (err as Error).message.split('\n')[0]! })] };
   }
-  const position = (at: ReadonlyArray<string | number>): { line?: number; column?: number } => {
-    // The deepest node that exists along the path: a missing key points at its parent.
-    for (let n = at.length; n >= 0; n--) {
-      const node = n === 0 ? doc.contents : doc.getIn(at.slice(0, n), true);
-      if (isNode(node) && node.range) {
-        const pos = lineCounter.linePos(node.range[0]);
-        return { line: pos.line, column: pos.col };
-      }
+  return check(input, (raw) => withFile({ severity: raw.severity, path: readablePath(input, raw.at), message: raw.message, ...positionIn(doc, lineCounter, raw.at) }));
+}
+
+/** Line and column of the deepest node that exists along `at` (a missing key points at its parent). */
+function positionIn(doc: ReturnType<typeof parseDocument>, lineCounter: LineCounter, at: ReadonlyArray<string | number>): { line?: number; column?: number } {
+  for (let n = at.length; n >= 0; n--) {
+    const node = n === 0 ? doc.contents : doc.getIn(at.slice(0, n), true);
+    if (isNode(node) && node.range) {
+      const pos = lineCounter.linePos(node.range[0]);
+      return { line: pos.line, column: pos.col };
     }
-    return {};
-  };
-  return check(input, (raw) => withFile({ severity: raw.severity, path: readablePath(input, raw.at), message: raw.message, ...position(raw.at) }));
+  }
+  return {};
+}
+
+/**
+ * Renders issues found later (e.g. by introspecting the systems) against the manifest text they refer to:
+ * readable paths, and file, line and column.
+ */
+export function renderIssues(text: string, raws: readonly RawIssue[], options: { file?: string } = {}): ManifestIssue[] {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const input: unknown = doc.toJS({ maxAliasCount: 100 });
+  return sortIssues(
+    raws.map((raw) => ({ severity: raw.severity, path: readablePath(input, raw.at), message: raw.message, ...positionIn(doc, lineCounter, raw.at), ...(options.file !== undefined ? { file: options.file } : {}) })),
+  );
 }
 
 /** Validates a manifest given as a JS value (the HTTP API's JSON body); issues carry paths only. */

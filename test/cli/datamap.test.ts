@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/io.js';
 import { runCli } from '../../src/cli/program.js';
@@ -69,6 +70,50 @@ describe('custodian datamap', () => {
     expect((JSON.parse((await cli(['datamap', 'diff', '--from', '1', '--to', '2', ...store])).stdout) as { counts: unknown }).counts).toEqual({ added: 0, removed: 0, changed: 1 });
     expect((await cli(['datamap', 'show', 'x', ...store])).code).toBe(EXIT.badInput);
     expect((await cli(['datamap', 'show', '7', ...store])).stderr).toMatch(/CST_ERR_DATAMAP_NOT_FOUND/);
+  });
+
+  it('validate --introspect checks the manifest against the real tables, and says when a system cannot be reached', async () => {
+    const dbFile = join(dir, 'crm.db');
+    const db = new Database(dbFile);
+    db.exec('create table customers (id integer primary key, email text not null, phone text); create index customers_phone on customers(phone)');
+    db.close();
+    const manifest = (connection: string) => `version: 1
+organization: { name: Acme }
+purposes: [{ key: orders, title: Orders, legalBasis: contract }]
+systems:
+  - key: crm
+    name: CRM
+    owner: Sales
+    connection: ${connection}
+    datasets:
+      - key: crm_db
+        collections:
+          - name: customers
+            purposes: [orders]
+            erasure: delete_row
+            fields:
+              - { name: id, primaryKey: true, dataCategories: [user.unique_id] }
+              - { name: email, dataCategories: [user.contact.email], identity: email, indexed: true, erasure: 'null' }
+              - { name: phone, dataCategories: [user.contact.phone_number], identity: phone_number, indexed: true }
+              - { name: fax, dataCategories: [user.contact.fax_number] }
+`;
+    const file = join(dir, 'introspect.yaml');
+    await writeFile(file, manifest('sqlite:${CRM_DB}'));
+    expect((await cli(['datamap', 'validate', file])).code).toBe(EXIT.ok); // without --introspect the file alone is valid
+    let stdout = '';
+    let stderr = '';
+    const code = await runCli(['datamap', 'validate', file, '--introspect'], { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), env: { CRM_DB: dbFile } });
+    expect(code, stdout).toBe(EXIT.badInput);
+    expect(stderr).toMatch(/introspect\.yaml:17:\d+: error: .*fields\[email\]\.erasure: erasure strategy null cannot work: column customers\.email is NOT NULL/);
+    expect(stderr).toMatch(/introspect\.yaml:19:\d+: error: .*fields\[fax\]\.name: column fax does not exist in table customers/);
+    expect(stderr).toMatch(/warning: .*fields\[email\]\.indexed: identity field email is declared indexed but customers\.email has no index/);
+    expect(stderr).not.toMatch(/fields\[phone\]/); // indexed, nullable: fine
+    await writeFile(file, manifest('postgres://app:${PW}@127.0.0.1:1/crm'));
+    stderr = '';
+    const down = await runCli(['datamap', 'validate', file, '--introspect'], { stdout: () => undefined, stderr: (t) => void (stderr += t), env: { PW: 'not-printed-secret' } });
+    expect(down).toBe(EXIT.failure);
+    expect(stderr).toMatch(/warning: systems\[crm\]\.connection: could not introspect system crm: CST_ERR_SCAN_CONNECTION/);
+    expect(stderr).not.toContain('not-printed-secret');
   });
 
   it('schema prints the JSON Schema', async () => {

@@ -3,18 +3,9 @@ import { basename } from 'node:path';
 import { Command } from 'commander';
 import { Document, YAMLSeq, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { CustodianError } from '../../core/index.js';
-import { KEY_PATTERN, exportFides, formatIssue, importFides, loadManifestFile, type Collection, type Dataset, type Field, type ManifestIssue } from '../../datamap/index.js';
+import { KEY_PATTERN, exportFides, importFides, loadManifestFile, type Collection, type Dataset, type Field, type ManifestIssue } from '../../datamap/index.js';
 import type { CliIo } from '../io.js';
-import { DEFAULT_MANIFEST } from './datamap.js';
-
-/** Prints issues one per line on stderr (`file:line:column: severity: path: message`) and a count. */
-function printIssues(io: CliIo, issues: readonly ManifestIssue[]): void {
-  if (issues.length === 0) return;
-  for (const i of issues) io.stderr(formatIssue(i) + '\n');
-  const errors = issues.filter((i) => i.severity === 'error').length;
-  const warnings = issues.length - errors;
-  io.stderr(`${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}\n`);
-}
+import { DEFAULT_MANIFEST, printIssues } from './datamap.js';
 
 /** Ends the command with exit 2 after the issues were printed. */
 function invalid(what: string, issues: readonly ManifestIssue[]): CustodianError {

@@ -1,8 +1,10 @@
+import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
 import { z } from 'zod';
-import { CustodianError } from '../../core/index.js';
-import { DataMap, formatIssue, invalidManifest, loadManifestFile, manifestSchema, type ManifestIssue, type ManifestResult } from '../../datamap/index.js';
+import { openSchemaConnector, sqlEngineOf } from '../../connectors/index.js';
+import { CustodianError, isCustodianError } from '../../core/index.js';
+import { DataMap, formatIssue, introspectionIssues, invalidManifest, loadManifestFile, manifestSchema, renderIssues, resolveConnection, sortIssues, type Manifest, type ManifestIssue, type ManifestResult, type RawIssue } from '../../datamap/index.js';
 import { withCustodian, withStoreOptions, type StoreOptions } from '../context.js';
 import type { MapSourceOptions } from './report.js';
 import { EXIT, printJson, type CliIo } from '../io.js';
@@ -25,8 +27,9 @@ export async function resolveDataMap(io: CliIo, opts: MapSourceOptions): Promise
   return map;
 }
 
-/** Prints issues one per line on stderr (`file:line:column: error: path: message`) and a count. */
-function printIssues(io: CliIo, issues: readonly ManifestIssue[]): void {
+/** Prints issues one per line on stderr (`file:line:column: error: path: message`) and a count; nothing when there are none. */
+export function printIssues(io: CliIo, issues: readonly ManifestIssue[]): void {
+  if (issues.length === 0) return;
   for (const i of issues) io.stderr(formatIssue(i) + '\n');
   const errors = issues.filter((i) => i.severity === 'error').length;
   const warnings = issues.length - errors;
@@ -55,12 +58,24 @@ export function datamapCommand(io: CliIo, setExitCode: (code: number) => void, e
     .description(`validate a manifest file and print every issue (exit 2 when there are errors); default ${DEFAULT_MANIFEST}`)
     .argument('[file]', 'manifest file', DEFAULT_MANIFEST)
     .addOption(formatOption())
-    .action(async (file: string, opts: { format: 'text' | 'json' }) => {
-      const loaded = await loadOrReport(io, file, opts.format);
-      const valid = loaded.manifest !== undefined;
-      if (opts.format === 'json') printJson(io, { valid, issues: loaded.issues });
-      else if (valid) io.stdout(`${file}: valid (${new DataMap(loaded.manifest).fields().length} fields in ${loaded.manifest.systems.length} systems)\n`);
+    .option('--introspect', 'also connect to each system with a SQL connection and check tables, columns, NOT NULL and indexes against the manifest')
+    .action(async (file: string, opts: { format: 'text' | 'json'; introspect?: boolean }) => {
+      const loaded = await loadManifestFile(file);
+      let issues = [...loaded.issues];
+      let unreachable = 0;
+      if (loaded.manifest !== undefined && opts.introspect === true) {
+        const found = await introspectAll(io, loaded.manifest);
+        unreachable = found.unreachable;
+        issues = sortIssues([...issues, ...renderIssues(await readFile(file, 'utf8'), found.issues, { file })]);
+      }
+      const valid = loaded.manifest !== undefined && !issues.some((i) => i.severity === 'error');
+      if (opts.format === 'json') printJson(io, { valid, issues });
+      else {
+        printIssues(io, issues);
+        if (valid) io.stdout(`${file}: valid (${new DataMap(loaded.manifest).fields().length} fields in ${loaded.manifest.systems.length} systems)\n`);
+      }
       if (!valid) setExitCode(EXIT.badInput);
+      else if (unreachable > 0) setExitCode(EXIT.failure);
     });
 
   withStoreOptions(
@@ -127,6 +142,31 @@ export function datamapCommand(io: CliIo, setExitCode: (code: number) => void, e
 
   for (const cmd of extra) datamap.addCommand(cmd);
   return datamap;
+}
+
+/**
+ * Introspects every system with a SQL connection (`${VAR}` resolved from the environment) and checks the
+ * manifest against the real tables. A system that cannot be reached is a warning naming why (no secrets).
+ */
+async function introspectAll(io: CliIo, manifest: Manifest): Promise<{ issues: RawIssue[]; unreachable: number }> {
+  const issues: RawIssue[] = [];
+  let unreachable = 0;
+  for (const [index, system] of manifest.systems.entries()) {
+    if (system.connection === undefined || sqlEngineOf(system.connection) === undefined) continue;
+    try {
+      const connector = await openSchemaConnector(resolveConnection(system.connection, io.env));
+      try {
+        issues.push(...introspectionIssues(manifest, index, await connector.listTables()));
+      } finally {
+        await connector.close();
+      }
+    } catch (err) {
+      if (!isCustodianError(err)) throw err;
+      unreachable++;
+      issues.push({ severity: 'warning', at: ['systems', index, 'connection'], message: `could not introspect system ${system.key}: ${err.code} ${err.message}` });
+    }
+  }
+  return { issues, unreachable };
 }
 
 function positiveInt(v: string): number {
