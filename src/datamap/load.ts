@@ -43,7 +43,7 @@ export function parseManifest(text: string, options: { file?: string } = {}): Ma
 /** Line and column of the deepest node that exists along `at` (a missing key points at its parent). */
 function positionIn(doc: ReturnType<typeof parseDocument>, lineCounter: LineCounter, at: ReadonlyArray<string | number>): { line?: number; column?: number } {
   for (let n = at.length; n >= 0; n--) {
-    const node = n === 0 ? doc.contents : doc.getIn(at.slice(0, n), true);
+    const node: unknown = n === 0 ? doc.contents : doc.getIn(at.slice(0, n), true);
     if (isNode(node) && node.range) {
       const pos = lineCounter.linePos(node.range[0]);
       return { line: pos.line, column: pos.col };
