@@ -1,6 +1,7 @@
-import { Document, LineCounter, isNode, isScalar, parseDocument, visit } from 'yaml';
+import { Document, isScalar, visit } from 'yaml';
 import { closestTaxonomyKeys, isDataCategory, isDataSubject } from '../core/index.js';
 import { sortIssues, type ManifestIssue, type RawIssue } from './issues.js';
+import { readYaml } from './load.js';
 import { KEY_PATTERN, NAME_PATTERN, manifestSchema, type Collection, type Dataset, type Erasure, type Field, type Reference, type RetentionRule } from './manifest.js';
 
 /**
@@ -92,35 +93,11 @@ export function importFides(yamlText: string, options: FidesImportOptions = {}):
   const file = options.file;
   const withFile = (i: ManifestIssue): ManifestIssue => (file === undefined ? i : { ...i, file });
   if (yamlText.length > MAX_FIDES_BYTES) return { datasets: [], issues: [withFile({ severity: 'error', path: '(file)', message: `the file is larger than ${MAX_FIDES_BYTES} bytes` })] };
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(yamlText, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    return {
-      datasets: [],
-      issues: doc.errors.map((e) => {
-        const pos = lineCounter.linePos(e.pos[0]);
-        return withFile({ severity: 'error', path: '(yaml)', message: e.message.split('\n')[0]!, line: pos.line, column: pos.col });
-      }),
-    };
-  }
-  let input: unknown;
-  try {
-    input = doc.toJS({ maxAliasCount: 100 });
-  } catch (err) {
-    return { datasets: [], issues: [withFile({ severity: 'error', path: '(yaml)', message: (err as Error).message.split('\n')[0]! })] };
-  }
-  const position = (at: Path): { line?: number; column?: number } => {
-    for (let n = at.length; n >= 0; n--) {
-      const node = n === 0 ? doc.contents : doc.getIn(at.slice(0, n), true);
-      if (isNode(node) && node.range) {
-        const pos = lineCounter.linePos(node.range[0]);
-        return { line: pos.line, column: pos.col };
-      }
-    }
-    return {};
-  };
+  const source = readYaml(yamlText, file);
+  if ('issues' in source) return { datasets: [], issues: source.issues };
+  const { input } = source;
   const { datasets, raw } = convert(input);
-  const issues = raw.map((r) => withFile({ severity: r.severity, path: fidesPath(input, r.at), message: r.message, ...position(r.at) }));
+  const issues = raw.map((r) => withFile({ severity: r.severity, path: fidesPath(input, r.at), message: r.message, ...source.position(r.at) }));
   return { datasets, issues: sortIssues(issues) };
 }
 

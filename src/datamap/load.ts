@@ -15,13 +15,21 @@ export interface ManifestResult {
   readonly issues: readonly ManifestIssue[];
 }
 
-/** Parses and validates manifest YAML (JSON is YAML too); issues carry line and column. Never throws on bad input. */
-export function parseManifest(text: string, options: { file?: string } = {}): ManifestResult {
-  const file = options.file;
-  if (text.length > MAX_MANIFEST_BYTES) return { issues: [{ severity: 'error', path: '(manifest)', message: `the manifest is larger than ${MAX_MANIFEST_BYTES} bytes`, ...(file ? { file } : {}) }] };
+/** A parsed YAML text: its document (for positions) and its value. */
+export interface YamlSource {
+  readonly input: unknown;
+  /** Line and column of the deepest node that exists along `at` (a missing key points at its parent). */
+  position(at: ReadonlyArray<string | number>): { line?: number; column?: number };
+}
+
+/**
+ * Parses YAML for a reader that reports positions: the value and a position finder, or the syntax errors
+ * (also unresolved aliases and alias bombs, which surface only when the value is built) as issues.
+ */
+export function readYaml(text: string, file?: string): YamlSource | { readonly issues: ManifestIssue[] } {
+  const withFile = (i: ManifestIssue): ManifestIssue => (file === undefined ? i : { ...i, file });
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const withFile = (i: Omit<ManifestIssue, 'file'>): ManifestIssue => (file === undefined ? i : { ...i, file });
   if (doc.errors.length > 0) {
     return {
       issues: doc.errors.map((e) => {
@@ -30,17 +38,24 @@ export function parseManifest(text: string, options: { file?: string } = {}): Ma
       }),
     };
   }
-  let input: unknown;
   try {
-    input = doc.toJS({ maxAliasCount: 100 });
+    const input: unknown = doc.toJS({ maxAliasCount: 100 });
+    return { input, position: (at) => positionIn(doc, lineCounter, at) };
   } catch (err) {
-    // Unresolved aliases and alias bombs surface here, not in doc.errors.
     return { issues: [withFile({ severity: 'error', path: '(yaml)', message: (err as Error).message.split('\n')[0]! })] };
   }
-  return check(input, (raw) => withFile({ severity: raw.severity, path: readablePath(input, raw.at), message: raw.message, ...positionIn(doc, lineCounter, raw.at) }));
 }
 
-/** Line and column of the deepest node that exists along `at` (a missing key points at its parent). */
+/** Parses and validates manifest YAML (JSON is YAML too); issues carry line and column. Never throws on bad input. */
+export function parseManifest(text: string, options: { file?: string } = {}): ManifestResult {
+  const file = options.file;
+  if (text.length > MAX_MANIFEST_BYTES) return { issues: [{ severity: 'error', path: '(manifest)', message: `the manifest is larger than ${MAX_MANIFEST_BYTES} bytes`, ...(file ? { file } : {}) }] };
+  const source = readYaml(text, file);
+  if ('issues' in source) return source;
+  const { input } = source;
+  return check(input, (raw) => ({ severity: raw.severity, path: readablePath(input, raw.at), message: raw.message, ...source.position(raw.at), ...(file === undefined ? {} : { file }) }));
+}
+
 function positionIn(doc: ReturnType<typeof parseDocument>, lineCounter: LineCounter, at: ReadonlyArray<string | number>): { line?: number; column?: number } {
   for (let n = at.length; n >= 0; n--) {
     const node: unknown = n === 0 ? doc.contents : doc.getIn(at.slice(0, n), true);
@@ -57,12 +72,9 @@ function positionIn(doc: ReturnType<typeof parseDocument>, lineCounter: LineCoun
  * readable paths, and file, line and column.
  */
 export function renderIssues(text: string, raws: readonly RawIssue[], options: { file?: string } = {}): ManifestIssue[] {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
-  const input: unknown = doc.toJS({ maxAliasCount: 100 });
-  return sortIssues(
-    raws.map((raw) => ({ severity: raw.severity, path: readablePath(input, raw.at), message: raw.message, ...positionIn(doc, lineCounter, raw.at), ...(options.file !== undefined ? { file: options.file } : {}) })),
-  );
+  const source = readYaml(text, options.file);
+  if ('issues' in source) return [...source.issues];
+  return sortIssues(raws.map((raw) => ({ severity: raw.severity, path: readablePath(source.input, raw.at), message: raw.message, ...source.position(raw.at), ...(options.file !== undefined ? { file: options.file } : {}) })));
 }
 
 /** Validates a manifest given as a JS value (the HTTP API's JSON body); issues carry paths only. */

@@ -2,32 +2,14 @@ import type { Command } from 'commander';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCustodian, loadConfig } from '../../src/app/index.js';
 import { EXIT } from '../../src/cli/io.js';
-import { buildProgram, runCli } from '../../src/cli/program.js';
+import { buildProgram } from '../../src/cli/program.js';
+import { runCliCaptured, type CliRun } from '../support/cli.js';
 import { STORE_KINDS, storeFixture, type StoreFixture, type StoreKindUnderTest } from '../support/stores.js';
 
 /* The `custodian` CLI in process, through runCli with captured output, on real stores. */
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the CLI with `argv` and an environment with no CUSTODIAN_* setting. */
-async function cli(argv: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-    env,
-  });
-  return { code, stdout, stderr };
-}
+type Run = CliRun;
+const cli = runCliCaptured;
 
 function json<T>(run: Run): T {
   expect(run.code, run.stderr).toBe(EXIT.ok);

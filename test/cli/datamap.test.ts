@@ -5,16 +5,12 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/io.js';
 import { runCli } from '../../src/cli/program.js';
+import { runCliCaptured } from '../support/cli.js';
 import { storeFixture, type StoreFixture } from '../support/stores.js';
 
 /* `custodian datamap …` in process, through runCli with captured output, on a real SQLite store. */
 
-async function cli(argv: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), env: {} });
-  return { code, stdout, stderr };
-}
+const cli = runCliCaptured;
 
 describe('custodian datamap', () => {
   let fixture: StoreFixture;

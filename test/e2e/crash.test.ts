@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/index.js';
 import { cleanEnv, killAllChildren, startServer, stopProcess, type ServerProcess } from '../support/server-process.js';
 import { PG_ADMIN_URL, STORE_KINDS, custodianFixture, storeFixture, type StoreFixture, type StoreKindUnderTest } from '../support/stores.js';
+import { mulberry32 } from '../support/random.js';
 
 /*
  * Durability proof: the real server, as a child process, takes concurrent consent batches and is SIGKILLed
@@ -45,16 +46,7 @@ interface RecordResponse {
 }
 
 /** A small seeded PRNG (mulberry32), so a failing run can be replayed with CRASH_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 function tagOf(idempotencyKey: string | null): string | undefined {
   return idempotencyKey?.split(':')[1];

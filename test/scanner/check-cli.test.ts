@@ -3,25 +3,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { EXIT } from '../../src/cli/io.js';
-import { runCli } from '../../src/cli/program.js';
+import { runCliCaptured } from '../support/cli.js';
 import { connectionForManifest } from '../../src/cli/commands/scan.js';
 import type { System } from '../../src/datamap/index.js';
 import { createTempDatabase, fillLabelled, LABELLED_TABLES, type TempDatabase } from './labelled-db.js';
 
 /* `custodian scan` and `custodian check` through runCli. */
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function cli(argv: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, { stdout: (t: string) => void (stdout += t), stderr: (t: string) => void (stderr += t), env });
-  return { code, stdout, stderr };
-}
+const cli = runCliCaptured;
 
 const TABLES = LABELLED_TABLES.filter((t) => ['customers', 'payments', 'orders'].includes(t.name));
 

@@ -1,18 +1,10 @@
 import { luhnCheckDigit, mod97 } from '../../src/scanner/index.js';
+import { mulberry32 } from '../support/random.js';
 
 /* Generators of valid (synthetic) identifiers for tests and the labelled database. No real person's data. */
 
 /** A small seeded PRNG (mulberry32), so fixtures are the same on every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 export type Rand = () => number;
 export const int = (r: Rand, lo: number, hi: number): number => lo + Math.floor(r() * (hi - lo + 1));

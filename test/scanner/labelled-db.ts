@@ -5,6 +5,7 @@ import SQLite from 'better-sqlite3';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import type { SqlEngine } from '../../src/connectors/index.js';
+import { createPgDatabase } from '../support/stores.js';
 import * as gen from './generators.js';
 
 /*
@@ -210,7 +211,6 @@ export function labelledRows(table: LabelledTable, count: number): Value[][] {
 }
 
 /** Admin connections of the test services (trust / empty root password on this machine). */
-export const PG_ADMIN_URL = process.env.CUSTODIAN_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const MYSQL_ADMIN_URL = process.env.CUSTODIAN_TEST_MYSQL ?? 'mysql://root@127.0.0.1:3306/test';
 
 /** A fresh database of `engine` and the function that drops it. */
@@ -244,22 +244,13 @@ export async function createTempDatabase(engine: SqlEngine): Promise<TempDatabas
       cleanup: () => rm(dir, { recursive: true, force: true }),
     };
   }
-  const name = uniqueName();
   if (engine === 'postgres') {
-    const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-    await admin.connect();
-    try {
-      await admin.query(`create database ${name}`);
-    } finally {
-      await admin.end();
-    }
-    const url = new URL(PG_ADMIN_URL);
-    url.pathname = `/${name}`;
+    const db = await createPgDatabase('cst_test_scan');
     return {
       engine,
-      url: url.toString(),
+      url: db.url,
       exec: async (statements) => {
-        const c = new pg.Client({ connectionString: url.toString() });
+        const c = new pg.Client({ connectionString: db.url });
         await c.connect();
         try {
           for (const s of statements) await c.query(s);
@@ -267,17 +258,10 @@ export async function createTempDatabase(engine: SqlEngine): Promise<TempDatabas
           await c.end();
         }
       },
-      cleanup: async () => {
-        const c = new pg.Client({ connectionString: PG_ADMIN_URL });
-        await c.connect();
-        try {
-          await c.query(`drop database if exists ${name} with (force)`);
-        } finally {
-          await c.end();
-        }
-      },
+      cleanup: db.drop,
     };
   }
+  const name = uniqueName();
   const adminUrl = new URL(MYSQL_ADMIN_URL);
   const connect = async (database?: string) =>
     mysql.createConnection({ host: adminUrl.hostname, port: Number(adminUrl.port || 3306), user: decodeURIComponent(adminUrl.username), password: decodeURIComponent(adminUrl.password), ...(database ? { database } : {}) });

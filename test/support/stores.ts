@@ -29,7 +29,21 @@ export async function storeFixture(kind: StoreKindUnderTest): Promise<StoreFixtu
   if (kind === 'sqlite') {
     return { kind, url: `sqlite:${join(dir, 'custodian.db')}`, dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
   }
-  const name = `cst_test_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+  const db = await createPgDatabase('cst_test');
+  return {
+    kind,
+    url: db.url,
+    dir,
+    cleanup: async () => {
+      await db.drop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A new, empty PostgreSQL database named `<prefix>_<pid>_<random>`, and a function that drops it (with force). */
+export async function createPgDatabase(prefix: string): Promise<{ readonly url: string; readonly name: string; readonly drop: () => Promise<void> }> {
+  const name = `${prefix}_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
   const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
   await admin.connect();
   try {
@@ -40,10 +54,9 @@ export async function storeFixture(kind: StoreKindUnderTest): Promise<StoreFixtu
   const url = new URL(PG_ADMIN_URL);
   url.pathname = `/${name}`;
   return {
-    kind,
     url: url.toString(),
-    dir,
-    cleanup: async () => {
+    name,
+    drop: async () => {
       const c = new pg.Client({ connectionString: PG_ADMIN_URL });
       await c.connect();
       try {
@@ -51,7 +64,6 @@ export async function storeFixture(kind: StoreKindUnderTest): Promise<StoreFixtu
       } finally {
         await c.end();
       }
-      await rm(dir, { recursive: true, force: true });
     },
   };
 }
