@@ -2,7 +2,7 @@
  * Adequacy findings as dated data: which destinations receive personal data from the EEA (GDPR Art. 45) or
  * from the United Kingdom (UK GDPR Art. 45, DPA 2018 s. 17A) without further safeguards. Each entry cites the
  * decision or regulations it rests on, so a reviewer can check it against the Official Journal or
- * legislation.gov.uk. docs/reports.md says how to update the list.
+ * legislation.gov.uk. docs/datamap.md (Reports) says how to update the list.
  */
 
 /**

@@ -6,7 +6,7 @@ import { KEY_PATTERN, NAME_PATTERN, manifestSchema, type Collection, type Datase
 
 /**
  * Fides compatibility: reads fideslang dataset YAML (`dataset:` list, as written by Fides and `fides pull`) into
- * manifest {@link Dataset}s, and writes them back. docs/fides.md has the mapping table.
+ * manifest {@link Dataset}s, and writes them back. docs/datamap.md (Fides compatibility) has the mapping table.
  *
  * What Custodian's model cannot express becomes a warning naming the key, never a silent drop. What fideslang
  * cannot express (field-level delete, `retain` with its legal basis, index hints, purposes and retention rules of a

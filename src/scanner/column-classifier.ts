@@ -7,7 +7,7 @@ export interface ColumnFinding {
   readonly kind: DetectorKind;
   /** The proposed fideslang data category. */
   readonly category: string;
-  /** 0–1: how sure the scanner is (see docs/scanner.md for the formula). */
+  /** 0–1: how sure the scanner is (see docs/datamap.md (Scanning databases) for the formula). */
   readonly confidence: number;
   /** What the decision rests on. */
   readonly basis: 'name' | 'values' | 'name+values';
@@ -39,7 +39,7 @@ interface Candidate {
  * fed one by one with {@link add}. Memory is O(detectors), whatever the sample size; each value costs one
  * test per applicable detector (all O(value length)).
  *
- * The decision, per detector (docs/scanner.md):
+ * The decision, per detector (docs/datamap.md (Scanning databases)):
  * - a negative name token (`email_template`, `phone_model`) rules the detector out unless nearly all values
  *   pass its strict test;
  * - `strict` detectors (checksums, exact syntax) fire on values alone when a large enough share of at

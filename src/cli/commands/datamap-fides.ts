@@ -66,7 +66,7 @@ function identityFieldsWithoutHint(fields: readonly Field[], prefix: string): st
  */
 export function importFidesCommand(io: CliIo): Command {
   return new Command('import-fides')
-    .description('convert a fideslang dataset file (Fides) into a manifest system; docs/fides.md lists what is kept')
+    .description('convert a fideslang dataset file (Fides) into a manifest system; docs/datamap.md (Fides compatibility) lists what is kept')
     .argument('<dataset.yml>', 'fideslang dataset YAML (a top-level dataset: list)')
     .option('--system <key>', 'key of the system that holds the datasets (default: the first dataset key)')
     .option('--out <file>', 'write a manifest: a new skeleton, or append the system to an existing manifest')
@@ -100,7 +100,7 @@ export function importFidesCommand(io: CliIo): Command {
       if (unhinted.length > 0) {
         io.stderr(`note: fideslang has no index hint: set indexed: true or false on the identity field${unhinted.length === 1 ? '' : 's'} ${unhinted.join(', ')}\n`);
       }
-      const note = ` Imported from ${basename(file)} by custodian datamap import-fides.\n Set the owner, the connection and the purposes; docs/fides.md lists what was not kept.`;
+      const note = ` Imported from ${basename(file)} by custodian datamap import-fides.\n Set the owner, the connection and the purposes; docs/datamap.md (Fides compatibility) lists what was not kept.`;
       if (opts.out === undefined) {
         const doc = new Document({ systems: [system] });
         doc.commentBefore = note;
@@ -143,7 +143,7 @@ export function importFidesCommand(io: CliIo): Command {
  */
 export function exportFidesCommand(io: CliIo): Command {
   return new Command('export-fides')
-    .description('write the datasets of a manifest as fideslang dataset YAML (Fides); docs/fides.md lists the mapping')
+    .description('write the datasets of a manifest as fideslang dataset YAML (Fides); docs/datamap.md (Fides compatibility) lists the mapping')
     .option('--manifest <file>', 'manifest file', DEFAULT_MANIFEST)
     .option('--dataset <key>', 'export only this dataset')
     .option('--out <file>', 'write to this file instead of stdout')

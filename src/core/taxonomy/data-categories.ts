@@ -3,7 +3,7 @@ import type { TaxonomyEntry } from './entry.js';
 /**
  * The fideslang default data categories, as shipped by fideslang 3.1.4
  * (`src/fideslang/default_taxonomy/data_categories.py`), in upstream declaration order.
- * Keys, names and descriptions are copied verbatim; do not edit by hand (docs/fides.md says how to update).
+ * Keys, names and descriptions are copied verbatim; do not edit by hand (docs/datamap.md (Fides compatibility) says how to update).
  */
 export const DATA_CATEGORIES: readonly TaxonomyEntry[] = [
   { key: 'system', name: 'System Data', description: 'Data unique to, and under control of the system.' },

@@ -3,7 +3,7 @@ import type { TaxonomyEntry } from './entry.js';
 /**
  * The fideslang default data subjects, as shipped by fideslang 3.1.4
  * (`src/fideslang/default_taxonomy/data_subjects.py`). Flat: no subject has a parent.
- * Copied verbatim; do not edit by hand (docs/fides.md says how to update).
+ * Copied verbatim; do not edit by hand (docs/datamap.md (Fides compatibility) says how to update).
  */
 export const DATA_SUBJECTS: readonly TaxonomyEntry[] = [
   {

@@ -4,7 +4,7 @@ import type { TaxonomyEntry } from './entry.js';
  * The fideslang default data uses, as shipped by fideslang 3.1.4
  * (`src/fideslang/default_taxonomy/data_uses.py`), in upstream order. `personalize.profiling` is kept
  * because fideslang keeps it (deprecated in 2.1.1, replaced by `personalize.content.profiling`).
- * Copied verbatim; do not edit by hand (docs/fides.md says how to update).
+ * Copied verbatim; do not edit by hand (docs/datamap.md (Fides compatibility) says how to update).
  */
 export const DATA_USES: readonly TaxonomyEntry[] = [
   { key: 'analytics', name: 'Analytics', description: 'Provides analytics for activities such as system and advertising performance reporting, insights and fraud detection.' },
