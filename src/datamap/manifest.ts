@@ -65,6 +65,12 @@ const referenceSchema = z
       .regex(/^[a-z][a-z0-9_-]*\.[^.\s]+(?:\.[^.\s]+)+$/, 'must be <dataset>.<collection>.<field>[.<subfield>…]')
       .describe('The referenced field, `<dataset>.<collection>.<field>`; datasets are unique across systems.'),
     direction: z.enum(['to', 'from']).optional().describe('As in fideslang: `to` = this field’s value finds rows there; `from` = that field’s value finds rows here. Omitted: both.'),
+    ownership: z
+      .enum(['owner', 'shared', 'mention'])
+      .optional()
+      .describe(
+        'Whose rows the reference reaches. owner (default): rows found through it are the subject’s own. shared: they may also belong to other subjects (an address two customers share): access includes them, erasure removes them only when no other subject still refers to them. mention: they belong to someone else and only mention the subject (a ticket an employee handled): access shows only the referencing field, erasure touches only that field.',
+      ),
   })
   .strict();
 export type Reference = z.output<typeof referenceSchema>;
@@ -124,6 +130,10 @@ const collectionSchema = z
     purposes: z.array(purposeKey()).max(100).default([]),
     erasure: erasureSchema.optional().describe('Default erasure strategy of the fields.'),
     retention: z.array(retentionRuleSchema).max(20).default([]),
+    connector: z
+      .record(z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]*$/), z.string().max(1000))
+      .optional()
+      .describe('Connector-specific settings (Redis keyPattern and type, JSONL file, HTTP path); see docs/requests.md.'),
     fields: z.array(fieldSchema).min(1).max(2000),
   })
   .strict();
