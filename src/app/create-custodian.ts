@@ -4,6 +4,7 @@ import { systemClock, type Clock, type Purpose } from '../core/index.js';
 import { HttpKmsKekProvider, Keyring, LocalKekProvider, loadMasterKey, type KekProvider, type MasterKey } from '../crypto/index.js';
 import { DatamapService, type Manifest } from '../datamap/index.js';
 import { ConsentLedger, PurposeRegistry } from '../ledger/index.js';
+import { RequestEngine } from '../rights/engine/request-engine.js';
 import { openStore, type MigrationReport, type Store } from '../store/index.js';
 import type { CustodianConfig } from './config.js';
 
@@ -21,6 +22,8 @@ export interface Custodian {
   readonly apiKeys: ApiKeyService;
   /** The data map: versioned manifest, validated and audited; its purposes feed the ledger's. */
   readonly datamap: DatamapService;
+  /** Data subject requests: intake, verification, deadlines, lifecycle. */
+  readonly requests: RequestEngine;
   /** Migrations applied while starting (empty when none were pending or migrateOnStart is off). */
   readonly migrations: MigrationReport;
   close(): Promise<void>;
@@ -68,12 +71,22 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
       },
       afterApply: () => void purposes.load().catch(() => undefined),
     });
+    const requests = new RequestEngine(
+      { store, cipher: keyring, clock, audit },
+      {
+        // Identity kinds come from the data map when one is stored; otherwise email, phone_number, user_id.
+        identityKinds: async () => {
+          const kinds = (await datamap.dataMap())?.identityKinds();
+          return kinds === undefined || kinds.length === 0 ? undefined : kinds;
+        },
+      },
+    );
     const close = async () => {
       await ledger.stopWatching();
       await keyring.stop();
       await store.close();
     };
-    return Object.freeze({ config, clock, store, masterKey, keyring, audit, purposes, ledger, apiKeys, datamap, migrations, close });
+    return Object.freeze({ config, clock, store, masterKey, keyring, audit, purposes, ledger, apiKeys, datamap, requests, migrations, close });
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;

@@ -12,6 +12,10 @@ export const AUDIT_ACTIONS = {
   'keys.retired': 'A master-key version was retired.',
   'subject.shredded': "A subject's data keys were destroyed (crypto-shredding).",
   'datamap.updated': 'A new data map version was stored (details: version, SHA-256, counts of what changed).',
+  'request.created': 'A data subject request was received (details: type, regime, status, identity kinds — never identity values).',
+  'request.status_changed': 'A request moved in its lifecycle (details: from, to); the reason is in the request history.',
+  'request.extended': 'A request deadline was extended (details: the new due time).',
+  'request.verification_failed': 'A wrong verification code was given (details: attempts so far).',
   'crypto.decrypted': 'Field ciphertexts were decrypted over the API (details: count).',
 } as const;
 

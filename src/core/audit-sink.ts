@@ -15,7 +15,7 @@ export interface AuditEntryInput {
   /** API key id (`key:<id>`), `cli:<name>` or a system component (`system:<name>`). */
   readonly actor: string;
   readonly action: string;
-  readonly targetType: 'subject' | 'api_key' | 'purpose' | 'master_key' | 'consent_batch' | 'blind_index' | 'system' | 'datamap';
+  readonly targetType: 'subject' | 'api_key' | 'purpose' | 'master_key' | 'consent_batch' | 'blind_index' | 'system' | 'datamap' | 'request';
   /** For subjects: the subject id (stored only as its keyed reference). For resources: their id. */
   readonly targetId: string | null;
   readonly outcome?: 'success' | 'failure' | 'denied';

@@ -10,3 +10,5 @@ export * from './audit-sink.js';
 export * from './taxonomy.js';
 export * from './transfers.js';
 export * from './adequacy.js';
+export * from './rights.js';
+export * from './deadlines.js';

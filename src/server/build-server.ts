@@ -14,6 +14,7 @@ import { auditRoutes } from './routes/audit.js';
 import { purposeRoutes } from './routes/purposes.js';
 import { datamapRoutes } from './routes/datamap.js';
 import { reportRoutes } from './routes/reports.js';
+import { requestRoutes } from './routes/requests.js';
 import { health } from './schemas.js';
 
 /** Options of {@link buildServer}. */
@@ -99,6 +100,7 @@ export async function buildServer(custodian: Custodian, options: BuildServerOpti
       await v1.register(auditRoutes(custodian));
       await v1.register(datamapRoutes(custodian));
       await v1.register(reportRoutes(custodian));
+      await v1.register(requestRoutes(custodian));
     },
     { prefix: '/v1' },
   );

@@ -190,7 +190,84 @@ export interface DatamapVersionsTable {
   comment: string | null;
 }
 
+export interface RequestsTable {
+  id: string;
+  type: string;
+  status: string;
+  jurisdiction: string;
+  regime: string;
+  channel: string;
+  /** Comma-separated identity kinds given (email, phone_number, …): kinds only, never values. */
+  identity_kinds: string;
+  /** The identities, sealed under the request's key (field format). */
+  identities_sealed: string;
+  /** JSON array of blind indexes of the identities, to find requests by identity without decrypting. */
+  identity_digests: string;
+  received_at: Instant;
+  due_at: Instant;
+  acknowledge_by: NullableInstant;
+  extended: number;
+  paused_ms: number | string;
+  paused_since: NullableInstant;
+  verified_at: NullableInstant;
+  completed_at: NullableInstant;
+  /** JSON: counts and reasons, never personal data. */
+  outcome: string | null;
+  created_by: string;
+  updated_at: Instant;
+  revision: number;
+}
+
+/** Append-only: every status change of a request. */
+export interface RequestEventsTable {
+  id: string;
+  request_id: string;
+  at: Instant;
+  from_status: string | null;
+  to_status: string;
+  actor: string;
+  reason: string | null;
+}
+
+export interface RequestTasksTable {
+  request_id: string;
+  seq: number;
+  phase: string;
+  target: string;
+  status: string;
+  attempts: number;
+  lease_owner: string | null;
+  lease_until: NullableInstant;
+  result: string | null;
+  error: string | null;
+  updated_at: Instant;
+}
+
+export interface VerificationCodesTable {
+  request_id: string;
+  /** HMAC of the code under the system reference key: the code itself is never stored. */
+  code_digest: string;
+  expires_at: Instant;
+  attempts: number;
+  sent_at: Instant;
+}
+
+export interface MailOutboxTable {
+  id: string;
+  request_id: string | null;
+  template: string;
+  to_sealed: string;
+  body_sealed: string;
+  created_at: Instant;
+  sent_at: NullableInstant;
+}
+
 export interface Database {
+  requests: RequestsTable;
+  request_events: RequestEventsTable;
+  request_tasks: RequestTasksTable;
+  verification_codes: VerificationCodesTable;
+  mail_outbox: MailOutboxTable;
   datamap_versions: DatamapVersionsTable;
   audit_entries: AuditEntriesTable;
   log_queue: LogQueueTable;

@@ -43,7 +43,7 @@ export interface DataConnector {
   find(target: CollectionTarget, field: string, values: readonly KeyValue[], fields: readonly string[], options?: { readonly signal?: AbortSignal }): AsyncIterable<readonly Row[]>;
   /** Deletes the rows whose `keyField` is one of `keys`; resolves to how many went. Deleting again deletes 0. */
   deleteRows(target: CollectionTarget, keyField: string, keys: readonly KeyValue[]): Promise<number>;
-  /** Applies each change to the row whose `keyField` equals its key; resolves to how many rows changed. Idempotent. */
+  /** Applies each change to the row whose `keyField` equals its key; resolves to how many rows had a value change (applying the same changes again resolves to 0). */
   updateRows(target: CollectionTarget, keyField: string, changes: readonly RowChange[]): Promise<number>;
   /** Checks that the system is reachable and the credentials work (e.g. `select 1`). */
   ping(): Promise<void>;

@@ -298,6 +298,88 @@ const m0005 = (kind: StoreKind): Migration => ({
   },
 });
 
+/**
+ * Data subject requests: the request (identities sealed under a key of the request, never in clear), its
+ * append-only lifecycle, its tasks (one per plan step, claimed by workers with a lease), one-time verification
+ * codes (digests only) and the mail outbox (sealed recipients and bodies; the dev mail sink reads it).
+ */
+const m0006 = (kind: StoreKind): Migration => ({
+  async up(db) {
+    const t = types(kind);
+    const big = kind === 'postgres' ? 'bigint' : 'integer';
+    await db.schema
+      .createTable('requests')
+      .addColumn('id', t.id, (c) => c.primaryKey())
+      .addColumn('type', 'varchar(32)', (c) => c.notNull())
+      .addColumn('status', 'varchar(32)', (c) => c.notNull())
+      .addColumn('jurisdiction', 'varchar(16)', (c) => c.notNull())
+      .addColumn('regime', 'varchar(16)', (c) => c.notNull())
+      .addColumn('channel', 'varchar(32)', (c) => c.notNull())
+      .addColumn('identity_kinds', 'varchar(500)', (c) => c.notNull())
+      .addColumn('identities_sealed', 'text', (c) => c.notNull())
+      .addColumn('identity_digests', 'text', (c) => c.notNull())
+      .addColumn('received_at', t.instant, (c) => c.notNull())
+      .addColumn('due_at', t.instant, (c) => c.notNull())
+      .addColumn('acknowledge_by', t.instant)
+      .addColumn('extended', t.flag, (c) => c.notNull().defaultTo(0))
+      .addColumn('paused_ms', big, (c) => c.notNull().defaultTo(0))
+      .addColumn('paused_since', t.instant)
+      .addColumn('verified_at', t.instant)
+      .addColumn('completed_at', t.instant)
+      .addColumn('outcome', 'text')
+      .addColumn('created_by', 'varchar(128)', (c) => c.notNull())
+      .addColumn('updated_at', t.instant, (c) => c.notNull())
+      .addColumn('revision', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db.schema.createIndex('requests_status_due').on('requests').columns(['status', 'due_at']).execute();
+    await db.schema
+      .createTable('request_events')
+      .addColumn('id', t.id, (c) => c.primaryKey())
+      .addColumn('request_id', t.id, (c) => c.notNull())
+      .addColumn('at', t.instant, (c) => c.notNull())
+      .addColumn('from_status', 'varchar(32)')
+      .addColumn('to_status', 'varchar(32)', (c) => c.notNull())
+      .addColumn('actor', 'varchar(128)', (c) => c.notNull())
+      .addColumn('reason', 'varchar(1000)')
+      .execute();
+    await db.schema.createIndex('request_events_request').on('request_events').columns(['request_id', 'id']).execute();
+    await appendOnly(db, kind, 'request_events');
+    await db.schema
+      .createTable('request_tasks')
+      .addColumn('request_id', t.id, (c) => c.notNull())
+      .addColumn('seq', 'integer', (c) => c.notNull())
+      .addColumn('phase', 'varchar(16)', (c) => c.notNull())
+      .addColumn('target', 'varchar(600)', (c) => c.notNull())
+      .addColumn('status', 'varchar(16)', (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('lease_owner', 'varchar(128)')
+      .addColumn('lease_until', t.instant)
+      .addColumn('result', 'text')
+      .addColumn('error', 'varchar(1000)')
+      .addColumn('updated_at', t.instant, (c) => c.notNull())
+      .addPrimaryKeyConstraint('request_tasks_pk', ['request_id', 'seq'])
+      .execute();
+    await db.schema
+      .createTable('verification_codes')
+      .addColumn('request_id', t.id, (c) => c.primaryKey())
+      .addColumn('code_digest', 'varchar(64)', (c) => c.notNull())
+      .addColumn('expires_at', t.instant, (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('sent_at', t.instant, (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('mail_outbox')
+      .addColumn('id', t.id, (c) => c.primaryKey())
+      .addColumn('request_id', t.id)
+      .addColumn('template', 'varchar(64)', (c) => c.notNull())
+      .addColumn('to_sealed', 'text', (c) => c.notNull())
+      .addColumn('body_sealed', 'text', (c) => c.notNull())
+      .addColumn('created_at', t.instant, (c) => c.notNull())
+      .addColumn('sent_at', t.instant)
+      .execute();
+  },
+});
+
 /** Forward-only migrations for `kind`, in the order they apply (names sort lexically). */
 export function migrationsFor(kind: StoreKind): Record<string, Migration> {
   return {
@@ -306,5 +388,6 @@ export function migrationsFor(kind: StoreKind): Record<string, Migration> {
     '0003_keyring': m0003(kind),
     '0004_audit_log': m0004(kind),
     '0005_datamap': m0005(kind),
+    '0006_requests': m0006(kind),
   };
 }

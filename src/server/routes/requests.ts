@@ -1,0 +1,148 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Custodian } from '../../app/index.js';
+import { JURISDICTION_CODE_PATTERN, REQUEST_TYPES, isStorableText } from '../../core/index.js';
+import { REQUEST_STATUSES } from '../../rights/engine/lifecycle.js';
+import { actorOf } from '../auth.js';
+import { errorResponses, instant } from '../schemas.js';
+
+const id = z.uuid();
+const reason = z.string().min(1).max(1000).refine(isStorableText, 'must be well-formed text');
+const request = z.object({
+  id: z.string(),
+  type: z.enum(REQUEST_TYPES),
+  status: z.enum(REQUEST_STATUSES),
+  jurisdiction: z.string(),
+  regime: z.string(),
+  channel: z.string(),
+  identityKinds: z.array(z.string()).readonly(),
+  receivedAt: z.string(),
+  dueAt: z.string(),
+  acknowledgeBy: z.string().nullable(),
+  extended: z.boolean(),
+  verifiedAt: z.string().nullable(),
+  completedAt: z.string().nullable(),
+  overdue: z.boolean(),
+  outcome: z.record(z.string(), z.unknown()).nullable(),
+});
+const withHistory = request.extend({
+  history: z.array(z.object({ at: z.string(), from: z.string().nullable(), to: z.string(), actor: z.string(), reason: z.string().nullable() })).readonly(),
+});
+
+/** Data subject requests: intake, verification, approval, rejection, extension, queues by deadline. */
+export function requestRoutes(custodian: Custodian): FastifyPluginAsyncZod {
+  const { requests } = custodian;
+  return async (app) => {
+    app.post(
+      '/requests',
+      {
+        config: { scope: 'requests:write' },
+        schema: {
+          tags: ['requests'],
+          summary: 'Receive a data subject request',
+          description:
+            'Checks that the jurisdiction grants the right, validates the identities (kinds the data map declares; values never echoed), computes the legal deadline, and either sends a one-time code to the e-mail address or phone number (mail outbox) or — for `authenticated: true` (the application vouches for a logged-in user) and for rights that need no verification (CCPA opt-out) — accepts it at once.',
+          body: z
+            .object({
+              type: z.enum(REQUEST_TYPES),
+              jurisdiction: z.string().max(16).regex(JURISDICTION_CODE_PATTERN),
+              identities: z.record(z.string().max(64), z.union([z.string().max(320), z.array(z.string().max(320)).max(10)])).describe('e.g. {"email": "ada@example.com", "userId": "u-1"}'),
+              authenticated: z.boolean().optional(),
+            })
+            .strict(),
+          response: { 201: request, ...errorResponses },
+        },
+      },
+      async (req, reply) => {
+        const created = await requests.create({ ...req.body, actor: actorOf(req), requestId: req.id });
+        return reply.code(201).send(created);
+      },
+    );
+
+    app.get(
+      '/requests',
+      {
+        config: { scope: 'requests:read' },
+        schema: {
+          tags: ['requests'],
+          summary: 'Requests, soonest deadline first',
+          querystring: z
+            .object({
+              status: z.enum(REQUEST_STATUSES).optional(),
+              type: z.enum(REQUEST_TYPES).optional(),
+              jurisdiction: z.string().max(16).regex(JURISDICTION_CODE_PATTERN).optional(),
+              dueBefore: instant.optional(),
+              overdue: z.enum(['true', 'false']).optional(),
+              dueWithinDays: z.coerce.number().int().min(0).max(366).optional(),
+              limit: z.coerce.number().int().min(1).max(1000).optional(),
+            })
+            .strict(),
+          response: { 200: z.object({ requests: z.array(request).readonly() }), ...errorResponses },
+        },
+      },
+      async (req) => {
+        const q = req.query;
+        return {
+          requests: await requests.list({
+            ...(q.status !== undefined ? { status: q.status } : {}),
+            ...(q.type !== undefined ? { type: q.type } : {}),
+            ...(q.jurisdiction !== undefined ? { jurisdiction: q.jurisdiction } : {}),
+            ...(q.dueBefore !== undefined ? { dueBefore: q.dueBefore } : {}),
+            ...(q.overdue === 'true' ? { overdue: true } : {}),
+            ...(q.dueWithinDays !== undefined ? { dueWithinMs: q.dueWithinDays * 86_400_000 } : {}),
+            ...(q.limit !== undefined ? { limit: q.limit } : {}),
+          }),
+        };
+      },
+    );
+
+    app.get(
+      '/requests/:id',
+      {
+        config: { scope: 'requests:read' },
+        schema: { tags: ['requests'], summary: 'A request with its lifecycle history', params: z.object({ id }).strict(), response: { 200: withHistory, ...errorResponses } },
+      },
+      async (req) => ({ ...(await requests.get(req.params.id)), history: await requests.history(req.params.id) }),
+    );
+
+    app.post(
+      '/requests/:id/verify',
+      {
+        config: { scope: 'requests:write' },
+        schema: {
+          tags: ['requests'],
+          summary: 'Verify the identity with the one-time code',
+          description: 'Five wrong codes close the request; codes expire after 15 minutes.',
+          params: z.object({ id }).strict(),
+          body: z.object({ code: z.string().max(16) }).strict(),
+          response: { 200: request, ...errorResponses },
+        },
+      },
+      async (req) => requests.verify(req.params.id, req.body.code, actorOf(req)),
+    );
+
+    const decide = (path: 'approve' | 'reject' | 'extend', summary: string, needsReason: boolean) =>
+      app.post(
+        `/requests/:id/${path}`,
+        {
+          config: { scope: 'requests:admin' },
+          schema: {
+            tags: ['requests'],
+            summary,
+            params: z.object({ id }).strict(),
+            body: needsReason ? z.object({ reason }).strict() : z.object({ reason: reason.optional() }).strict(),
+            response: { 200: request, ...errorResponses },
+          },
+        },
+        async (req) => {
+          const why = req.body.reason;
+          if (path === 'approve') return requests.approve(req.params.id, actorOf(req), why);
+          if (path === 'reject') return requests.reject(req.params.id, actorOf(req), why!);
+          return requests.extend(req.params.id, actorOf(req), why!);
+        },
+      );
+    decide('approve', 'Approve a request waiting for approval', false);
+    decide('reject', 'Reject a request, with the reason given to the person', true);
+    decide('extend', 'Extend the deadline once, as the regime allows, with the reason given to the person', true);
+  };
+}
