@@ -5,6 +5,10 @@ import { HttpKmsKekProvider, Keyring, LocalKekProvider, loadMasterKey, type KekP
 import { DatamapService, type Manifest } from '../datamap/index.js';
 import { ConsentLedger, PurposeRegistry } from '../ledger/index.js';
 import { RequestEngine } from '../rights/engine/request-engine.js';
+import { RequestRunner } from '../rights/engine/request-runner.js';
+import { openDataConnector } from '../connectors/data/index.js';
+import { resolveConnection } from '../datamap/index.js';
+import { CustodianError } from '../core/index.js';
 import { openStore, type MigrationReport, type Store } from '../store/index.js';
 import type { CustodianConfig } from './config.js';
 
@@ -24,6 +28,8 @@ export interface Custodian {
   readonly datamap: DatamapService;
   /** Data subject requests: intake, verification, deadlines, lifecycle. */
   readonly requests: RequestEngine;
+  /** Executes requests in progress against the systems of the data map (workers, `request run`). */
+  readonly runner: RequestRunner;
   /** Migrations applied while starting (empty when none were pending or migrateOnStart is off). */
   readonly migrations: MigrationReport;
   close(): Promise<void>;
@@ -81,12 +87,26 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
         },
       },
     );
+    const runner = new RequestRunner({
+      store,
+      engine: requests,
+      cipher: keyring,
+      clock,
+      audit,
+      dataMap: () => datamap.currentView(),
+      connect: async (map, systemKey) => {
+        const connection = map.system(systemKey)?.connection;
+        if (connection === undefined) throw new CustodianError('CST_ERR_CONNECTOR_UNSUPPORTED', `system ${systemKey} has no connection in the data map`, { details: { system: systemKey } });
+        return openDataConnector(resolveConnection(connection, config.env));
+      },
+      sign: (bytes) => ({ signature: audit.signStatement(bytes), publicKey: audit.statementKey() }),
+    });
     const close = async () => {
       await ledger.stopWatching();
       await keyring.stop();
       await store.close();
     };
-    return Object.freeze({ config, clock, store, masterKey, keyring, audit, purposes, ledger, apiKeys, datamap, requests, migrations, close });
+    return Object.freeze({ config, clock, store, masterKey, keyring, audit, purposes, ledger, apiKeys, datamap, requests, runner, migrations, close });
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;

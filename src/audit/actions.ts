@@ -16,6 +16,9 @@ export const AUDIT_ACTIONS = {
   'request.status_changed': 'A request moved in its lifecycle (details: from, to); the reason is in the request history.',
   'request.extended': 'A request deadline was extended (details: the new due time).',
   'request.verification_failed': 'A wrong verification code was given (details: attempts so far).',
+  'request.package_created': 'The access package of a request was built and stored sealed (details: its SHA-256).',
+  'request.certificate_issued': 'A signed erasure certificate was issued (details: its SHA-256).',
+  'request.package_downloaded': 'The access package of a request was downloaded.',
   'crypto.decrypted': 'Field ciphertexts were decrypted over the API (details: count).',
 } as const;
 

@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto';
 import { CustodianError, isFresh, toIso, uuidv7, type AuditEntryInput, type AuditSink, type Clock } from '../core/index.js';
 import type { Keyring } from '../crypto/index.js';
 import type { Executor, Store } from '../store/index.js';
@@ -107,6 +107,19 @@ export class AuditLog implements AuditSink {
   /** The signed-note verifier key of `tree` (`<origin>/<tree>+<key hash>+<public key>`): all an auditor needs. */
   verifierKey(tree: Tree): string {
     return verifierKeyString(this.#keyName(tree), this.#publicKey());
+  }
+
+  /**
+   * Signs a statement Custodian issues (an erasure certificate) with the log's Ed25519 key: base64 signature.
+   * Anyone holding {@link statementKey} (the same key as the checkpoints') can verify it offline.
+   */
+  signStatement(bytes: Uint8Array): string {
+    return sign(null, bytes, this.#privateKey()).toString('base64');
+  }
+
+  /** The public key that verifies statements and checkpoints: raw Ed25519, base64. */
+  statementKey(): string {
+    return Buffer.from(this.#publicKey().export({ format: 'jwk' }).x!, 'base64url').toString('base64');
   }
 
   // --- AuditSink ------------------------------------------------------------------------------------------

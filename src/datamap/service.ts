@@ -77,6 +77,13 @@ export class DatamapService {
     return this.#cached.map;
   }
 
+  /** The typed view of the current version with its number (cached like {@link dataMap}). */
+  async currentView(): Promise<{ map: DataMap; version: number } | undefined> {
+    const map = await this.dataMap();
+    const version = this.#cached?.stored?.version;
+    return map === undefined || version === undefined ? undefined : { map, version };
+  }
+
   /** Version `n`; CST_ERR_DATAMAP_NOT_FOUND when there is none. */
   async version(n: number): Promise<StoredDataMap> {
     const row = Number.isSafeInteger(n) && n > 0 ? await this.#deps.store.db.selectFrom('datamap_versions').selectAll().where('version', '=', n).executeTakeFirst() : undefined;

@@ -216,6 +216,20 @@ export interface RequestsTable {
   created_by: string;
   updated_at: Instant;
   revision: number;
+  lease_owner: string | null;
+  lease_until: NullableInstant;
+  /** The executor's context (identity and key values), sealed under the request's key. */
+  context_sealed: string | null;
+  datamap_version: number | null;
+}
+
+export interface RequestArtifactsTable {
+  request_id: string;
+  /** `package` (sealed) or `certificate` (signed JSON, no personal data). */
+  kind: string;
+  content: string;
+  sha256: string;
+  created_at: Instant;
 }
 
 /** Append-only: every status change of a request. */
@@ -266,6 +280,7 @@ export interface Database {
   requests: RequestsTable;
   request_events: RequestEventsTable;
   request_tasks: RequestTasksTable;
+  request_artifacts: RequestArtifactsTable;
   verification_codes: VerificationCodesTable;
   mail_outbox: MailOutboxTable;
   datamap_versions: DatamapVersionsTable;

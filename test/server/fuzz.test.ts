@@ -218,6 +218,7 @@ function cryptoRoutes(): Route[] {
     { method: 'GET', path: '/v1/audit/consistency', url: withQuery(fc.constant('/v1/audit/consistency'), queryString(['tree', 'from', 'to'], fc.oneof(fc.nat(60).map(String), fc.constantFrom('-1', 'x', '1e20', 'consent')))), body: bodies.none },
     { method: 'GET', path: '/v1/consent/events/:id/proof', url: withQuery(pathParam(fc.uuid()).map((id) => `/v1/consent/events/${id}/proof`), anyQuery), body: bodies.none },
     ...datamapRoutes(),
+    ...requestRoutes(),
     { method: 'POST', path: '/v1/subjects/:subjectId/shred', url: withQuery(pathParam(subjectIdArb).map((s) => `/v1/subjects/${s}/shred`), anyQuery), body: one(fc.record({ reason: fc.string({ maxLength: 600 }) })) },
   ];
 }
@@ -255,6 +256,36 @@ function datamapRoutes(): Route[] {
     get('/v1/reports/ropa', queryString(['format', 'regime'], fc.constantFrom('json', 'csv', 'html', 'EU', 'UK', 'pdf'))),
     get('/v1/reports/dpia', anyQuery),
     get('/v1/reports/transfers', queryString(['regime'], fc.constantFrom('EU', 'UK', 'US'))),
+  ];
+}
+
+/** Request routes: plausible intakes (real types, jurisdictions, identity shapes, injection values) and wild JSON. */
+function requestRoutes(): Route[] {
+  const identity = fc.oneof(fc.constantFrom('ada@example.com', "x' OR 1=1 --", '*', '../../etc/passwd', '+44 20 7946 0000', ''), fc.string({ maxLength: 40 }));
+  const intake = fc.record(
+    {
+      type: fc.constantFrom('access', 'portability', 'erasure', 'rectification', 'restriction', 'objection', 'opt_out', 'delete_everything'),
+      jurisdiction: fc.constantFrom('EU', 'UK', 'US-CA', 'US-VA', 'BR', 'CA', 'DE', 'XX', 'eu', ''),
+      identities: fc.dictionary(fc.constantFrom('email', 'phone', 'userId', 'user_id', 'shoe_size', ''), fc.oneof(identity, fc.array(identity, { maxLength: 12 }))),
+      authenticated: fc.boolean(),
+    },
+    { requiredKeys: ['type', 'jurisdiction', 'identities'] },
+  );
+  const idArb = fc.oneof(fc.uuid(), fc.constantFrom('x', '0190a000-0000-7000-8000-000000000000'));
+  const action = (path: string, body: fc.Arbitrary<unknown>): Route => ({
+    method: 'POST',
+    path: `/v1/requests/:id/${path}`,
+    url: withQuery(pathParam(idArb).map((id) => `/v1/requests/${id}/${path}`), anyQuery),
+    body: fc.oneof(wild, body),
+  });
+  return [
+    { method: 'POST', path: '/v1/requests', url: withQuery(fc.constant('/v1/requests'), anyQuery), body: fc.oneof(wild, { weight: 4, arbitrary: intake }) },
+    { method: 'GET', path: '/v1/requests', url: withQuery(fc.constant('/v1/requests'), queryString(['status', 'type', 'jurisdiction', 'dueBefore', 'overdue', 'dueWithinDays', 'limit'], fc.oneof(instantArb, fc.constantFrom('in_progress', 'access', 'EU', 'true', '7', '-1', 'x')))), body: bodies.none },
+    { method: 'GET', path: '/v1/requests/:id', url: withQuery(pathParam(idArb).map((id) => `/v1/requests/${id}`), anyQuery), body: bodies.none },
+    action('verify', fc.record({ code: fc.oneof(fc.stringMatching(/^\d{6}$/), fc.string({ maxLength: 20 })) })),
+    action('approve', fc.record({ reason: fc.string({ maxLength: 1200 }) }, { requiredKeys: [] })),
+    action('reject', fc.record({ reason: fc.string({ maxLength: 1200 }) })),
+    action('extend', fc.record({ reason: fc.string({ maxLength: 1200 }) })),
   ];
 }
 

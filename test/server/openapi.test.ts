@@ -86,6 +86,13 @@ describe('OpenAPI document', () => {
         'GET /v1/reports/ropa',
         'GET /v1/reports/dpia',
         'GET /v1/reports/transfers',
+        'POST /v1/requests',
+        'GET /v1/requests',
+        'GET /v1/requests/{id}',
+        'POST /v1/requests/{id}/verify',
+        'POST /v1/requests/{id}/approve',
+        'POST /v1/requests/{id}/reject',
+        'POST /v1/requests/{id}/extend',
       ].sort(),
     );
     expect(doc.security).toStrictEqual([{ apiKey: [] }]);

@@ -5,6 +5,9 @@ import type { DataConnector } from './data-connector.js';
 import { MysqlDataConnector } from './mysql.js';
 import { PostgresDataConnector } from './postgres.js';
 import { SqliteDataConnector } from './sqlite.js';
+import { openRedisDataConnector } from './redis.js';
+import { openJsonlDataConnector } from './jsonl.js';
+import { openHttpDataConnector } from './http.js';
 
 /** Opens a {@link DataConnector} for a connection URL whose scheme has already been checked. */
 export type DataConnectorOpener = (url: string) => Promise<DataConnector>;
@@ -53,6 +56,12 @@ export const DATA_CONNECTOR_OPENERS: Readonly<Record<string, DataConnectorOpener
   mysql: openMysql,
   mariadb: openMysql,
   sqlite: openSqlite,
+  redis: (url) => openRedisDataConnector(url),
+  rediss: (url) => openRedisDataConnector(url),
+  jsonl: (url) => openJsonlDataConnector(url),
+  file: (url) => openJsonlDataConnector(url),
+  http: (url) => openHttpDataConnector(url),
+  https: (url) => openHttpDataConnector(url),
 });
 
 /**

@@ -143,6 +143,10 @@ export class RequestEngine {
           created_by: input.actor.slice(0, 128),
           updated_at: receivedAt,
           revision: 0,
+          lease_owner: null,
+          lease_until: null,
+          context_sealed: null,
+          datamap_version: null,
         })
         .execute();
       await this.#event(trx, id, null, 'received', input.actor, `${input.type} request under ${regime} (${deadline.citation})`);

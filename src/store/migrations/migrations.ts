@@ -330,6 +330,11 @@ const m0006 = (kind: StoreKind): Migration => ({
       .addColumn('created_by', 'varchar(128)', (c) => c.notNull())
       .addColumn('updated_at', t.instant, (c) => c.notNull())
       .addColumn('revision', 'integer', (c) => c.notNull().defaultTo(0))
+      // Execution: the worker holding the request, until when; the executor's context (sealed); the data map version planned from.
+      .addColumn('lease_owner', 'varchar(128)')
+      .addColumn('lease_until', t.instant)
+      .addColumn('context_sealed', 'text')
+      .addColumn('datamap_version', 'integer')
       .execute();
     await db.schema.createIndex('requests_status_due').on('requests').columns(['status', 'due_at']).execute();
     await db.schema
@@ -358,6 +363,16 @@ const m0006 = (kind: StoreKind): Migration => ({
       .addColumn('error', 'varchar(1000)')
       .addColumn('updated_at', t.instant, (c) => c.notNull())
       .addPrimaryKeyConstraint('request_tasks_pk', ['request_id', 'seq'])
+      .execute();
+    // Outputs: the access package (sealed under the request's key) and the erasure certificate (signed, no personal data).
+    await db.schema
+      .createTable('request_artifacts')
+      .addColumn('request_id', t.id, (c) => c.notNull())
+      .addColumn('kind', 'varchar(16)', (c) => c.notNull())
+      .addColumn('content', 'text', (c) => c.notNull())
+      .addColumn('sha256', 'varchar(64)', (c) => c.notNull())
+      .addColumn('created_at', t.instant, (c) => c.notNull())
+      .addPrimaryKeyConstraint('request_artifacts_pk', ['request_id', 'kind'])
       .execute();
     await db.schema
       .createTable('verification_codes')

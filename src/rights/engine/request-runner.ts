@@ -1,0 +1,320 @@
+import { createHash } from 'node:crypto';
+import { CustodianError, isCustodianError, storedToIso, toIso, uuidv7, type AuditSink, type Clock } from '../../core/index.js';
+import type { DataConnector } from '../../connectors/data/data-connector.js';
+import type { DataMap } from '../../datamap/index.js';
+import type { Store } from '../../store/index.js';
+import { PlanExecutor, type ExecutionContext, type LookupOutcome, type StepOutcome } from '../executor.js';
+import { planRequest, type Plan, type RequestKind } from '../planner.js';
+import { FINAL_STATUSES, type RequestStatus } from './lifecycle.js';
+import { requestSubject, type RequestCipher, type RequestEngine } from './request-engine.js';
+
+/** Version of the access package format. */
+export const PACKAGE_SCHEMA_VERSION = 1;
+/** How long a worker holds a request before another may take it over (renewed after every step). */
+const LEASE_MS = 60_000;
+
+export interface RequestRunnerDeps {
+  readonly store: Store;
+  readonly engine: RequestEngine;
+  readonly cipher: RequestCipher & { systemSecret(name: string): Promise<Buffer> };
+  readonly clock: Clock;
+  readonly audit?: AuditSink;
+  /** The data map in force (the current stored version) and its version number. */
+  readonly dataMap: () => Promise<{ map: DataMap; version: number } | undefined>;
+  /** Opens a connector for a system of the data map (connection `${VAR}`s resolved). */
+  readonly connect: (map: DataMap, systemKey: string) => Promise<DataConnector>;
+  /** Signs a statement (the erasure certificate) and names the key that verifies it. */
+  readonly sign: (bytes: Uint8Array) => { signature: string; publicKey: string };
+}
+
+/** What one run did. */
+export interface RunReport {
+  readonly id: string;
+  readonly status: RequestStatus | 'busy';
+  readonly steps: number;
+}
+
+/**
+ * Executes verified requests against the systems of the data map, resumably: the executor's context is
+ * sealed and saved after every step with the step's outcome, under a lease on the request, so a worker killed
+ * at any point leaves a request another worker resumes at the first step not recorded as done (every change
+ * step is idempotent, so re-running the step that was cut short is safe). Access and portability produce a
+ * package (sealed under the request's key); erasure changes the data, crypto-shreds the subject's keys, runs
+ * the access plan again and issues a signed certificate of what remains and why.
+ */
+export class RequestRunner {
+  readonly #d: RequestRunnerDeps;
+
+  constructor(deps: RequestRunnerDeps) {
+    this.#d = deps;
+  }
+
+  /** Runs request `id` to its end (or until `signal` aborts); `busy` when another worker holds it. */
+  async run(id: string, worker: string, options: { signal?: AbortSignal; onStep?: (done: number, step: string) => void } = {}): Promise<RunReport> {
+    const request = await this.#d.engine.get(id);
+    if (request.status !== 'in_progress') {
+      throw new CustodianError('CST_ERR_REQUEST_INVALID_TRANSITION', `only requests in progress run; this one is ${request.status}`, { details: { status: request.status } });
+    }
+    if (!(await this.#claim(id, worker))) return { id, status: 'busy', steps: 0 };
+    let steps = 0;
+    try {
+      const kind = kindOf(request.type);
+      if (kind === undefined) {
+        // Rectification, restriction, objection and opt-out are recorded for the team to act on (docs/requests.md).
+        const done = await this.#d.engine.setStatus(id, 'awaiting_input', worker, `${request.type} requests are carried out by the privacy team; Custodian tracks the deadline`);
+        return { id, status: done.status, steps };
+      }
+      const current = await this.#d.dataMap();
+      if (current === undefined) throw new CustodianError('CST_ERR_DATAMAP_NOT_FOUND', 'no data map is stored: requests are planned from it');
+      const identities = await this.#d.engine.identitiesOf(id);
+      const plan = planRequest(current.map, identities, kind);
+      const connectors = new Map<string, Promise<DataConnector>>();
+      const connect = (system: string) => {
+        let c = connectors.get(system);
+        if (c === undefined) {
+          c = this.#d.connect(current.map, system);
+          connectors.set(system, c);
+        }
+        return c;
+      };
+      try {
+        const hashKey = await this.#d.cipher.systemSecret('erasure-hash');
+        const executor = new PlanExecutor(plan, { connectors: connect, hashKey });
+        let context = (await this.#context(id)) ?? executor.start(kind, identities);
+        for (let step = executor.next(context); step !== undefined; step = executor.next(context)) {
+          if (options.signal?.aborted === true) throw options.signal.reason;
+          const result = await executor.runStep(step, context, options.signal ? { signal: options.signal } : {});
+          context = result.context;
+          steps++;
+          await this.#save(id, worker, current.version, step.kind, stepLabel(step), context, result.outcome);
+          options.onStep?.(steps, stepLabel(step));
+        }
+        const outcomes = await this.#outcomes(id);
+        const errors = outcomes.filter((o) => o.error !== undefined).map((o) => ({ collection: o.collection, code: o.error!.code }));
+        let summary: Record<string, unknown>;
+        if (kind === 'access') {
+          summary = await this.#package(id, request.type, current, plan, outcomes);
+        } else {
+          summary = await this.#certify(id, worker, current, identities, plan, outcomes, connect);
+        }
+        const problems = plan.problems.map((p) => ({ code: p.code, collection: p.collection ?? null, message: p.message }));
+        const unreachable = plan.unreachable.map((u) => ({ collection: u.collection, reason: u.reason }));
+        const status: RequestStatus = errors.length > 0 || (kind === 'erasure' && problems.length > 0) ? 'partially_completed' : 'completed';
+        const reason = status === 'completed' ? 'every planned step ran' : `${errors.length} step(s) failed, ${problems.length} planning problem(s)`;
+        const done = await this.#d.engine.setStatus(id, status, worker, reason, { ...summary, errors, problems, unreachable, dataMapVersion: current.version });
+        return { id, status: done.status, steps };
+      } finally {
+        await Promise.all([...connectors.values()].map(async (c) => (await c.catch(() => undefined))?.close().catch(() => undefined)));
+      }
+    } finally {
+      await this.#release(id, worker);
+    }
+  }
+
+  /** The access package of a request (JSON text), decrypted; CST_ERR_REQUEST_NOT_FOUND when there is none. */
+  async package(id: string): Promise<string> {
+    const row = await this.#d.store.db.selectFrom('request_artifacts').selectAll().where('request_id', '=', id).where('kind', '=', 'package').executeTakeFirst();
+    if (row === undefined) throw new CustodianError('CST_ERR_REQUEST_NOT_FOUND', 'this request has no package (yet)', { details: { id } });
+    return this.#d.cipher.decryptFieldText(row.content, packageContext(id));
+  }
+
+  /** The signed erasure certificate of a request (JSON text); CST_ERR_REQUEST_NOT_FOUND when there is none. */
+  async certificate(id: string): Promise<string> {
+    const row = await this.#d.store.db.selectFrom('request_artifacts').selectAll().where('request_id', '=', id).where('kind', '=', 'certificate').executeTakeFirst();
+    if (row === undefined) throw new CustodianError('CST_ERR_REQUEST_NOT_FOUND', 'this request has no certificate (yet)', { details: { id } });
+    return row.content;
+  }
+
+  /** Requests in progress that no live lease holds: what a worker should pick up next, oldest deadline first. */
+  async runnable(limit = 10): Promise<string[]> {
+    const now = toIso(this.#d.clock.now());
+    const rows = await this.#d.store.db
+      .selectFrom('requests')
+      .select('id')
+      .where('status', '=', 'in_progress')
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .orderBy('due_at')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  async #claim(id: string, worker: string): Promise<boolean> {
+    const now = this.#d.clock.now();
+    return this.#d.store.transaction(async (trx) => {
+      await this.#d.store.lock(trx, `request:${id}`);
+      const row = await trx.selectFrom('requests').select(['lease_owner', 'lease_until', 'status']).where('id', '=', id).executeTakeFirstOrThrow();
+      const held = row.lease_owner !== null && row.lease_owner !== worker && row.lease_until !== null && Date.parse(storedToIso(row.lease_until)) > now;
+      if (held || row.status !== 'in_progress') return false;
+      await trx.updateTable('requests').set({ lease_owner: worker.slice(0, 128), lease_until: toIso(now + LEASE_MS) }).where('id', '=', id).execute();
+      return true;
+    });
+  }
+
+  async #release(id: string, worker: string): Promise<void> {
+    await this.#d.store.db.updateTable('requests').set({ lease_owner: null, lease_until: null }).where('id', '=', id).where('lease_owner', '=', worker).execute();
+  }
+
+  async #context(id: string): Promise<ExecutionContext | undefined> {
+    const row = await this.#d.store.db.selectFrom('requests').select('context_sealed').where('id', '=', id).executeTakeFirstOrThrow();
+    return row.context_sealed === null ? undefined : (JSON.parse(await this.#d.cipher.decryptFieldText(row.context_sealed, contextContext(id))) as ExecutionContext);
+  }
+
+  /** Saves a step's outcome and the new context in one transaction, and renews the lease (lost lease: stop). */
+  async #save(id: string, worker: string, version: number, phase: string, label: string, context: ExecutionContext, outcome: StepOutcome): Promise<void> {
+    const now = this.#d.clock.now();
+    const sealedContext = await this.#d.cipher.encryptField(requestSubject(id), JSON.stringify(context), contextContext(id));
+    // The lease makes this worker the request's only writer: the next number cannot be taken meanwhile.
+    const last = await this.#d.store.db.selectFrom('request_tasks').select((eb) => eb.fn.max('seq').as('m')).where('request_id', '=', id).executeTakeFirst();
+    const seq = Number(last?.m ?? 0) + 1;
+    const sealedOutcome = await this.#d.cipher.encryptField(requestSubject(id), JSON.stringify(outcome), outcomeContext(id, seq));
+    await this.#d.store.transaction(async (trx) => {
+      const lease = await trx.updateTable('requests').set({ context_sealed: sealedContext, datamap_version: version, lease_until: toIso(now + LEASE_MS) }).where('id', '=', id).where('lease_owner', '=', worker).executeTakeFirst();
+      if (Number(lease.numUpdatedRows) !== 1) throw new CustodianError('CST_ERR_REQUEST_INVALID_TRANSITION', 'the lease on the request was lost to another worker');
+      await trx
+        .insertInto('request_tasks')
+        .values({ request_id: id, seq, phase, target: label.slice(0, 600), status: outcome.error === undefined ? 'done' : 'failed', attempts: 1, lease_owner: worker.slice(0, 128), lease_until: null, result: sealedOutcome, error: outcome.error === undefined ? null : `${outcome.error.code}: ${outcome.error.message}`.slice(0, 1000), updated_at: toIso(now) })
+        .execute();
+    });
+  }
+
+  async #outcomes(id: string): Promise<StepOutcome[]> {
+    const rows = await this.#d.store.db.selectFrom('request_tasks').select(['seq', 'result']).where('request_id', '=', id).orderBy('seq').execute();
+    return Promise.all(rows.map(async (r) => JSON.parse(await this.#d.cipher.decryptFieldText(r.result!, outcomeContext(id, Number(r.seq)))) as StepOutcome));
+  }
+
+  /** Builds the access package with the Art. 15(1) information from the data map, and stores it sealed. */
+  async #package(id: string, type: string, current: { map: DataMap; version: number }, plan: Plan, outcomes: readonly StepOutcome[]): Promise<Record<string, unknown>> {
+    const lookups = outcomes.filter((o): o is LookupOutcome => o.kind === 'lookup');
+    const byCollection = new Map<string, { rows: unknown[]; seen: Set<string> }>();
+    for (const o of lookups) {
+      const entry = byCollection.get(o.collection) ?? { rows: [], seen: new Set<string>() };
+      for (const r of o.rows) {
+        const key = JSON.stringify(r.key ?? r.data);
+        if (entry.seen.has(key)) continue;
+        entry.seen.add(key);
+        entry.rows.push(r.ownership === 'owner' ? r.data : { ...r.data, _ownership: r.ownership });
+      }
+      byCollection.set(o.collection, entry);
+    }
+    const map = current.map;
+    const collections = plan.steps.map((s) => {
+      const entry = map.collection(s.collection)!;
+      const purposes = [...new Set([...entry.collection.purposes, ...entry.system.purposes])];
+      return {
+        collection: s.collection,
+        system: { key: entry.system.key, name: entry.system.name, country: entry.system.residency?.country ?? null },
+        purposes: purposes.map((p) => ({ key: p, title: map.purpose(p)?.title ?? p, legalBasis: map.purpose(p)?.legalBasis ?? null })),
+        categories: [...new Set(entry.collection.fields.flatMap((f) => f.dataCategories))],
+        retention: entry.collection.retention.map((r) => ({ field: r.field, period: r.period, action: r.action })),
+        recipients: entry.system.recipients.map((r) => ({ name: r.name, type: r.type, country: r.country ?? null })),
+        transfers: entry.system.transfers.map((t) => ({ country: t.country, mechanism: t.mechanism ?? null })),
+        rows: byCollection.get(s.collection)?.rows ?? [],
+      };
+    });
+    const pkg = {
+      schemaVersion: PACKAGE_SCHEMA_VERSION,
+      requestId: id,
+      type,
+      generatedAt: toIso(this.#d.clock.now()),
+      controller: { name: map.manifest.organization.name, contact: map.manifest.organization.contact ?? null, dpo: map.manifest.organization.dpo ?? null },
+      rights: 'You may ask for rectification or erasure, restriction or objection, and lodge a complaint with a supervisory authority (GDPR Art. 15(1)(e)–(f)).',
+      dataMapVersion: current.version,
+      collections,
+    };
+    const text = JSON.stringify(pkg, null, 2);
+    const sealed = await this.#d.cipher.encryptField(requestSubject(id), text, packageContext(id));
+    await this.#artifact(id, 'package', sealed, sha256(text));
+    const rows = collections.reduce((n, c) => n + c.rows.length, 0);
+    return { rows, collections: collections.filter((c) => c.rows.length > 0).length, packageSha256: sha256(text) };
+  }
+
+  /**
+   * After erasure: crypto-shred the keys of the subject's user ids, run the access plan again, and sign a
+   * certificate of what was done and what remains (retained under a legal basis, or left by a failure).
+   */
+  async #certify(
+    id: string,
+    worker: string,
+    current: { map: DataMap; version: number },
+    identities: Readonly<Record<string, readonly string[]>>,
+    plan: Plan,
+    outcomes: readonly StepOutcome[],
+    connect: (system: string) => Promise<DataConnector>,
+  ): Promise<Record<string, unknown>> {
+    const changes = outcomes.filter((o): o is Exclude<StepOutcome, LookupOutcome> => o.kind !== 'lookup');
+    const shredded: string[] = [];
+    for (const subject of identities.user_id ?? []) {
+      try {
+        const receipt = (await this.#d.cipher.shredSubject(subject, { reason: `erasure request ${id}`, actor: worker })) as { tombstoneId: string };
+        shredded.push(receipt.tombstoneId);
+      } catch (err) {
+        if (!isCustodianError(err)) throw err;
+      }
+    }
+    // Proof: the access plan again, after the changes.
+    const verifyPlan = planRequest(current.map, identities, 'access');
+    const verify = new PlanExecutor(verifyPlan, { connectors: connect });
+    let ctx = verify.start('access', identities);
+    const remaining = new Map<string, number>();
+    for (let step = verify.next(ctx); step !== undefined; step = verify.next(ctx)) {
+      const r = await verify.runStep(step, ctx);
+      ctx = r.context;
+      if (r.outcome.kind === 'lookup' && r.outcome.rows.some((x) => x.ownership === 'owner')) remaining.set(r.outcome.collection, (remaining.get(r.outcome.collection) ?? 0) + r.outcome.rows.filter((x) => x.ownership === 'owner').length);
+    }
+    const retainedBy = new Map<string, Array<{ field: string; legalBasis: string; reason: string; retention: string }>>();
+    for (const o of changes) for (const r of o.retained) retainedBy.set(o.collection, [...(retainedBy.get(o.collection) ?? []), { field: r.field, legalBasis: r.legalBasis, reason: r.reason, retention: r.retention }]);
+    const statement = {
+      kind: 'custodian.erasure-certificate',
+      version: 1,
+      requestId: id,
+      issuedAt: toIso(this.#d.clock.now()),
+      dataMapVersion: current.version,
+      collections: changes.map((o) => ({ collection: o.collection, step: o.kind, rowsDeleted: o.rowsDeleted, fieldsChanged: o.fieldsChanged, skippedShared: o.skippedShared, error: o.error?.code ?? null })),
+      remaining: [...remaining].map(([collection, rows]) => ({ collection, rows, retained: retainedBy.get(collection) ?? [], why: retainedBy.has(collection) ? 'retained under a legal basis' : 'not erased: see errors' })),
+      unreachable: plan.unreachable.map((u) => u.collection),
+      keysShredded: shredded,
+    };
+    const bytes = Buffer.from(JSON.stringify(statement), 'utf8');
+    const { signature, publicKey } = this.#d.sign(bytes);
+    const certificate = JSON.stringify({ statement, signature: { algorithm: 'Ed25519', publicKey, value: signature, signed: 'the UTF-8 bytes of JSON.stringify(statement)' } }, null, 2);
+    await this.#artifact(id, 'certificate', certificate, sha256(certificate));
+    return { rowsDeleted: changes.reduce((n, o) => n + o.rowsDeleted, 0), remaining: statement.remaining.length, certificateSha256: sha256(certificate), keysShredded: shredded.length };
+  }
+
+  async #artifact(id: string, kind: 'package' | 'certificate', content: string, digest: string): Promise<void> {
+    const now = toIso(this.#d.clock.now());
+    await this.#d.store.transaction(async (trx) => {
+      await trx.deleteFrom('request_artifacts').where('request_id', '=', id).where('kind', '=', kind).execute();
+      await trx.insertInto('request_artifacts').values({ request_id: id, kind, content, sha256: digest, created_at: now }).execute();
+      await this.#d.audit?.record(trx, [{ actor: 'system:requests', action: kind === 'package' ? 'request.package_created' : 'request.certificate_issued', targetType: 'request', targetId: id, details: { sha256: digest } }]);
+    });
+  }
+
+}
+
+function kindOf(type: string): RequestKind | undefined {
+  return type === 'access' || type === 'portability' ? 'access' : type === 'erasure' ? 'erasure' : undefined;
+}
+
+function stepLabel(step: { kind: string; collection: string; field?: string }): string {
+  return step.kind === 'cut' ? `cut:${step.collection}.${step.field!}` : `${step.kind}:${step.collection}`;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+const contextContext = (id: string) => `custodian.requests.context:${id}`;
+const outcomeContext = (id: string, seq: number) => `custodian.request_tasks.result:${id}:${seq}`;
+const packageContext = (id: string) => `custodian.request_artifacts.package:${id}`;
+
+/** Whether a request has ended (for callers polling). */
+export function isFinished(status: RequestStatus): boolean {
+  return FINAL_STATUSES.has(status);
+}
+
+/** A worker id for this process. */
+export function workerId(): string {
+  return `worker:${process.pid}:${uuidv7().slice(-12)}`;
+}

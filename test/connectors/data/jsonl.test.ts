@@ -1,0 +1,219 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { chmod, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { CollectionTarget, Row } from '../../../src/connectors/data/data-connector.js';
+import { JsonlDataConnector, openJsonlDataConnector, type MalformedLine } from '../../../src/connectors/data/jsonl.js';
+import { isCustodianError } from '../../../src/core/index.js';
+import { describeConformance, person } from './conformance.js';
+
+const FIELDS = 'id,email,name,note,ref';
+
+async function collect(iterable: AsyncIterable<readonly Row[]>): Promise<Row[]> {
+  const rows: Row[] = [];
+  for await (const batch of iterable) rows.push(...batch);
+  return rows;
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  return isCustodianError(err) ? err.code : `not a CustodianError: ${String(err)}`;
+}
+
+const jsonl = (rows: readonly Record<string, unknown>[]): string => rows.map((r) => JSON.stringify(r) + '\n').join('');
+
+describeConformance('jsonl', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cst-jsonl-'));
+  const connector = await openJsonlDataConnector(`jsonl:${dir}`, { onMalformedLine: () => undefined });
+  return {
+    connector,
+    target: (collection) => ({ name: collection, options: { fields: FIELDS } }),
+    seed: async (rows) => writeFile(join(dir, 'people.jsonl'), jsonl(rows)),
+    cleanup: async () => {
+      await connector.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('jsonl data connector', () => {
+  let dir: string;
+  let malformed: MalformedLine[];
+  let files: JsonlDataConnector;
+  const people: CollectionTarget = { name: 'people', options: {} };
+  const path = (): string => join(dir, 'people.jsonl');
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cst-jsonl-'));
+    malformed = [];
+    files = new JsonlDataConnector({ directory: dir, onMalformedLine: (m) => malformed.push(m) });
+    await writeFile(path(), jsonl([1, 2, 3, 4, 5].map((i) => person(i))));
+  });
+  afterEach(async () => {
+    await files.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('opens jsonl:, file: and file:/// URLs, and refuses a missing directory', async () => {
+    for (const url of [`jsonl:${dir}`, `file:${dir}`, pathToFileURL(dir).href]) {
+      const c = await openJsonlDataConnector(url);
+      expect((await collect(c.find(people, 'id', ['p-00001'], ['email'])))[0]?.email).toBe('person1@example.com');
+    }
+    expect(await codeOf(openJsonlDataConnector(`jsonl:${join(dir, 'missing')}`))).toBe('CST_ERR_CONNECTOR_UNAVAILABLE');
+    expect(await codeOf(openJsonlDataConnector('s3://bucket'))).toBe('CST_ERR_CONNECTOR_SCHEMA');
+  });
+
+  it('refuses paths that leave the directory: .., absolute paths, symbolic links out', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'cst-outside-'));
+    try {
+      await writeFile(join(outside, 'secret.jsonl'), jsonl([person(1)]));
+      await symlink(join(outside, 'secret.jsonl'), join(dir, 'link.jsonl'));
+      await symlink(outside, join(dir, 'linkdir'));
+      await mkdir(join(dir, 'sub'));
+      await writeFile(join(dir, 'sub', 'inner.jsonl'), jsonl([person(9)]));
+      await symlink(join(dir, 'sub', 'inner.jsonl'), join(dir, 'inside-link.jsonl'));
+      for (const file of ['../x.jsonl', `../${outside.split('/').at(-1)!}/secret.jsonl`, join(outside, 'secret.jsonl'), 'link.jsonl', 'linkdir/secret.jsonl', 'sub/../../x.jsonl', '/etc/passwd', 'sub', '']) {
+        const target = { name: 'people', options: { file } };
+        expect(await codeOf(collect(files.find(target, 'id', ['p-00001'], ['email']))), file).toBe('CST_ERR_CONNECTOR_SCHEMA');
+        expect(await codeOf(files.deleteRows(target, 'id', ['p-00001'])), file).toBe('CST_ERR_CONNECTOR_SCHEMA');
+      }
+      expect(await readFile(join(outside, 'secret.jsonl'), 'utf8')).toBe(jsonl([person(1)]));
+      // Subdirectories and links that stay inside are fine; writes go to the link's target.
+      expect((await collect(files.find({ name: 'x', options: { file: 'sub/inner.jsonl' } }, 'id', ['p-00009'], ['email']))).length).toBe(1);
+      expect(await files.deleteRows({ name: 'x', options: { file: 'inside-link.jsonl' } }, 'id', ['p-00009'])).toBe(1);
+      expect(await readFile(join(dir, 'sub', 'inner.jsonl'), 'utf8')).toBe('');
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('matches nested fields by dotted path, strings and numbers by their text', async () => {
+    await writeFile(path(), jsonl([{ id: 1, contact: { email: 'a@example.com' } }, { id: '2', 'contact.email': 'b@example.com' }, { id: true, contact: 'x' }]));
+    expect(await collect(files.find(people, 'contact.email', ['a@example.com', 'b@example.com'], ['id']))).toEqual([
+      { 'contact.email': 'a@example.com', id: 1 },
+      { 'contact.email': 'b@example.com', id: '2' },
+    ]);
+    expect((await collect(files.find(people, 'id', ['1', 2, 'true'], []))).map((r) => r.id)).toEqual([1, '2']);
+    expect(await files.updateRows(people, 'id', [{ key: 1, set: { 'contact.email': null, 'contact.phone': '+1 555 0100' } }])).toBe(1);
+    expect(JSON.parse((await readFile(path(), 'utf8')).split('\n')[0]!)).toEqual({ id: 1, contact: { email: null, phone: '+1 555 0100' } });
+  });
+
+  it('keeps malformed lines byte for byte, reports their line numbers, never their content', async () => {
+    const original = `${JSON.stringify(person(1))}\nnot json {\n\n[1,2]\n${JSON.stringify(person(2))}\r\n\xff\xfe broken\n${JSON.stringify(person(3))}`;
+    await writeFile(path(), Buffer.from(original, 'latin1'));
+    expect((await collect(files.find(people, 'id', ['p-00002', 'p-00003'], ['email']))).length).toBe(2);
+    expect(malformed.map((m) => m.line)).toEqual([2, 4, 6]);
+    expect(JSON.stringify(malformed)).not.toContain('broken');
+    malformed = [];
+    expect(await files.updateRows(people, 'id', [{ key: 'p-00002', set: { name: 'Masked' } }])).toBe(1);
+    expect(await files.deleteRows(people, 'id', ['p-00003'])).toBe(1);
+    const after = (await readFile(path())).toString('latin1');
+    expect(after).toBe(`${JSON.stringify(person(1))}\nnot json {\n\n[1,2]\n${JSON.stringify({ ...person(2), name: 'Masked' })}\r\n\xff\xfe broken\n`);
+    expect(malformed.map((m) => m.line)).toEqual([2, 4, 6, 2, 4, 6]);
+  });
+
+  it('leaves the original intact when the writer fails between the temporary write and the rename', async () => {
+    const before = await readFile(path(), 'utf8');
+    let temp = '';
+    const failing = new JsonlDataConnector({
+      directory: dir,
+      hooks: {
+        beforeRename: async (t) => {
+          temp = t;
+          // The temporary file is complete and fsynced at this point.
+          expect(await readFile(t, 'utf8')).not.toContain('p-00001');
+          throw Object.assign(new Error('simulated crash'), { code: 'EIO' });
+        },
+      },
+    });
+    expect(await codeOf(failing.deleteRows(people, 'id', ['p-00001']))).toBe('CST_ERR_CONNECTOR_UNAVAILABLE');
+    expect(temp).not.toBe('');
+    expect(await readFile(path(), 'utf8')).toBe(before);
+    expect((await readdir(dir)).sort()).toEqual(['people.jsonl']);
+    // The lock was released: the next writer proceeds.
+    expect(await files.deleteRows(people, 'id', ['p-00001'])).toBe(1);
+  });
+
+  it('survives a writer killed before its rename: original intact, stale lock broken, temporary file removed', async () => {
+    const before = await readFile(path(), 'utf8');
+    const module = pathToFileURL(resolve('src/connectors/data/jsonl.ts')).href;
+    const script = `
+      import { JsonlDataConnector } from ${JSON.stringify(module)};
+      const c = new JsonlDataConnector({ directory: ${JSON.stringify(dir)}, hooks: { beforeRename: () => { process.kill(process.pid, 'SIGKILL'); return new Promise(() => {}); } } });
+      await c.updateRows({ name: 'people', options: {} }, 'id', [{ key: 'p-00002', set: { name: 'never' } }]);
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: 'ignore' });
+    const signal = await new Promise<NodeJS.Signals | null>((done) => child.on('exit', (_code, sig) => done(sig)));
+    expect(signal).toBe('SIGKILL');
+    const left = await readdir(dir);
+    expect(left.some((n) => n.endsWith('.tmp'))).toBe(true);
+    expect(left).toContain('.people.jsonl.lock');
+    expect(await readFile(path(), 'utf8')).toBe(before);
+    expect((await collect(files.find(people, 'id', ['p-00002'], ['name'])))[0]?.name).toBe('Person 2');
+    // The holder is dead: the next writer breaks the lock at once and cleans the temporary file up.
+    const quick = new JsonlDataConnector({ directory: dir, lockTimeoutMs: 2000 });
+    expect(await quick.updateRows(people, 'id', [{ key: 'p-00002', set: { name: 'Masked' } }])).toBe(1);
+    expect((await readdir(dir)).sort()).toEqual(['people.jsonl']);
+  }, 30_000);
+
+  it('waits for a live lock and gives up with CST_ERR_CONNECTOR_UNAVAILABLE; breaks a lock that went stale', async () => {
+    const lock = join(dir, '.people.jsonl.lock');
+    await writeFile(lock, JSON.stringify({ pid: process.pid, host: 'another-host', at: new Date().toISOString() }));
+    const impatient = new JsonlDataConnector({ directory: dir, lockTimeoutMs: 150, staleLockMs: 60_000 });
+    expect(await codeOf(impatient.deleteRows(people, 'id', ['p-00001']))).toBe('CST_ERR_CONNECTOR_UNAVAILABLE');
+    expect(await readFile(path(), 'utf8')).toContain('p-00001');
+    const patient = new JsonlDataConnector({ directory: dir, lockTimeoutMs: 5_000, staleLockMs: 300 });
+    expect(await patient.deleteRows(people, 'id', ['p-00001'])).toBe(1);
+  });
+
+  it('serialises concurrent writers: no update is lost', async () => {
+    const rows = Array.from({ length: 100 }, (_, i) => person(i + 1));
+    await writeFile(path(), jsonl(rows));
+    const a = new JsonlDataConnector({ directory: dir });
+    const b = new JsonlDataConnector({ directory: dir });
+    const counts = await Promise.all(rows.map((r, i) => (i % 2 === 0 ? a : b).updateRows(people, 'id', [{ key: r.id as string, set: { note: `masked ${i}` } }])));
+    expect(counts.every((n) => n === 1)).toBe(true);
+    const after = (await readFile(path(), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(after.map((r) => r.note)).toEqual(rows.map((_, i) => `masked ${i}`));
+    expect((await readdir(dir)).sort()).toEqual(['people.jsonl']);
+  });
+
+  it('serialises writers in separate processes through the lock file', async () => {
+    const rows = Array.from({ length: 40 }, (_, i) => person(i + 1));
+    await writeFile(path(), jsonl(rows));
+    const module = pathToFileURL(resolve('src/connectors/data/jsonl.ts')).href;
+    const worker = (parity: number): Promise<number | null> => {
+      const script = `
+        import { JsonlDataConnector } from ${JSON.stringify(module)};
+        const c = new JsonlDataConnector({ directory: ${JSON.stringify(dir)} });
+        for (let i = ${parity}; i < 40; i += 2) {
+          const n = await c.updateRows({ name: 'people', options: {} }, 'id', [{ key: 'p-' + String(i + 1).padStart(5, '0'), set: { note: 'by ${parity}' } }]);
+          if (n !== 1) process.exit(3);
+        }
+      `;
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: 'ignore' });
+      return new Promise((done) => child.on('exit', (code) => done(code)));
+    };
+    expect(await Promise.all([worker(0), worker(1)])).toEqual([0, 0]);
+    const after = (await readFile(path(), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(after.map((r) => r.note)).toEqual(rows.map((_, i) => `by ${i % 2}`));
+    expect((await readdir(dir)).sort()).toEqual(['people.jsonl']);
+  }, 30_000);
+
+  it('does not rewrite the file when nothing changes, and keeps its mode', async () => {
+    const { mtimeMs } = await stat(path());
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await files.updateRows(people, 'id', [{ key: 'p-00001', set: { name: 'Person 1' } }])).toBe(0);
+    expect(await files.deleteRows(people, 'id', ['nobody'])).toBe(0);
+    expect((await stat(path())).mtimeMs).toBe(mtimeMs);
+    await chmod(path(), 0o600);
+    expect(await files.deleteRows(people, 'id', ['p-00005'])).toBe(1);
+    expect((await stat(path())).mode & 0o777).toBe(0o600);
+  });
+});

@@ -1,0 +1,206 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyCustodianSignature, type SignatureFailure } from '../../../src/connectors/data/http-signature.js';
+
+/**
+ * A reference receiver of the Custodian HTTP callback protocol (docs/connectors-nonsql.md): a node:http server
+ * holding rows in memory, as a team's service would hold them in its database. Tests start it on a free port;
+ * receiver authors can read it as a worked implementation of the contract:
+ *
+ * 1. read the raw body (capped), verify `Custodian-Signature` over `"<timestamp>.<raw body>"` in constant time
+ *    and the timestamp within 5 minutes, else 401 (without saying why);
+ * 2. route `POST <base>/<collection>/{find|delete|update}` (404 for an unknown collection, 422 for an unknown
+ *    field, 400 for a malformed body);
+ * 3. match values exactly (strings and numbers by their text), page `find` answers with an opaque cursor, count
+ *    only rows that changed, and answer a repeated `requestId` of delete/update with the first answer, so a
+ *    retry after a lost answer reports the same count.
+ */
+
+/** A row held by the receiver. */
+export type StoredRow = Record<string, unknown>;
+
+/** Options of {@link startReferenceReceiver}. */
+export interface ReferenceReceiverOptions {
+  /** Shared secret(s): several while rotating. */
+  readonly secret: string | readonly string[];
+  /** Path prefix of every endpoint, e.g. `/privacy`. Default ''. */
+  readonly basePath?: string;
+  /** Rows per `find` page. Default 100. */
+  readonly pageSize?: number;
+  /** Collections and their declared fields. */
+  readonly collections: Readonly<Record<string, readonly string[]>>;
+  /** The receiver's clock, ms. Default Date.now. */
+  readonly now?: () => number;
+}
+
+/** A request as the receiver saw it, for tests. */
+export interface ReceivedRequest {
+  readonly path: string;
+  readonly body: string;
+  readonly verdict: 'ok' | SignatureFailure | 'injected';
+}
+
+export interface ReferenceReceiver {
+  /** Base URL, without credentials: `http://127.0.0.1:<port><basePath>`. */
+  readonly url: string;
+  readonly port: number;
+  /** Rows by collection name; tests seed and inspect them directly. */
+  readonly rows: Map<string, StoredRow[]>;
+  readonly requests: ReceivedRequest[];
+  /** The next `times` requests are answered `status` before anything else is done. */
+  failNext(status: number, times?: number, headers?: Record<string, string>): void;
+  /** The next `times` requests are answered only after `ms`. */
+  delayNext(ms: number, times?: number): void;
+  close(): Promise<void>;
+}
+
+const MAX_BODY_BYTES = 32 * 1024 * 1024;
+const REPLAY_CACHE_MS = 10 * 60_000;
+
+function text(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  return undefined;
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
+  const payload = body === undefined ? '' : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers });
+  res.end(payload);
+}
+
+/** Starts a reference receiver on a free loopback port. */
+export async function startReferenceReceiver(options: ReferenceReceiverOptions): Promise<ReferenceReceiver> {
+  const basePath = (options.basePath ?? '').replace(/\/+$/, '');
+  const pageSize = options.pageSize ?? 100;
+  const now = options.now ?? Date.now;
+  const secrets = typeof options.secret === 'string' ? [options.secret] : options.secret;
+  const rows = new Map<string, StoredRow[]>(Object.keys(options.collections).map((c) => [c, []]));
+  const requests: ReceivedRequest[] = [];
+  const failures: { status: number; headers: Record<string, string> }[] = [];
+  const delays: number[] = [];
+  const answered = new Map<string, { at: number; body: unknown }>();
+
+  const fieldsOf = (collection: string): ReadonlySet<string> => new Set(options.collections[collection]);
+
+  function handle(op: string, collection: string, body: Record<string, unknown>): { status: number; body?: unknown } {
+    const fields = fieldsOf(collection);
+    const stored = rows.get(collection)!;
+    if (op === 'find') {
+      const { field, values, fields: asked, cursor } = body;
+      if (typeof field !== 'string' || !Array.isArray(values) || !Array.isArray(asked) || (cursor !== undefined && typeof cursor !== 'string')) return { status: 400 };
+      if (!fields.has(field) || !asked.every((f) => typeof f === 'string' && fields.has(f))) return { status: 422 };
+      const wanted = new Set(values.map(text));
+      const matches = stored.filter((r) => wanted.has(text(r[field])));
+      const offset = cursor === undefined ? 0 : Number(cursor);
+      if (!Number.isSafeInteger(offset) || offset < 0) return { status: 400 };
+      const page = matches.slice(offset, offset + pageSize).map((r) => Object.fromEntries((asked as string[]).map((f) => [f, r[f] ?? null])));
+      return { status: 200, body: { rows: page, ...(offset + pageSize < matches.length ? { next: String(offset + pageSize) } : {}) } };
+    }
+    const { keyField } = body;
+    if (typeof keyField !== 'string') return { status: 400 };
+    if (!fields.has(keyField)) return { status: 422 };
+    if (op === 'delete') {
+      if (!Array.isArray(body.keys)) return { status: 400 };
+      const keys = new Set(body.keys.map(text));
+      const kept = stored.filter((r) => !keys.has(text(r[keyField])));
+      const count = stored.length - kept.length;
+      rows.set(collection, kept);
+      return { status: 200, body: { count } };
+    }
+    const changes = body.changes;
+    if (!Array.isArray(changes) || !changes.every((c): c is { key: unknown; set: Record<string, unknown> } => typeof c === 'object' && c !== null && typeof (c as { set?: unknown }).set === 'object')) {
+      return { status: 400 };
+    }
+    if (!changes.every((c) => Object.keys(c.set).every((f) => fields.has(f)))) return { status: 422 };
+    let count = 0;
+    for (const row of stored) {
+      let changed = false;
+      for (const change of changes) {
+        if (text(change.key) === undefined || text(change.key) !== text(row[keyField])) continue;
+        for (const [f, v] of Object.entries(change.set)) {
+          if (v === null ? row[f] === undefined || row[f] === null : row[f] === v) continue;
+          row[f] = v;
+          changed = true;
+        }
+      }
+      if (changed) count++;
+    }
+    return { status: 200, body: { count } };
+  }
+
+  const server = createServer((req, res) => {
+    void (async () => {
+      const path = (req.url ?? '').split('?')[0]!;
+      const raw = await readBody(req);
+      if (raw === undefined) return send(res, 413);
+      const delay = delays.shift();
+      if (delay !== undefined) await new Promise((r) => setTimeout(r, delay));
+      const failure = failures.shift();
+      if (failure !== undefined) {
+        requests.push({ path, body: raw.toString('utf8'), verdict: 'injected' });
+        return send(res, failure.status, { error: 'injected failure: secret-body-text' }, failure.headers);
+      }
+      const verdict = verifyCustodianSignature(secrets, req.headers[TIMESTAMP_HEADER.toLowerCase()], raw, req.headers[SIGNATURE_HEADER.toLowerCase()], now());
+      requests.push({ path, body: raw.toString('utf8'), verdict: verdict.ok ? 'ok' : verdict.reason });
+      // Whatever the reason, the caller learns only that it was refused.
+      if (!verdict.ok) return send(res, 401);
+      if (req.method !== 'POST' || !path.startsWith(`${basePath}/`)) return send(res, 404);
+      const route = path.slice(basePath.length + 1);
+      if (route === '_ping') return send(res, 200, {});
+      const m = /^(.+)\/(find|delete|update)$/.exec(route);
+      if (m === null) return send(res, 404);
+      const collection = m[1]!;
+      const op = m[2]!;
+      if (!rows.has(collection)) return send(res, 404);
+      let body: unknown;
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch {
+        return send(res, 400);
+      }
+      if (typeof body !== 'object' || body === null || typeof (body as { requestId?: unknown }).requestId !== 'string') return send(res, 400);
+      const requestId = (body as { requestId: string }).requestId;
+      const replayKey = `${op}:${requestId}`;
+      for (const [k, v] of answered) if (now() - v.at > REPLAY_CACHE_MS) answered.delete(k);
+      const earlier = op === 'find' ? undefined : answered.get(replayKey);
+      if (earlier !== undefined) return send(res, 200, earlier.body);
+      const result = handle(op, collection, body as Record<string, unknown>);
+      if (result.status === 200 && op !== 'find') answered.set(replayKey, { at: now(), body: result.body });
+      return send(res, result.status, result.body);
+    })().catch(() => {
+      if (!res.headersSent) send(res, 500);
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}${basePath}`,
+    port,
+    rows,
+    requests,
+    failNext: (status, times = 1, headers = {}) => {
+      for (let i = 0; i < times; i++) failures.push({ status, headers });
+    },
+    delayNext: (ms, times = 1) => {
+      for (let i = 0; i < times; i++) delays.push(ms);
+    },
+    close: () =>
+      new Promise<void>((done, fail) => {
+        server.closeAllConnections();
+        server.close((err) => (err ? fail(err) : done()));
+      }),
+  };
+}
