@@ -8,7 +8,7 @@ import { datamapCommand, resolveDataMap } from './commands/datamap.js';
 import { exportFidesCommand, importFidesCommand } from './commands/datamap-fides.js';
 import { graphCommand, reportCommand } from './commands/report.js';
 import { checkCommand, scanCommand } from './commands/scan.js';
-import { requestCommand } from './commands/request.js';
+import { requestCommand, workerCommand } from './commands/request.js';
 import { dbCommand } from './commands/db.js';
 import { keysCommand } from './commands/keys.js';
 import { purposesCommand } from './commands/purposes.js';
@@ -23,7 +23,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .showHelpAfterError()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   const resolveMap = (opts: Parameters<typeof resolveDataMap>[1]) => resolveDataMap(io, opts);
-  for (const cmd of [serveCommand(io), dbCommand(io), consentCommand(io, setExitCode), keysCommand(io), purposesCommand(io), auditCommand(io, setExitCode), datamapCommand(io, setExitCode, [importFidesCommand(io), exportFidesCommand(io), graphCommand(io, resolveMap)]), reportCommand(io, resolveMap), scanCommand(io, setExitCode), checkCommand(io, setExitCode), requestCommand(io)]) program.addCommand(cmd);
+  for (const cmd of [serveCommand(io), dbCommand(io), consentCommand(io, setExitCode), keysCommand(io), purposesCommand(io), auditCommand(io, setExitCode), datamapCommand(io, setExitCode, [importFidesCommand(io), exportFidesCommand(io), graphCommand(io, resolveMap)]), reportCommand(io, resolveMap), scanCommand(io, setExitCode), checkCommand(io, setExitCode), requestCommand(io), workerCommand(io)]) program.addCommand(cmd);
   const exitOverrideAll = (cmd: Command): void => {
     cmd.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
     cmd.commands.forEach(exitOverrideAll);

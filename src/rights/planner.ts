@@ -130,6 +130,7 @@ export type PlanProblemCode =
   | 'strategy_on_nested_field'
   | 'nested_field_change'
   | 'retain_conflict'
+  | 'retained_reference'
   | 'mention_delete_row'
   | 'shared_without_referrer'
   | 'erasure_cycle';
@@ -316,6 +317,7 @@ export function planRequest(map: DataMap, identities: IdentityValues, kind: Requ
     .filter((c) => !lookups.has(c.address))
     .map((c) => ({ collection: c.address, system: c.system.key, reason: unreachableReason([...(identitiesOf.get(c.address) ?? [])], kinds, inEdgeSources.get(c.address), lookups, ownerReached) }));
 
+  if (kind === 'erasure') keepReferencedRows(map, steps, problems);
   const erasure = kind === 'erasure' ? erasureOrderOf(map, steps, index, problems) : { sequence: [], cuts: [] };
   const bySystem = new Map<string, string[]>();
   for (const c of erasure.sequence) {
@@ -434,6 +436,46 @@ function erasureOf(map: DataMap, entry: CollectionEntry, step: PlanStep, problem
     );
   }
   return { row, fields, mention };
+}
+
+/**
+ * A row cannot go while rows that stay still refer to it: within a system, if a collection keeps its rows
+ * (retained, or only fields changed) and its reference field to another planned collection is not nulled, the
+ * referenced collection's `delete_row` would break the foreign key at run time. Found here, at planning time:
+ * the referenced rows are kept, their other field strategies still apply, and the problem says what to declare.
+ */
+function keepReferencedRows(map: DataMap, steps: PlanStep[], problems: PlanProblem[]): void {
+  const byCollection = new Map(steps.map((s, i) => [s.collection, i]));
+  let changed = true;
+  while (changed) {
+    changed = false;
+    for (const holder of steps) {
+      if (holder.erasure === undefined || holder.erasure.row === 'delete') continue;
+      for (const f of map.fields()) {
+        if (`${f.dataset.key}.${f.collection.name}` !== holder.collection || f.path.length !== 1) continue;
+        for (const r of f.field.references) {
+          const target = map.field(r.field);
+          if (target === undefined || target.system.key !== holder.system) continue;
+          const targetAddress = `${target.dataset.key}.${target.collection.name}`;
+          const i = byCollection.get(targetAddress);
+          const referenced = i === undefined ? undefined : steps[i]!;
+          if (referenced === undefined || referenced.erasure?.row !== 'delete' || targetAddress === holder.collection) continue;
+          const action = holder.erasure.fields.find((x) => x.field === f.field.name)?.action ?? holder.erasure.mention.find((x) => x.field === f.field.name)?.action;
+          if (action === 'null') continue;
+          problems.push({
+            code: 'retained_reference',
+            collection: targetAddress,
+            field: f.address,
+            message: `rows of ${targetAddress} are still referenced by ${f.address}, whose rows ${holder.erasure.row === 'keep' ? 'are kept' : 'stay (only fields change)'}: they cannot be deleted; declare null, mask or hash strategies on the personal fields of ${targetAddress} so its rows stay anonymised, or strategy null on ${f.address}`,
+          });
+          const fields = referenced.erasure.fields.map((x) => (x.action === 'delete_row' ? { field: x.field, address: x.address, action: 'none' as const, reason: `the row is kept: ${f.address} still refers to it` } : x));
+          const row: StepErasure['row'] = fields.some((x) => CHANGES.has(x.action)) ? 'update' : 'keep';
+          steps[i!] = { ...referenced, erasure: { ...referenced.erasure, row, fields } };
+          changed = true;
+        }
+      }
+    }
+  }
 }
 
 /**

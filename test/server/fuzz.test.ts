@@ -282,6 +282,8 @@ function requestRoutes(): Route[] {
     { method: 'POST', path: '/v1/requests', url: withQuery(fc.constant('/v1/requests'), anyQuery), body: fc.oneof(wild, { weight: 4, arbitrary: intake }) },
     { method: 'GET', path: '/v1/requests', url: withQuery(fc.constant('/v1/requests'), queryString(['status', 'type', 'jurisdiction', 'dueBefore', 'overdue', 'dueWithinDays', 'limit'], fc.oneof(instantArb, fc.constantFrom('in_progress', 'access', 'EU', 'true', '7', '-1', 'x')))), body: bodies.none },
     { method: 'GET', path: '/v1/requests/:id', url: withQuery(pathParam(idArb).map((id) => `/v1/requests/${id}`), anyQuery), body: bodies.none },
+    { method: 'GET', path: '/v1/requests/:id/package', url: withQuery(pathParam(idArb).map((id) => `/v1/requests/${id}/package`), anyQuery), body: bodies.none },
+    { method: 'GET', path: '/v1/requests/:id/certificate', url: withQuery(pathParam(idArb).map((id) => `/v1/requests/${id}/certificate`), anyQuery), body: bodies.none },
     action('verify', fc.record({ code: fc.oneof(fc.stringMatching(/^\d{6}$/), fc.string({ maxLength: 20 })) })),
     action('approve', fc.record({ reason: fc.string({ maxLength: 1200 }) }, { requiredKeys: [] })),
     action('reject', fc.record({ reason: fc.string({ maxLength: 1200 }) })),

@@ -93,6 +93,8 @@ describe('OpenAPI document', () => {
         'POST /v1/requests/{id}/approve',
         'POST /v1/requests/{id}/reject',
         'POST /v1/requests/{id}/extend',
+        'GET /v1/requests/{id}/package',
+        'GET /v1/requests/{id}/certificate',
       ].sort(),
     );
     expect(doc.security).toStrictEqual([{ apiKey: [] }]);

@@ -1,6 +1,8 @@
+import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { CustodianError, REQUEST_TYPES, type RequestType } from '../../core/index.js';
 import { REQUEST_STATUSES, type RequestStatus } from '../../rights/engine/lifecycle.js';
+import { workerId } from '../../rights/engine/request-runner.js';
 import { withCustodian, withStoreOptions, type StoreOptions } from '../context.js';
 import { printJson, type CliIo } from '../io.js';
 
@@ -86,6 +88,33 @@ export function requestCommand(io: CliIo): Command {
     },
   );
 
+  withStoreOptions(request.command('run').description('execute a request in progress now, in this process (resumes where a stopped run left off)').argument('<id>', 'request id')).action(
+    async (id: string, opts: StoreOptions) => {
+      const report = await withCustodian(io, opts, (c) => c.runner.run(id, workerId(), { onStep: (n, step) => io.stderr(`[${n}] ${step}\n`) }));
+      if (report.status === 'busy') throw new CustodianError('CST_ERR_REQUEST_INVALID_TRANSITION', 'another worker is running this request now');
+      printJson(io, await withCustodian(io, opts, (c) => c.requests.get(id)));
+    },
+  );
+
+  withStoreOptions(request.command('package').description('the access package of a completed access or portability request (JSON)').argument('<id>', 'request id').option('--out <file>', 'write to this file (mode 0600) instead of stdout')).action(
+    async (id: string, opts: StoreOptions & { out?: string }) => {
+      const text = await withCustodian(io, opts, async (c) => {
+        const t = await c.runner.package(id);
+        await c.requests.recordDownload(id, 'cli:operator');
+        return t;
+      });
+      if (opts.out === undefined) io.stdout(text + '\n');
+      else {
+        await writeFile(opts.out, text + '\n', { mode: 0o600 });
+        io.stderr(`wrote ${opts.out}\n`);
+      }
+    },
+  );
+
+  withStoreOptions(request.command('certificate').description('the signed erasure certificate of an erasure request').argument('<id>', 'request id')).action(async (id: string, opts: StoreOptions) => {
+    io.stdout((await withCustodian(io, opts, (c) => c.runner.certificate(id))) + '\n');
+  });
+
   withStoreOptions(request.command('mail').description('the dev mail sink: messages in the outbox (codes included) — development only').option('--request <id>', 'only for this request')).action(
     async (opts: StoreOptions & { request?: string }) => {
       printJson(io, { messages: await withCustodian(io, opts, (c) => c.requests.outbox(opts.request)) });
@@ -93,4 +122,48 @@ export function requestCommand(io: CliIo): Command {
   );
 
   return request;
+}
+
+/** `custodian worker`: runs requests in progress, oldest deadline first, until stopped (or once with --once). */
+export function workerCommand(io: CliIo): Command {
+  return withStoreOptions(
+    new Command('worker')
+      .description('execute data subject requests in progress; several workers may run at once (each request is leased to one)')
+      .option('--once', 'run what is runnable now, then exit')
+      .option('--poll-ms <ms>', 'pause between polls when idle', (v) => Number.parseInt(v, 10), 1000),
+  ).action(async (opts: StoreOptions & { once?: boolean; pollMs: number }) => {
+    if (!Number.isInteger(opts.pollMs) || opts.pollMs < 10) throw new CustodianError('CST_ERR_VALIDATION', '--poll-ms takes a whole number ≥ 10', { details: { issues: [{ path: 'pollMs', message: 'invalid' }] } });
+    const stop = new AbortController();
+    const onSignal = () => stop.abort(new CustodianError('CST_ERR_UNAVAILABLE', 'worker stopping'));
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const me = workerId();
+    try {
+      await withCustodian(io, opts, async (c) => {
+        io.stderr(`${me} started\n`);
+        const tried = new Set<string>();
+        while (!stop.signal.aborted) {
+          // With --once, a request that failed transiently is not retried in the same pass.
+          const ids = (await c.runner.runnable(10)).filter((id) => opts.once !== true || !tried.has(id));
+          for (const id of ids) {
+            tried.add(id);
+            if (stop.signal.aborted) break;
+            try {
+              const report = await c.runner.run(id, me, { signal: stop.signal });
+              io.stdout(JSON.stringify({ id, status: report.status, steps: report.steps }) + '\n');
+            } catch (err) {
+              if (stop.signal.aborted) break;
+              const code = (err as { code?: string }).code ?? 'error';
+              io.stderr(`${id}: ${code}\n`);
+            }
+          }
+          if (opts.once === true && ids.length === 0) break;
+          if (ids.length === 0) await new Promise((r) => setTimeout(r, opts.pollMs));
+        }
+      });
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  });
 }

@@ -274,6 +274,13 @@ export class RequestEngine {
     return JSON.parse(await this.#cipher.decryptFieldText(row.identities_sealed, identitiesContext(id))) as Identities;
   }
 
+  /** Audits a download of a request's package (who, when). */
+  async recordDownload(id: string, actor: string, requestId?: string): Promise<void> {
+    await this.#store.transaction(async (trx) => {
+      await this.#audit?.record(trx, [{ actor, action: 'request.package_downloaded', targetType: 'request', targetId: id, requestId: requestId ?? null }]);
+    });
+  }
+
   /** The dev mail sink: messages in the outbox, decrypted (codes included). Development and tests only. */
   async outbox(requestId?: string): Promise<Array<{ id: string; requestId: string | null; template: string; to: string; body: string; createdAt: string }>> {
     let q = this.#store.db.selectFrom('mail_outbox').selectAll().orderBy('id');

@@ -58,56 +58,70 @@ export class RequestRunner {
     if (!(await this.#claim(id, worker))) return { id, status: 'busy', steps: 0 };
     let steps = 0;
     try {
-      const kind = kindOf(request.type);
-      if (kind === undefined) {
-        // Rectification, restriction, objection and opt-out are recorded for the team to act on (docs/requests.md).
-        const done = await this.#d.engine.setStatus(id, 'awaiting_input', worker, `${request.type} requests are carried out by the privacy team; Custodian tracks the deadline`);
+      return await this.#execute(id, worker, request.type, options, (n) => (steps = n));
+    } catch (err) {
+      // A fault of the request itself (no data map, a planning impossibility) ends it as failed, with the
+      // reason; transient faults (store or system unreachable: 5xx) leave it in progress for a retry.
+      if (isCustodianError(err) && err.status < 500 && options.signal?.aborted !== true) {
+        const done = await this.#d.engine.setStatus(id, 'failed', worker, `${err.code}: ${err.message}`.slice(0, 1000), { error: err.code });
         return { id, status: done.status, steps };
       }
-      const current = await this.#d.dataMap();
-      if (current === undefined) throw new CustodianError('CST_ERR_DATAMAP_NOT_FOUND', 'no data map is stored: requests are planned from it');
-      const identities = await this.#d.engine.identitiesOf(id);
-      const plan = planRequest(current.map, identities, kind);
-      const connectors = new Map<string, Promise<DataConnector>>();
-      const connect = (system: string) => {
-        let c = connectors.get(system);
-        if (c === undefined) {
-          c = this.#d.connect(current.map, system);
-          connectors.set(system, c);
-        }
-        return c;
-      };
-      try {
-        const hashKey = await this.#d.cipher.systemSecret('erasure-hash');
-        const executor = new PlanExecutor(plan, { connectors: connect, hashKey });
-        let context = (await this.#context(id)) ?? executor.start(kind, identities);
-        for (let step = executor.next(context); step !== undefined; step = executor.next(context)) {
-          if (options.signal?.aborted === true) throw options.signal.reason;
-          const result = await executor.runStep(step, context, options.signal ? { signal: options.signal } : {});
-          context = result.context;
-          steps++;
-          await this.#save(id, worker, current.version, step.kind, stepLabel(step), context, result.outcome);
-          options.onStep?.(steps, stepLabel(step));
-        }
-        const outcomes = await this.#outcomes(id);
-        const errors = outcomes.filter((o) => o.error !== undefined).map((o) => ({ collection: o.collection, code: o.error!.code }));
-        let summary: Record<string, unknown>;
-        if (kind === 'access') {
-          summary = await this.#package(id, request.type, current, plan, outcomes);
-        } else {
-          summary = await this.#certify(id, worker, current, identities, plan, outcomes, connect);
-        }
-        const problems = plan.problems.map((p) => ({ code: p.code, collection: p.collection ?? null, message: p.message }));
-        const unreachable = plan.unreachable.map((u) => ({ collection: u.collection, reason: u.reason }));
-        const status: RequestStatus = errors.length > 0 || (kind === 'erasure' && problems.length > 0) ? 'partially_completed' : 'completed';
-        const reason = status === 'completed' ? 'every planned step ran' : `${errors.length} step(s) failed, ${problems.length} planning problem(s)`;
-        const done = await this.#d.engine.setStatus(id, status, worker, reason, { ...summary, errors, problems, unreachable, dataMapVersion: current.version });
-        return { id, status: done.status, steps };
-      } finally {
-        await Promise.all([...connectors.values()].map(async (c) => (await c.catch(() => undefined))?.close().catch(() => undefined)));
-      }
+      throw err;
     } finally {
       await this.#release(id, worker);
+    }
+  }
+
+  async #execute(id: string, worker: string, type: string, options: { signal?: AbortSignal; onStep?: (done: number, step: string) => void }, counted: (n: number) => void): Promise<RunReport> {
+    let steps = 0;
+    const kind = kindOf(type);
+    if (kind === undefined) {
+      // Rectification, restriction, objection and opt-out are recorded for the team to act on (docs/requests.md).
+      const done = await this.#d.engine.setStatus(id, 'awaiting_input', worker, `${type} requests are carried out by the privacy team; Custodian tracks the deadline`);
+      return { id, status: done.status, steps };
+    }
+    const current = await this.#d.dataMap();
+    if (current === undefined) throw new CustodianError('CST_ERR_DATAMAP_NOT_FOUND', 'no data map is stored: requests are planned from it');
+    const identities = await this.#d.engine.identitiesOf(id);
+    const plan = planRequest(current.map, identities, kind);
+    const connectors = new Map<string, Promise<DataConnector>>();
+    const connect = (system: string) => {
+      let c = connectors.get(system);
+      if (c === undefined) {
+        c = this.#d.connect(current.map, system);
+        connectors.set(system, c);
+      }
+      return c;
+    };
+    try {
+      const hashKey = await this.#d.cipher.systemSecret('erasure-hash');
+      const executor = new PlanExecutor(plan, { connectors: connect, hashKey });
+      let context = (await this.#context(id)) ?? executor.start(kind, identities);
+      for (let step = executor.next(context); step !== undefined; step = executor.next(context)) {
+        if (options.signal?.aborted === true) throw options.signal.reason;
+        const result = await executor.runStep(step, context, options.signal ? { signal: options.signal } : {});
+        context = result.context;
+        steps++;
+        counted(steps);
+        await this.#save(id, worker, current.version, step.kind, stepLabel(step), context, result.outcome);
+        options.onStep?.(steps, stepLabel(step));
+      }
+      const outcomes = await this.#outcomes(id);
+      const errors = outcomes.filter((o) => o.error !== undefined).map((o) => ({ collection: o.collection, code: o.error!.code }));
+      let summary: Record<string, unknown>;
+      if (kind === 'access') {
+        summary = await this.#package(id, type, current, plan, outcomes);
+      } else {
+        summary = await this.#certify(id, worker, current, identities, plan, outcomes, connect);
+      }
+      const problems = plan.problems.map((p) => ({ code: p.code, collection: p.collection ?? null, message: p.message }));
+      const unreachable = plan.unreachable.map((u) => ({ collection: u.collection, reason: u.reason }));
+      const status: RequestStatus = errors.length > 0 || (kind === 'erasure' && problems.length > 0) ? 'partially_completed' : 'completed';
+      const reason = status === 'completed' ? 'every planned step ran' : `${errors.length} step(s) failed, ${problems.length} planning problem(s)`;
+      const done = await this.#d.engine.setStatus(id, status, worker, reason, { ...summary, errors, problems, unreachable, dataMapVersion: current.version });
+      return { id, status: done.status, steps };
+    } finally {
+      await Promise.all([...connectors.values()].map(async (c) => (await c.catch(() => undefined))?.close().catch(() => undefined)));
     }
   }
 

@@ -141,6 +141,40 @@ export function requestRoutes(custodian: Custodian): FastifyPluginAsyncZod {
           return requests.extend(req.params.id, actorOf(req), why!);
         },
       );
+    app.get(
+      '/requests/:id/package',
+      {
+        config: { scope: 'requests:admin' },
+        schema: {
+          tags: ['requests'],
+          summary: 'The access package of a completed access or portability request (JSON; audited)',
+          description: 'Machine-readable JSON with a schema version: the rows per collection and the Art. 15(1) information from the data map. Stored sealed under the request’s key; every download is audited.',
+          params: z.object({ id }).strict(),
+          response: { 200: z.unknown(), ...errorResponses },
+        },
+      },
+      async (req, reply) => {
+        const text = await custodian.runner.package(req.params.id);
+        await custodian.requests.recordDownload(req.params.id, actorOf(req), req.id);
+        return reply.type('application/json; charset=utf-8').header('content-disposition', `attachment; filename="custodian-${req.params.id}.json"`).serializer((x: string) => x).send(text);
+      },
+    );
+
+    app.get(
+      '/requests/:id/certificate',
+      {
+        config: { scope: 'requests:read' },
+        schema: {
+          tags: ['requests'],
+          summary: 'The signed erasure certificate of an erasure request',
+          description: 'What was erased, what remains and why (retained under a legal basis), keys shredded — no personal data; Ed25519-signed with the audit log’s key.',
+          params: z.object({ id }).strict(),
+          response: { 200: z.unknown(), ...errorResponses },
+        },
+      },
+      async (req, reply) => reply.type('application/json; charset=utf-8').serializer((x: string) => x).send(await custodian.runner.certificate(req.params.id)),
+    );
+
     decide('approve', 'Approve a request waiting for approval', false);
     decide('reject', 'Reject a request, with the reason given to the person', true);
     decide('extend', 'Extend the deadline once, as the regime allows, with the reason given to the person', true);
