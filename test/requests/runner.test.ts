@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Custodian } from '../../src/app/index.js';
+import { buildServer } from '../../src/server/index.js';
 import { STORE_KINDS, custodianFixture } from '../support/stores.js';
 
 /* The request runner end to end on a small application database (SQLite, real foreign keys). */
@@ -198,6 +199,26 @@ describe.each(STORE_KINDS)('request runner on a %s store', (kind) => {
     await c.runner.run(again, 'w-test');
     expect((await c.requests.get(again)).outcome).toMatchObject({ rowsDeleted: 0 });
     await c.datamap.put(manifest(appPath), { actor: 'test' });
+  });
+
+  it('serves the package (admin, audited) and the certificate over HTTP', async () => {
+    const app = await buildServer(c, { logLevel: false });
+    try {
+      const admin = (await c.apiKeys.create({ name: 'officer', scopes: ['requests:admin', 'requests:read'], createdBy: 'test' })).secret;
+      const reader = (await c.apiKeys.create({ name: 'dashboard', scopes: ['requests:read'], createdBy: 'test' })).secret;
+      const id = await authed('access', 'ada@example.com');
+      await c.runner.run(id, 'w-http');
+      const get = (url: string, key: string) => app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${key}` } });
+      expect((await get(`/v1/requests/${id}/package`, reader)).statusCode).toBe(403);
+      const pkg = await get(`/v1/requests/${id}/package`, admin);
+      expect(pkg.statusCode).toBe(200);
+      expect(pkg.json<{ requestId: string }>().requestId).toBe(id);
+      expect((await c.audit.list({ action: 'request.package_downloaded' })).entries.length).toBeGreaterThan(0);
+      const none = await get(`/v1/requests/${id}/certificate`, reader);
+      expect([none.statusCode, none.json<{ error: { code: string } }>().error.code]).toEqual([404, 'CST_ERR_REQUEST_NOT_FOUND']);
+    } finally {
+      await app.close();
+    }
   });
 
   it('lets one worker hold a request at a time', async () => {

@@ -172,7 +172,10 @@ export function requestRoutes(custodian: Custodian): FastifyPluginAsyncZod {
           response: { 200: z.unknown(), ...errorResponses },
         },
       },
-      async (req, reply) => reply.type('application/json; charset=utf-8').serializer((x: string) => x).send(await custodian.runner.certificate(req.params.id)),
+      async (req, reply) => {
+        const text = await custodian.runner.certificate(req.params.id); // before the serializer is set: errors render as JSON
+        return reply.type('application/json; charset=utf-8').serializer((x: string) => x).send(text);
+      },
     );
 
     decide('approve', 'Approve a request waiting for approval', false);
