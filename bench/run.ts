@@ -8,6 +8,7 @@ const BENCHMARKS: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   audit: () => import('./audit.js'),
   consent: () => import('./consent.js'),
   crypto: () => import('./crypto.js'),
+  requests: () => import('./requests.js'),
   scan: () => import('./scan.js'),
 };
 

@@ -32,7 +32,7 @@ export interface CustodianConfig {
 }
 
 /** Overrides of {@link loadConfig}, e.g. from CLI flags. */
-export type ConfigOverrides = Partial<Omit<CustodianConfig, 'ledger' | 'audit' | 'env'>> & { ledger?: ConsentLedgerOptions; audit?: AuditLogOptions };
+export type ConfigOverrides = Partial<Omit<CustodianConfig, 'ledger' | 'audit'>> & { ledger?: ConsentLedgerOptions; audit?: AuditLogOptions };
 
 /** A checkpoint origin / signed-note key name: printable ASCII without spaces or '+' (C2SP signed-note). */
 function checkOrigin(value: string): string {
@@ -79,7 +79,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     port: parsePort(overrides.port ?? env.CUSTODIAN_PORT, 8080),
     logLevel: overrides.logLevel ?? env.CUSTODIAN_LOG_LEVEL ?? 'info',
     migrateOnStart: overrides.migrateOnStart ?? true,
-    env: Object.freeze({ ...env }),
+    env: Object.freeze({ ...(overrides.env ?? env) }),
     audit: Object.freeze({
       origin: checkOrigin(env.CUSTODIAN_LOG_ORIGIN ?? 'custodian'),
       checkpointEveryMs: positiveInt(env.CUSTODIAN_CHECKPOINT_EVERY_MS, 10_000, 'CUSTODIAN_CHECKPOINT_EVERY_MS'),

@@ -8,6 +8,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { Custodian } from '../../src/app/index.js';
+import { loadManifestFile } from '../../src/datamap/index.js';
+import { sampleAppProgram } from '../../examples/sample-app/cli.js';
 import { LOYALTY_SECRET_ENV } from '../../examples/sample-app/manifest.js';
 import { startLoyaltyService, type LoyaltyService } from '../../examples/sample-app/loyalty-service.js';
 import { generateSampleData, seedSampleApp, type SeedSampleAppResult } from '../../examples/sample-app/seed.js';
@@ -151,7 +153,9 @@ function scenario(label: string, shop: 'sqlite' | 'postgres', storeKind: StoreKi
     /** Everything the sample systems hold, for "nothing changed" comparisons. */
     async function snapshot(): Promise<string> {
       const tables = ['customers', 'addresses', 'customer_addresses', 'orders', 'order_items', 'payment_cards', 'logins', 'visits', 'support_tickets', 'employees'];
-      const db = await Promise.all(tables.map((t) => query(`select * from ${t} order by id`)));
+      const db: unknown[] = [];
+      // One query at a time: a pg client runs one query at once.
+      for (const t of tables) db.push(await query(`select * from ${t} order by id`));
       const keys = (await redis.keys(`${prefix}*`)).sort();
       const hashes = await Promise.all(keys.map((k) => redis.hgetall(k)));
       return JSON.stringify({ db, keys, hashes, training: await training(), loyalty: loyalty.accounts() });
@@ -291,6 +295,35 @@ function scenario(label: string, shop: 'sqlite' | 'postgres', storeKind: StoreKi
     });
   });
 }
+
+describe('the sample shop seed command', () => {
+  it('writes the SQLite shop, the JSONL training set and a data map without a single issue', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'custodian-sample-cli-'));
+    try {
+      const lines: string[] = [];
+      await sampleAppProgram((l) => lines.push(l)).parseAsync(['seed', '--dir', dir, '--customers', '4', '--loyalty-url', 'http://127.0.0.1:4100/privacy'], { from: 'user' });
+      expect(lines[0]).toBe('seeded 4 customers and 5 employees');
+      const { manifest, issues } = await loadManifestFile(join(dir, 'custodian.yaml'));
+      expect(issues).toEqual([]);
+      expect(manifest!.systems.map((s) => s.key)).toEqual(['shop', 'ml', 'loyalty']);
+      expect(manifest!.systems[0]!.connection).toBe(`sqlite:${join(dir, 'shop.db')}`);
+      const db = new Database(join(dir, 'shop.db'), { readonly: true });
+      try {
+        expect(db.prepare('select count(*) as n from customers').get()).toEqual({ n: 4 });
+        // Declared foreign keys: deleting a customer before their orders fails.
+        const rw = new Database(join(dir, 'shop.db'));
+        rw.pragma('foreign_keys = ON');
+        expect(() => rw.prepare('delete from customers where id = 1').run()).toThrow(/FOREIGN KEY/);
+        rw.close();
+      } finally {
+        db.close();
+      }
+      expect((await readFile(join(dir, 'training', 'events.jsonl'), 'utf8')).trim().split('\n')).toHaveLength(8);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 scenario('SQLite, JSONL, Redis and HTTP', 'sqlite', 'sqlite');
 scenario('PostgreSQL, JSONL, Redis and HTTP', 'postgres', 'postgres');

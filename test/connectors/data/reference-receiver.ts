@@ -47,6 +47,10 @@ export interface ReferenceReceiver {
   /** Rows by collection name; tests seed and inspect them directly. */
   readonly rows: Map<string, StoredRow[]>;
   readonly requests: ReceivedRequest[];
+  /** Requests that arrived, counted before any delay (requests are recorded in `requests` after it). */
+  arrivals(): number;
+  /** Forgets the failures and delays still queued. */
+  clearFaults(): void;
   /** The next `times` requests are answered `status` before anything else is done. */
   failNext(status: number, times?: number, headers?: Record<string, string>): void;
   /** The next `times` requests are answered only after `ms`. */
@@ -140,11 +144,13 @@ export async function startReferenceReceiver(options: ReferenceReceiverOptions):
     return { status: 200, body: { count } };
   }
 
+  let arrivals = 0;
   const server = createServer((req, res) => {
     void (async () => {
       const path = (req.url ?? '').split('?')[0]!;
       const raw = await readBody(req);
       if (raw === undefined) return send(res, 413);
+      arrivals++;
       const delay = delays.shift();
       if (delay !== undefined) await new Promise((r) => setTimeout(r, delay));
       const failure = failures.shift();
@@ -191,6 +197,11 @@ export async function startReferenceReceiver(options: ReferenceReceiverOptions):
     port,
     rows,
     requests,
+    arrivals: () => arrivals,
+    clearFaults: () => {
+      delays.length = 0;
+      failures.length = 0;
+    },
     failNext: (status, times = 1, headers = {}) => {
       for (let i = 0; i < times; i++) failures.push({ status, headers });
     },
