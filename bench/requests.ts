@@ -54,13 +54,13 @@ function fillSql(n: number): Array<[string, string]> {
   const ts = (expr: string) => `timestamptz '2025-01-01' + ((${expr}) % 31536000) * interval '1 second'`;
   return [
     ['employees', `insert into employees select g, 'Agent ' || g, 'agent' || g || '@staff.sample-shop.example', 'support' from generate_series(1, ${EMPLOYEES}) g`],
-    ['customers', `insert into customers select g, ${email('g')}, ${names}, '+49 30 ' || lpad(g::text, 9, '0'), ${ts('g * 7919')}, ${ts('g * 7919 + 86400')} from generate_series(1, ${n}) g`],
+    ['customers', `insert into customers select g, ${email('g')}, ${names}, '+49 30 ' || lpad(g::text, 9, '0'), ${ts('g::bigint * 7919')}, ${ts('g::bigint * 7919 + 86400')} from generate_series(1, ${n}) g`],
     // Household addresses 1..half (customers 2k-1 and 2k), then work addresses for odd customers.
     ['addresses', `insert into addresses select g, 'Lindenallee ' || (1 + g % 120), lpad((10000 + g % 89999)::text, 5, '0'), (array['Berlin','Hamburg','Köln','München'])[1 + g % 4], 'DE' from generate_series(1, ${2 * half}) g`],
     ['customer_addresses', `insert into customer_addresses select g, g, (g + 1) / 2, 'home' from generate_series(1, ${n}) g`],
     ['customer_addresses', `insert into customer_addresses select ${n} + (g + 1) / 2, g, ${half} + (g + 1) / 2, 'work' from generate_series(1, ${n}, 2) g`],
     ['products', `insert into products select g, 'Product ' || g, 500 + g * 137 from generate_series(1, 12) g`],
-    ['orders', `insert into orders select o, (o + 1) / 2, 'Customer ' || ((o + 1) / 2), ${email('((o + 1) / 2)')}, 1000 + o % 9000, ${ts('o * 104729')} from generate_series(1, ${2 * n}) o`],
+    ['orders', `insert into orders select o, (o + 1) / 2, 'Customer ' || ((o + 1) / 2), ${email('((o + 1) / 2)')}, 1000 + o % 9000, ${ts('o::bigint * 104729')} from generate_series(1, ${2 * n}) o`],
     ['order_items', `insert into order_items select i, (i + 1) / 2, 1 + i % 12, 1 + i % 3, 500 + i % 4000 from generate_series(1, ${4 * n}) i`],
     ['payment_cards', `insert into payment_cards select g, g, 'tok_bench_' || md5(g::text), lpad((g % 10000)::text, 4, '0'), '12/29' from generate_series(1, ${n}) g`],
     ['logins', `insert into logins select l, (l + 1) / 2, '198.51.100.' || (1 + l % 254), ${ts('l * 31')} from generate_series(1, ${2 * n}) l`],

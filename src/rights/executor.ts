@@ -4,7 +4,7 @@ import { MAX_BATCH, type DataConnector, type KeyValue, type Row, type RowChange 
 import type { FieldErasure, FieldShape, IdentityValues, Ownership, Plan, PlanProblem, PlanStep, RequestKind, UnreachableCollection } from './planner.js';
 
 /**
- * Request execution over the {@link DataConnector} port (docs/requests-planning.md). A request runs as a
+ * Request execution over the {@link DataConnector} port (docs/requests.md (Planning)). A request runs as a
  * sequence of steps; each step takes a serializable {@link ExecutionContext} and returns the next one, so a
  * caller can persist the context after every step and resume after a crash without repeating a completed
  * step. {@link executeAccess} and {@link executeErasure} run all steps in one go.

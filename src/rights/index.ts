@@ -1,6 +1,6 @@
 /**
  * Data subject requests: planning access and erasure across the systems of the data map, and executing the
- * plans over the DataConnector port (docs/requests-planning.md).
+ * plans over the DataConnector port (docs/requests.md (Planning)).
  */
 export {
   planRequest,

@@ -3,7 +3,7 @@ import type { CollectionEntry, DataMap, Erasure, Field, FieldEntry, ReferenceEdg
 
 /**
  * Request planning: from the identities a person gives to every collection of the data map that holds their
- * rows, in an order where each lookup runs after the lookups it takes values from (docs/requests-planning.md).
+ * rows, in an order where each lookup runs after the lookups it takes values from (docs/requests.md (Planning)).
  *
  * The planner is pure: it reads the {@link DataMap} and never touches a system. A plan holds no personal data
  * (identity kinds only, never values), so it can be stored and logged as it is.

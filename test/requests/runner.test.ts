@@ -179,7 +179,7 @@ describe.each(STORE_KINDS)('request runner on a %s store', (kind) => {
     const m = manifest(appPath);
     const customers = m.systems[0]!.datasets[0]!.collections[0]!;
     const anonymise: Record<string, unknown> = { email: { strategy: 'mask', value: 'erased@invalid.example' }, name: 'null', phone: 'hash' };
-    customers.fields = customers.fields.map((f) => (f.name in anonymise ? { ...f, erasure: anonymise[f.name] } : f)) as typeof customers.fields;
+    customers.fields = customers.fields.map((f) => (f.name in anonymise ? { ...f, erasure: anonymise[f.name] } : f));
     await c.datamap.put(m, { actor: 'test' });
     const id = await authed('erasure', 'ada@example.com');
     const report = await c.runner.run(id, 'w-test');

@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
- * Signatures of the HTTP callback protocol (docs/connectors-nonsql.md): every request Custodian sends to a
+ * Signatures of the HTTP callback protocol (docs/requests.md (Connectors beyond SQL)): every request Custodian sends to a
  * team's service carries
  *
  * ```

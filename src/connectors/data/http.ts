@@ -5,7 +5,7 @@ import { SIGNATURE_HEADER, TIMESTAMP_HEADER, signCustodianRequest } from './http
 
 /**
  * The HTTP data connector: personal data held by a team's own service or a SaaS, reached through the
- * Custodian callback protocol (docs/connectors-nonsql.md has the full contract, for receiver authors).
+ * Custodian callback protocol (docs/requests.md (Connectors beyond SQL) has the full contract, for receiver authors).
  *
  * ```
  * POST <base>/<path>/find    {requestId, collection, field, values, fields, cursor?} → 200 {rows: [...], next?: cursor}
@@ -122,7 +122,7 @@ function matchText(value: unknown): string | undefined {
 
 /**
  * A {@link DataConnector} that calls a team's service over the Custodian callback protocol (see the module
- * comment and docs/connectors-nonsql.md).
+ * comment and docs/requests.md (Connectors beyond SQL)).
  *
  * @example
  * ```ts

@@ -9,7 +9,7 @@ import { CustodianError } from '../../core/index.js';
 import { MAX_BATCH, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
 
 /**
- * The JSONL (NDJSON) data connector (docs/connectors-nonsql.md): personal data kept in files of one JSON object
+ * The JSONL (NDJSON) data connector (docs/requests.md (Connectors beyond SQL)): personal data kept in files of one JSON object
  * per line, in one directory named by the connection URL (`jsonl:<directory>` or `file:<directory>`).
  *
  * A collection is one file of that directory: its `connector.file` setting (a path relative to the directory,

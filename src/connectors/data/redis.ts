@@ -3,7 +3,7 @@ import { CustodianError } from '../../core/index.js';
 import { MAX_BATCH, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
 
 /**
- * The Redis data connector (docs/connectors-nonsql.md): personal data kept in Redis keys, one key per row
+ * The Redis data connector (docs/requests.md (Connectors beyond SQL)): personal data kept in Redis keys, one key per row
  * (hash or string), or one set whose members are the rows.
  *
  * A collection's `connector:` settings in the data map say how its rows map to keys:

@@ -47,7 +47,7 @@ describe('http callback signatures', () => {
   const body = '{"requestId":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","collection":"newsletter","field":"email","values":["ada@example.com"],"fields":["email","name"]}';
   const at = 1767225600;
 
-  it('matches the worked example of docs/connectors-nonsql.md', () => {
+  it('matches the worked example of docs/requests.md (Connectors beyond SQL)', () => {
     expect(signCustodianRequest(SECRET, at, body)).toBe('v1=c1c43546dbbddb97c00921204e3ccb5164939a9c0afa7e958dc63609d90354d7');
   });
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyCustodianSignature, type SignatureFailure } from '../../../src/connectors/data/http-signature.js';
 
 /**
- * A reference receiver of the Custodian HTTP callback protocol (docs/connectors-nonsql.md): a node:http server
+ * A reference receiver of the Custodian HTTP callback protocol (docs/requests.md (Connectors beyond SQL)): a node:http server
  * holding rows in memory, as a team's service would hold them in its database. Tests start it on a free port;
  * receiver authors can read it as a worked implementation of the contract:
  *
