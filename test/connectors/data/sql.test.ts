@@ -354,7 +354,7 @@ for (const engine of ['postgres', 'mysql', 'sqlite'] as const) {
 
 describe('openDataConnector', () => {
   it('refuses schemes no adapter handles, and malformed URLs', async () => {
-    for (const url of ['redis://127.0.0.1:6379', 'ftp://example.com/x', 'nonsense', '']) {
+    for (const url of ['gopher://127.0.0.1:70', 'ftp://example.com/x', 'nonsense', '']) {
       const err = await errorOf(openDataConnector(url));
       expect(isCustodianError(err, 'CST_ERR_CONNECTOR_UNSUPPORTED'), url).toBe(true);
       expect((err as { status: number }).status).toBe(400);
