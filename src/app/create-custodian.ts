@@ -3,7 +3,7 @@ import { AuditLog } from '../audit/index.js';
 import { systemClock, type Clock, type Purpose } from '../core/index.js';
 import { HttpKmsKekProvider, Keyring, LocalKekProvider, loadMasterKey, type KekProvider, type MasterKey } from '../crypto/index.js';
 import { DatamapService, type Manifest } from '../datamap/index.js';
-import { ConsentLedger, PurposeRegistry } from '../ledger/index.js';
+import { ConsentLedger, PurposeRegistry, offeredIn } from '../ledger/index.js';
 import { RequestEngine } from '../rights/engine/request-engine.js';
 import { RequestRunner } from '../rights/engine/request-runner.js';
 import { openDataConnector } from '../connectors/data/index.js';
@@ -100,6 +100,13 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
         return openDataConnector(resolveConnection(connection, config.env));
       },
       sign: (bytes) => ({ signature: audit.signStatement(bytes), publicKey: audit.statementKey() }),
+      withdraw: async ({ subjectId, purposes: keys, jurisdiction, requestId, actor }) => {
+        // Only purposes the ledger knows and offers in the request's jurisdiction can be withdrawn there.
+        const known = new Set(purposes.list().filter((p) => offeredIn(p, jurisdiction)).map((p) => p.key));
+        const events = keys.filter((k) => known.has(k)).map((purpose) => ({ subjectId, purpose, decision: 'withdrawn' as const, jurisdiction, method: 'privacy_center' as const, idempotencyKey: `request:${requestId}:${purpose}` }));
+        if (events.length === 0) return 0;
+        return (await ledger.record(events, { actor })).events.length;
+      },
     });
     const close = async () => {
       await ledger.stopWatching();

@@ -221,6 +221,20 @@ describe.each(STORE_KINDS)('request runner on a %s store', (kind) => {
     }
   });
 
+  it('turns an objection into withdrawals the consent check honours; without a user id it waits for the team', async () => {
+    const id = (await c.requests.create({ type: 'objection', jurisdiction: 'EU', identities: { userId: 'c-9' }, authenticated: true, actor: 'app' })).id;
+    expect((await c.ledger.check('c-9', 'security')).allowed).toBe(true); // legitimate interests: allowed until objected to
+    expect((await c.runner.run(id, 'w-test')).status).toBe('completed');
+    expect((await c.requests.get(id)).outcome).toMatchObject({ withdrawn: ['security'], eventsRecorded: 1 });
+    expect((await c.ledger.check('c-9', 'security')).allowed).toBe(false);
+    expect((await c.ledger.check('c-9', 'orders')).allowed).toBe(true); // contract: not objectable
+    const noUser = (await c.requests.create({ type: 'objection', jurisdiction: 'EU', identities: { email: 'ada@example.com' }, authenticated: true, actor: 'app' })).id;
+    expect((await c.runner.run(noUser, 'w-test')).status).toBe('awaiting_input');
+    const rect = (await c.requests.create({ type: 'rectification', jurisdiction: 'EU', identities: { userId: 'c-1' }, authenticated: true, actor: 'app' })).id;
+    await c.requests.approve(rect, 'officer');
+    expect((await c.runner.run(rect, 'w-test')).status).toBe('awaiting_input');
+  });
+
   it('lets one worker hold a request at a time', async () => {
     const id = await authed('access', 'ada@example.com');
     const [a, b] = await Promise.all([c.runner.run(id, 'w-1'), c.runner.run(id, 'w-2')]);

@@ -25,6 +25,11 @@ export interface RequestRunnerDeps {
   readonly connect: (map: DataMap, systemKey: string) => Promise<DataConnector>;
   /** Signs a statement (the erasure certificate) and names the key that verifies it. */
   readonly sign: (bytes: Uint8Array) => { signature: string; publicKey: string };
+  /**
+   * Records withdrawals in the consent ledger for a subject (opt-out and objection requests), idempotently
+   * (keyed by request): consent checks and propagation honour them from then on.
+   */
+  readonly withdraw?: (input: { subjectId: string; purposes: readonly string[]; jurisdiction: string; requestId: string; actor: string }) => Promise<number>;
 }
 
 /** What one run did. */
@@ -75,13 +80,14 @@ export class RequestRunner {
   async #execute(id: string, worker: string, type: string, options: { signal?: AbortSignal; onStep?: (done: number, step: string) => void }, counted: (n: number) => void): Promise<RunReport> {
     let steps = 0;
     const kind = kindOf(type);
+    const current = await this.#d.dataMap();
+    if (current === undefined) throw new CustodianError('CST_ERR_DATAMAP_NOT_FOUND', 'no data map is stored: requests are planned from it');
+    if (type === 'opt_out' || type === 'objection') return this.#withdraw(id, worker, type, current.map);
     if (kind === undefined) {
-      // Rectification, restriction, objection and opt-out are recorded for the team to act on (docs/requests.md).
+      // Rectification and restriction need a person's judgement: recorded for the team to act on (docs/requests.md).
       const done = await this.#d.engine.setStatus(id, 'awaiting_input', worker, `${type} requests are carried out by the privacy team; Custodian tracks the deadline`);
       return { id, status: done.status, steps };
     }
-    const current = await this.#d.dataMap();
-    if (current === undefined) throw new CustodianError('CST_ERR_DATAMAP_NOT_FOUND', 'no data map is stored: requests are planned from it');
     const identities = await this.#d.engine.identitiesOf(id);
     const plan = planRequest(current.map, identities, kind);
     const connectors = new Map<string, Promise<DataConnector>>();
@@ -123,6 +129,28 @@ export class RequestRunner {
     } finally {
       await Promise.all([...connectors.values()].map(async (c) => (await c.catch(() => undefined))?.close().catch(() => undefined)));
     }
+  }
+
+  /**
+   * Opt-out (sale, sharing, targeted advertising: purposes marked gpcOptOut) and objection (GDPR Art. 21:
+   * purposes on legitimate interests or public task, and direct marketing) become withdrawals in the consent
+   * ledger for the subject's user ids, so every consent check and the propagation to other services honour them.
+   */
+  async #withdraw(id: string, worker: string, type: 'opt_out' | 'objection', map: DataMap): Promise<RunReport> {
+    const request = await this.#d.engine.get(id);
+    const identities = await this.#d.engine.identitiesOf(id);
+    const subjects = identities.user_id ?? [];
+    const purposes = map.purposes
+      .filter((p) => (type === 'opt_out' ? p.gpcOptOut : p.legalBasis === 'legitimate_interests' || p.legalBasis === 'public_task' || p.dataUses.some((u) => u.startsWith('marketing.'))))
+      .map((p) => p.key);
+    if (subjects.length === 0 || this.#d.withdraw === undefined) {
+      const done = await this.#d.engine.setStatus(id, 'awaiting_input', worker, 'the consent ledger is keyed by the application’s user id: give a user_id identity, or act on the request by hand');
+      return { id, status: done.status, steps: 0 };
+    }
+    let recorded = 0;
+    for (const subjectId of subjects) recorded += await this.#d.withdraw({ subjectId, purposes, jurisdiction: request.jurisdiction, requestId: id, actor: worker });
+    const done = await this.#d.engine.setStatus(id, 'completed', worker, `${recorded} withdrawal(s) recorded in the consent ledger`, { withdrawn: purposes, subjects: subjects.length, eventsRecorded: recorded });
+    return { id, status: done.status, steps: subjects.length };
   }
 
   /** The access package of a request (JSON text), decrypted; CST_ERR_REQUEST_NOT_FOUND when there is none. */
