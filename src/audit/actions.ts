@@ -19,6 +19,8 @@ export const AUDIT_ACTIONS = {
   'request.package_created': 'The access package of a request was built and stored sealed (details: its SHA-256).',
   'request.certificate_issued': 'A signed erasure certificate was issued (details: its SHA-256).',
   'request.package_downloaded': 'The access package of a request was downloaded.',
+  'request.overdue': 'An open request passed its legal deadline (raised once per deadline).',
+  'request.due_soon': 'An open request is due within the alert window (raised once per deadline).',
   'crypto.decrypted': 'Field ciphertexts were decrypted over the API (details: count).',
 } as const;
 

@@ -123,6 +123,20 @@ describe.each(STORE_KINDS)('data subject requests on %s', (kind) => {
     expect(dues).toEqual([...dues].sort());
   });
 
+  it('raises each deadline alert once: due soon, then overdue', async () => {
+    const r = await c.requests.create({ type: 'access', jurisdiction: 'US-CA', identities: { userId: 'u-alert' }, authenticated: true, actor: 'app' });
+    const mine = async () => (await c.requests.sweepDeadlines()).filter((a) => a.id === r.id).map((a) => a.alert);
+    expect(await mine()).toEqual([]);
+    clock.advance(40 * 86_400_000); // CCPA 45 days: 5 left
+    expect(await mine()).toEqual(['due_soon']);
+    expect(await mine()).toEqual([]); // once
+    clock.advance(6 * 86_400_000);
+    expect(await mine()).toEqual(['overdue']);
+    expect(await mine()).toEqual([]);
+    const actions = (await c.audit.list({ action: 'request.overdue' })).entries.filter((e) => e.targetRef === r.id);
+    expect(actions).toHaveLength(1);
+  });
+
   it('keeps the lifecycle append-only in the database itself', async () => {
     await expect(sql`update request_events set reason = 'rewritten'`.execute(c.store.db)).rejects.toThrow(/append-only|request_events/);
     await expect(sql`delete from request_events`.execute(c.store.db)).rejects.toThrow(/append-only|request_events/);

@@ -142,7 +142,12 @@ export function workerCommand(io: CliIo): Command {
       await withCustodian(io, opts, async (c) => {
         io.stderr(`${me} started\n`);
         const tried = new Set<string>();
+        let swept = 0;
         while (!stop.signal.aborted) {
+          if (Date.now() - swept >= 60_000) {
+            swept = Date.now();
+            for (const a of await c.requests.sweepDeadlines()) io.stderr(`${a.id}: ${a.alert} (due ${a.dueAt})\n`);
+          }
           // With --once, a request that failed transiently is not retried in the same pass.
           const ids = (await c.runner.runnable(10)).filter((id) => opts.once !== true || !tried.has(id));
           for (const id of ids) {

@@ -32,6 +32,14 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<RunningServe
     const address = await app.listen({ host: config.host, port: config.port });
     // The sequencer integrates queued audit and consent leaves every second and signs heads as configured.
     const sequencer = custodian.audit.startSequencer({ onError: (err) => app.log.error({ errCode: (err as { code?: string }).code }, 'audit sequencer failed; retrying') });
+    // Deadline alerts for data subject requests, every minute (raised once each; see docs/requests.md).
+    const sweep = setInterval(() => {
+      custodian.requests.sweepDeadlines().then(
+        (raised) => raised.length > 0 && app.log.warn({ overdue: raised.filter((r) => r.alert === 'overdue').map((r) => r.id), dueSoon: raised.filter((r) => r.alert === 'due_soon').map((r) => r.id) }, 'request deadline alerts'),
+        (err: unknown) => app.log.error({ errCode: (err as { code?: string }).code }, 'deadline sweep failed; retrying'),
+      );
+    }, 60_000);
+    sweep.unref();
     const url = address.replace('://[::1]', '://localhost');
     const lines = [
       `Custodian ${VERSION} listening on ${url}`,
@@ -70,6 +78,7 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<RunningServe
       close: () => {
         closing ??= app
           .close()
+          .then(() => clearInterval(sweep))
           .then(() => sequencer.stop())
           .then(() => custodian.close());
         return closing;

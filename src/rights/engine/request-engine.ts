@@ -274,6 +274,38 @@ export class RequestEngine {
     return JSON.parse(await this.#cipher.decryptFieldText(row.identities_sealed, identitiesContext(id))) as Identities;
   }
 
+  /**
+   * Raises deadline alerts: each open request past its deadline gets one `request.overdue` audit entry, and
+   * each one due within `dueSoonMs` (default 7 days) one `request.due_soon`, recorded in its history too so
+   * an alert is raised once. Returns the alerts raised. `serve` and `worker` run it every minute.
+   */
+  async sweepDeadlines(options: { dueSoonMs?: number } = {}): Promise<Array<{ id: string; alert: 'overdue' | 'due_soon'; dueAt: string }>> {
+    const now = this.#clock.now();
+    const soon = options.dueSoonMs ?? 7 * 86_400_000;
+    const open = await this.#store.db
+      .selectFrom('requests')
+      .select(['id', 'status', 'due_at'])
+      .where('status', 'not in', [...FINAL_STATUSES])
+      .where('due_at', '<', this.#instant(toIso(now + soon)))
+      .orderBy('due_at')
+      .limit(1000)
+      .execute();
+    const raised: Array<{ id: string; alert: 'overdue' | 'due_soon'; dueAt: string }> = [];
+    for (const r of open) {
+      const dueAt = storedToIso(r.due_at);
+      const alert = Date.parse(dueAt) <= now ? 'overdue' : 'due_soon';
+      const reason = `alert:${alert}:${dueAt}`;
+      await this.#store.transaction(async (trx) => {
+        const seen = await trx.selectFrom('request_events').select('id').where('request_id', '=', r.id).where('reason', '=', reason).executeTakeFirst();
+        if (seen !== undefined) return;
+        await this.#event(trx, r.id, r.status, r.status, 'system:deadlines', reason);
+        await this.#audit?.record(trx, [{ actor: 'system:deadlines', action: alert === 'overdue' ? 'request.overdue' : 'request.due_soon', targetType: 'request', targetId: r.id, details: { dueAt, status: r.status } }]);
+        raised.push({ id: r.id, alert, dueAt });
+      });
+    }
+    return raised;
+  }
+
   /** Audits a download of a request's package (who, when). */
   async recordDownload(id: string, actor: string, requestId?: string): Promise<void> {
     await this.#store.transaction(async (trx) => {
