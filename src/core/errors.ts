@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   CST_ERR_REQUEST_VERIFICATION_FAILED: { status: 400, description: 'The verification code is wrong; `details.attemptsLeft` says how many tries remain.' },
   CST_ERR_REQUEST_VERIFICATION_EXPIRED: { status: 400, description: 'The verification code has expired.' },
   CST_ERR_REQUEST_VERIFICATION_LOCKED: { status: 400, description: 'Too many wrong codes: the request was rejected and a new one must be made.' },
+  CST_ERR_REQUEST_LINK_INVALID: { status: 404, description: 'The package download link is invalid or has expired.' },
   CST_ERR_UNAVAILABLE: { status: 503, description: 'A dependency (the store) is not reachable; retry later.' },
   CST_ERR_SCAN_URL: { status: 400, description: 'The connection URL to scan is malformed or names no database; `details.url` is the URL with its password hidden.' },
   CST_ERR_SCAN_UNSUPPORTED: { status: 400, description: 'The connection URL scheme cannot be scanned; `details.scheme` names it (postgres://, mysql://, mariadb:// and sqlite: can).' },

@@ -15,7 +15,8 @@ import { purposeRoutes } from './routes/purposes.js';
 import { datamapRoutes } from './routes/datamap.js';
 import { reportRoutes } from './routes/reports.js';
 import { requestRoutes } from './routes/requests.js';
-import { health } from './schemas.js';
+import { errorBody, health } from './schemas.js';
+import { z } from 'zod';
 
 /** Options of {@link buildServer}. */
 export interface BuildServerOptions {
@@ -85,6 +86,25 @@ export async function buildServer(custodian: Custodian, options: BuildServerOpti
       } catch {
         return reply.code(503).send({ status: 'unavailable' as const, store: custodian.store.kind, version: VERSION });
       }
+    },
+  );
+  // A signed, expiring link to an access package: the link is the credential (no API key), see docs/requests.md.
+  app.get(
+    '/downloads/packages/:token',
+    {
+      schema: {
+        tags: ['requests'],
+        summary: 'Download an access package through a signed, expiring link (ZIP: package.json, CSV per collection, report.html)',
+        security: [],
+        params: z.object({ token: z.string().min(1).max(300) }).strict(),
+        response: { 200: z.unknown(), 400: errorBody, 404: errorBody },
+      },
+    },
+    async (request, reply) => {
+      const id = custodian.runner.openLink(request.params.token);
+      const zip = await custodian.runner.packageZip(id);
+      await custodian.requests.recordDownload(id, 'link', request.id);
+      return reply.type('application/zip').header('content-disposition', `attachment; filename="custodian-${id}.zip"`).header('cache-control', 'no-store').send(zip);
     },
   );
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {

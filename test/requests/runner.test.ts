@@ -1,5 +1,6 @@
 import { createPublicKey, verify } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -132,6 +133,45 @@ describe.each(STORE_KINDS)('request runner on a %s store', (kind) => {
     expect(pkg.collections.every((x) => x.rows.length === 0)).toBe(true);
   });
 
+  it('serves the package (admin, audited) and the certificate over HTTP', async () => {
+    const app = await buildServer(c, { logLevel: false });
+    try {
+      const admin = (await c.apiKeys.create({ name: 'officer', scopes: ['requests:admin', 'requests:read'], createdBy: 'test' })).secret;
+      const reader = (await c.apiKeys.create({ name: 'dashboard', scopes: ['requests:read'], createdBy: 'test' })).secret;
+      const id = await authed('access', 'ada@example.com');
+      await c.runner.run(id, 'w-http');
+      const get = (url: string, key: string) => app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${key}` } });
+      expect((await get(`/v1/requests/${id}/package`, reader)).statusCode).toBe(403);
+      const pkg = await get(`/v1/requests/${id}/package`, admin);
+      expect(pkg.statusCode).toBe(200);
+      expect(pkg.json<{ requestId: string }>().requestId).toBe(id);
+      expect((await c.audit.list({ action: 'request.package_downloaded' })).entries.length).toBeGreaterThan(0);
+      // The ZIP: package.json, a CSV per collection, report.html — checked with the system's unzip.
+      const zip = await get(`/v1/requests/${id}/package?format=zip`, admin);
+      expect(zip.headers['content-type']).toBe('application/zip');
+      const zipPath = join(dir, 'package.zip');
+      await writeFile(zipPath, zip.rawPayload);
+      expect(execFileSync('unzip', ['-t', zipPath], { encoding: 'utf8' })).toMatch(/No errors detected/);
+      const listing = execFileSync('unzip', ['-Z1', zipPath], { encoding: 'utf8' }).trim().split('\n').sort();
+      expect(listing).toEqual(['csv/shop_db.customers.csv', 'csv/shop_db.logins.csv', 'csv/shop_db.orders.csv', 'package.json', 'report.html']);
+      const csv = execFileSync('unzip', ['-p', zipPath, 'csv/shop_db.customers.csv'], { encoding: 'utf8' });
+      expect(csv).toBe('id,email,name,phone\r\nc-1,ada@example.com,Ada,+441\r\n');
+      expect(execFileSync('unzip', ['-p', zipPath, 'report.html'], { encoding: 'utf8' })).toMatch(/<h1>Your data held by Test Shop<\/h1>/);
+      // A signed link downloads without an API key until it expires; a forged or expired one answers 404.
+      const link = await app.inject({ method: 'POST', url: `/v1/requests/${id}/package-link`, headers: { authorization: `Bearer ${admin}` }, payload: { ttlMinutes: 5 } });
+      const { url } = link.json<{ url: string }>();
+      const viaLink = await app.inject({ method: 'GET', url });
+      expect([viaLink.statusCode, viaLink.rawPayload.equals(zip.rawPayload)]).toEqual([200, true]);
+      const forged = url.replace(/\.(\d+)\./, (_m, n: string) => `.${Number(n) + 1}.`);
+      expect((await app.inject({ method: 'GET', url: forged })).json<{ error: { code: string } }>().error.code).toBe('CST_ERR_REQUEST_LINK_INVALID');
+      expect((await app.inject({ method: 'GET', url: '/downloads/packages/nonsense' })).statusCode).toBe(404);
+      const none = await get(`/v1/requests/${id}/certificate`, reader);
+      expect([none.statusCode, none.json<{ error: { code: string } }>().error.code]).toEqual([404, 'CST_ERR_REQUEST_NOT_FOUND']);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('resumes a stopped run where it left off, with the same result as an uninterrupted one', async () => {
     const id = await authed('access', 'bob@example.com');
     const stop = new AbortController();
@@ -199,26 +239,6 @@ describe.each(STORE_KINDS)('request runner on a %s store', (kind) => {
     await c.runner.run(again, 'w-test');
     expect((await c.requests.get(again)).outcome).toMatchObject({ rowsDeleted: 0 });
     await c.datamap.put(manifest(appPath), { actor: 'test' });
-  });
-
-  it('serves the package (admin, audited) and the certificate over HTTP', async () => {
-    const app = await buildServer(c, { logLevel: false });
-    try {
-      const admin = (await c.apiKeys.create({ name: 'officer', scopes: ['requests:admin', 'requests:read'], createdBy: 'test' })).secret;
-      const reader = (await c.apiKeys.create({ name: 'dashboard', scopes: ['requests:read'], createdBy: 'test' })).secret;
-      const id = await authed('access', 'ada@example.com');
-      await c.runner.run(id, 'w-http');
-      const get = (url: string, key: string) => app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${key}` } });
-      expect((await get(`/v1/requests/${id}/package`, reader)).statusCode).toBe(403);
-      const pkg = await get(`/v1/requests/${id}/package`, admin);
-      expect(pkg.statusCode).toBe(200);
-      expect(pkg.json<{ requestId: string }>().requestId).toBe(id);
-      expect((await c.audit.list({ action: 'request.package_downloaded' })).entries.length).toBeGreaterThan(0);
-      const none = await get(`/v1/requests/${id}/certificate`, reader);
-      expect([none.statusCode, none.json<{ error: { code: string } }>().error.code]).toEqual([404, 'CST_ERR_REQUEST_NOT_FOUND']);
-    } finally {
-      await app.close();
-    }
   });
 
   it('turns an objection into withdrawals the consent check honours; without a user id it waits for the team', async () => {

@@ -284,6 +284,8 @@ function requestRoutes(): Route[] {
     { method: 'GET', path: '/v1/requests/:id', url: withQuery(pathParam(idArb).map((id) => `/v1/requests/${id}`), anyQuery), body: bodies.none },
     { method: 'GET', path: '/v1/requests/:id/package', url: withQuery(pathParam(idArb).map((id) => `/v1/requests/${id}/package`), anyQuery), body: bodies.none },
     { method: 'GET', path: '/v1/requests/:id/certificate', url: withQuery(pathParam(idArb).map((id) => `/v1/requests/${id}/certificate`), anyQuery), body: bodies.none },
+    action('package-link', fc.record({ ttlMinutes: fc.oneof(fc.integer({ min: -5, max: 20_000 }), fc.double()) }, { requiredKeys: [] })),
+    { method: 'GET', path: '/downloads/packages/:token', url: withQuery(pathParam(fc.oneof(fc.string({ maxLength: 80 }), fc.constantFrom('a.b.c', '0190a000-0000-7000-8000-000000000000.99999999999999.00', '..'))).map((t) => `/downloads/packages/${t}`), anyQuery), body: bodies.none },
     action('verify', fc.record({ code: fc.oneof(fc.stringMatching(/^\d{6}$/), fc.string({ maxLength: 20 })) })),
     action('approve', fc.record({ reason: fc.string({ maxLength: 1200 }) }, { requiredKeys: [] })),
     action('reject', fc.record({ reason: fc.string({ maxLength: 1200 }) })),

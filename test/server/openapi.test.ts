@@ -95,6 +95,7 @@ describe('OpenAPI document', () => {
         'POST /v1/requests/{id}/extend',
         'GET /v1/requests/{id}/package',
         'GET /v1/requests/{id}/certificate',
+        'POST /v1/requests/{id}/package-link',
       ].sort(),
     );
     expect(doc.security).toStrictEqual([{ apiKey: [] }]);
@@ -112,6 +113,7 @@ describe('OpenAPI document', () => {
     expect(Object.keys(doc.paths)).not.toContain('/openapi.json');
     expect(Object.keys(doc.paths)).not.toContain('/metrics');
     expect(doc.paths['/healthz']?.get?.security).toStrictEqual([]);
+    expect(doc.paths['/downloads/packages/{token}']?.get?.security).toStrictEqual([]); // the signed link is the credential
   });
 
   it('checkOpenApi tells a stale file apart, with the hint to regenerate', async () => {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { CustodianError, isCustodianError, storedToIso, toIso, uuidv7, type AuditSink, type Clock } from '../../core/index.js';
 import type { DataConnector } from '../../connectors/data/data-connector.js';
 import type { DataMap } from '../../datamap/index.js';
@@ -6,7 +6,9 @@ import type { Store } from '../../store/index.js';
 import { PlanExecutor, type ExecutionContext, type LookupOutcome, type StepOutcome } from '../executor.js';
 import { planRequest, type Plan, type RequestKind } from '../planner.js';
 import { FINAL_STATUSES, type RequestStatus } from './lifecycle.js';
+import { packageFiles } from './package-files.js';
 import { requestSubject, type RequestCipher, type RequestEngine } from './request-engine.js';
+import { writeZip } from './zip.js';
 
 /** Version of the access package format. */
 export const PACKAGE_SCHEMA_VERSION = 1;
@@ -160,6 +162,33 @@ export class RequestRunner {
     return this.#d.cipher.decryptFieldText(row.content, packageContext(id));
   }
 
+  /** The access package as a ZIP archive (package.json, csv/*.csv, report.html); CST_ERR_REQUEST_NOT_FOUND when there is none. */
+  async packageZip(id: string): Promise<Buffer> {
+    const row = await this.#d.store.db.selectFrom('request_artifacts').selectAll().where('request_id', '=', id).where('kind', '=', 'package_zip').executeTakeFirst();
+    if (row === undefined) throw new CustodianError('CST_ERR_REQUEST_NOT_FOUND', 'this request has no package (yet)', { details: { id } });
+    return Buffer.from(await this.#d.cipher.decryptFieldText(row.content, zipContext(id)), 'base64');
+  }
+
+  /**
+   * A download link token for the package ZIP, valid until `expiresAt`: `<request id>.<expiry ms>.<HMAC>`
+   * under a key of the store (keyed digest), so it cannot be forged or extended; checked by {@link openLink}.
+   */
+  async packageLink(id: string, ttlMs: number): Promise<{ token: string; expiresAt: string }> {
+    await this.packageZip(id); // exists
+    const expires = this.#d.clock.now() + ttlMs;
+    return { token: `${id}.${expires}.${this.#d.cipher.keyedDigest(`package-link:${id}:${expires}`)}`, expiresAt: toIso(expires) };
+  }
+
+  /** The request id of a valid, unexpired link token; CST_ERR_REQUEST_LINK_INVALID otherwise (never saying why). */
+  openLink(token: string): string {
+    const [id, expires, mac] = token.split('.');
+    const ok =
+      id !== undefined && expires !== undefined && mac !== undefined && /^\d{1,15}$/.test(expires) && Number(expires) > this.#d.clock.now() &&
+      equalText(mac, this.#d.cipher.keyedDigest(`package-link:${id}:${expires}`));
+    if (!ok) throw new CustodianError('CST_ERR_REQUEST_LINK_INVALID', 'the download link is invalid or has expired');
+    return id;
+  }
+
   /** The signed erasure certificate of a request (JSON text); CST_ERR_REQUEST_NOT_FOUND when there is none. */
   async certificate(id: string): Promise<string> {
     const row = await this.#d.store.db.selectFrom('request_artifacts').selectAll().where('request_id', '=', id).where('kind', '=', 'certificate').executeTakeFirst();
@@ -267,6 +296,9 @@ export class RequestRunner {
     const text = JSON.stringify(pkg, null, 2);
     const sealed = await this.#d.cipher.encryptField(requestSubject(id), text, packageContext(id));
     await this.#artifact(id, 'package', sealed, sha256(text));
+    // The download: package.json, CSV per collection and a readable HTML report, zipped, sealed likewise.
+    const zip = writeZip(packageFiles(pkg));
+    await this.#artifact(id, 'package_zip', await this.#d.cipher.encryptField(requestSubject(id), zip.toString('base64'), zipContext(id)), createHash('sha256').update(zip).digest('hex'));
     const rows = collections.reduce((n, c) => n + c.rows.length, 0);
     return { rows, collections: collections.filter((c) => c.rows.length > 0).length, packageSha256: sha256(text) };
   }
@@ -324,12 +356,12 @@ export class RequestRunner {
     return { rowsDeleted: changes.reduce((n, o) => n + o.rowsDeleted, 0), remaining: statement.remaining.length, certificateSha256: sha256(certificate), keysShredded: shredded.length };
   }
 
-  async #artifact(id: string, kind: 'package' | 'certificate', content: string, digest: string): Promise<void> {
+  async #artifact(id: string, kind: 'package' | 'package_zip' | 'certificate', content: string, digest: string): Promise<void> {
     const now = toIso(this.#d.clock.now());
     await this.#d.store.transaction(async (trx) => {
       await trx.deleteFrom('request_artifacts').where('request_id', '=', id).where('kind', '=', kind).execute();
       await trx.insertInto('request_artifacts').values({ request_id: id, kind, content, sha256: digest, created_at: now }).execute();
-      await this.#d.audit?.record(trx, [{ actor: 'system:requests', action: kind === 'package' ? 'request.package_created' : 'request.certificate_issued', targetType: 'request', targetId: id, details: { sha256: digest } }]);
+      if (kind !== 'package_zip') await this.#d.audit?.record(trx, [{ actor: 'system:requests', action: kind === 'package' ? 'request.package_created' : 'request.certificate_issued', targetType: 'request', targetId: id, details: { sha256: digest } }]);
     });
   }
 
@@ -350,6 +382,13 @@ function sha256(text: string): string {
 const contextContext = (id: string) => `custodian.requests.context:${id}`;
 const outcomeContext = (id: string, seq: number) => `custodian.request_tasks.result:${id}:${seq}`;
 const packageContext = (id: string) => `custodian.request_artifacts.package:${id}`;
+const zipContext = (id: string) => `custodian.request_artifacts.package_zip:${id}`;
+
+function equalText(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
 
 /** Whether a request has ended (for callers polling). */
 export function isFinished(status: RequestStatus): boolean {

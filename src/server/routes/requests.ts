@@ -147,16 +147,41 @@ export function requestRoutes(custodian: Custodian): FastifyPluginAsyncZod {
         config: { scope: 'requests:admin' },
         schema: {
           tags: ['requests'],
-          summary: 'The access package of a completed access or portability request (JSON; audited)',
+          summary: 'The access package of a completed access or portability request (JSON, or format=zip; audited)',
+          querystring: z.object({ format: z.enum(['json', 'zip']).default('json') }).strict(),
           description: 'Machine-readable JSON with a schema version: the rows per collection and the Art. 15(1) information from the data map. Stored sealed under the request’s key; every download is audited.',
           params: z.object({ id }).strict(),
           response: { 200: z.unknown(), ...errorResponses },
         },
       },
       async (req, reply) => {
+        if (req.query.format === 'zip') {
+          const zip = await custodian.runner.packageZip(req.params.id);
+          await custodian.requests.recordDownload(req.params.id, actorOf(req), req.id);
+          return reply.type('application/zip').header('content-disposition', `attachment; filename="custodian-${req.params.id}.zip"`).send(zip);
+        }
         const text = await custodian.runner.package(req.params.id);
         await custodian.requests.recordDownload(req.params.id, actorOf(req), req.id);
         return reply.type('application/json; charset=utf-8').header('content-disposition', `attachment; filename="custodian-${req.params.id}.json"`).serializer((x: string) => x).send(text);
+      },
+    );
+
+    app.post(
+      '/requests/:id/package-link',
+      {
+        config: { scope: 'requests:admin' },
+        schema: {
+          tags: ['requests'],
+          summary: 'A signed link to download the package ZIP without an API key, valid for ttlMinutes (default 1 day)',
+          description: 'Give it to the person (e.g. in the privacy center). The link is the credential: anyone holding it can download until it expires; every download is audited.',
+          params: z.object({ id }).strict(),
+          body: z.object({ ttlMinutes: z.number().int().min(1).max(10_080).optional() }).strict(),
+          response: { 200: z.object({ url: z.string(), expiresAt: z.string() }), ...errorResponses },
+        },
+      },
+      async (req) => {
+        const link = await custodian.runner.packageLink(req.params.id, (req.body.ttlMinutes ?? 1440) * 60_000);
+        return { url: `/downloads/packages/${link.token}`, expiresAt: link.expiresAt };
       },
     );
 
