@@ -22,7 +22,7 @@ export interface AccessPackage {
   }>;
 }
 
-const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v as string | number | boolean));
+const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
 
 /**
  * The files of the downloadable package: `package.json` (machine-readable, with its schema version), one CSV
