@@ -22,7 +22,8 @@ export interface AccessPackage {
   }>;
 }
 
-const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+const cell = (v: unknown): string =>
+  v === null || v === undefined ? '' : typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? String(v) : JSON.stringify(v);
 
 /**
  * The files of the downloadable package: `package.json` (machine-readable, with its schema version), one CSV
