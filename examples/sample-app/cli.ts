@@ -2,7 +2,7 @@
  * The sample shop's command line (examples/sample-app/README.md):
  *
  * ```sh
- * npx tsx examples/sample-app/cli.ts seed --dir .sample [--customers 50] [--seed 1] [--postgres-url …] [--redis-url …] [--loyalty-url …]
+ * npx tsx examples/sample-app/cli.ts seed --dir .sample [--customers 50] [--seed 1] [--postgres-url … | --mysql-url …] [--redis-url …] [--loyalty-url …]
  * SAMPLE_LOYALTY_SECRET=… npx tsx examples/sample-app/cli.ts loyalty --dir .sample --port 4100
  * ```
  */
@@ -35,16 +35,18 @@ export function sampleAppProgram(out: (line: string) => void = writeLine): Comma
     .option('--seed <n>', 'seed of the value generator', positiveInt, 1)
     .option('--sqlite <file>', 'SQLite file of the shop database (default <dir>/shop.db)')
     .option('--postgres-url <url>', 'also create the shop database in this PostgreSQL database, and point the data map at it')
+    .option('--mysql-url <url>', 'also create the shop database in this existing MySQL/MariaDB database (mysql://user@host:3306/db), and point the data map at it')
     .option('--redis-url <url>', 'write the newsletter list to this Redis and declare it')
     .option('--redis-prefix <prefix>', 'prefix of the newsletter keys')
     .option('--loyalty-url <url>', `declare the loyalty service at this base URL (e.g. http://127.0.0.1:4100/privacy; secret in $${LOYALTY_SECRET_ENV})`)
-    .action(async (o: { dir: string; customers: number; seed: number; sqlite?: string; postgresUrl?: string; redisUrl?: string; redisPrefix?: string; loyaltyUrl?: string }) => {
+    .action(async (o: { dir: string; customers: number; seed: number; sqlite?: string; postgresUrl?: string; mysqlUrl?: string; redisUrl?: string; redisPrefix?: string; loyaltyUrl?: string }) => {
       const result = await seedSampleApp({
         dir: o.dir,
         customers: o.customers,
         seed: o.seed,
         ...(o.sqlite === undefined ? {} : { sqlitePath: o.sqlite }),
         ...(o.postgresUrl === undefined ? {} : { postgresUrl: o.postgresUrl }),
+        ...(o.mysqlUrl === undefined ? {} : { mysqlUrl: o.mysqlUrl }),
         ...(o.redisUrl === undefined ? {} : { redisUrl: o.redisUrl }),
         ...(o.redisPrefix === undefined ? {} : { redisPrefix: o.redisPrefix }),
         ...(o.loyaltyUrl === undefined ? {} : { loyaltyUrl: o.loyaltyUrl }),

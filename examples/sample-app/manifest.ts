@@ -1,12 +1,12 @@
 /**
- * The data map of the sample shop (docs/sample-app.md explains each choice). The shop database (SQLite or
- * PostgreSQL) and the ML training set (JSONL) are always declared; the newsletter (Redis) and the loyalty
+ * The data map of the sample shop (docs/sample-app.md explains each choice). The shop database (SQLite,
+ * PostgreSQL or MySQL/MariaDB) and the ML training set (JSONL) are always declared; the newsletter (Redis) and the loyalty
  * service (HTTP) only when they exist, so that a demo without them runs to `completed`.
  */
 
 /** Where each system of the sample shop is. */
 export interface SampleConnections {
-  /** `sqlite:/abs/path/shop.db` or `postgres://…`. */
+  /** `sqlite:/abs/path/shop.db`, `postgres://…` or `mysql://…` (`mariadb://…`). */
   readonly shop: string;
   /** `jsonl:/abs/dir`: the folder holding `training/events.jsonl`; left out when undefined. */
   readonly training?: string | undefined;

@@ -2,6 +2,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
+import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { sampleManifestYaml } from './manifest.js';
 import { SAMPLE_TABLES, dropSampleSchemaSql, sampleSchemaSql } from './schema.js';
@@ -26,6 +27,11 @@ export interface SeedSampleAppOptions {
   readonly sqlitePath?: string;
   /** When given, the shop database is also created there, and the manifest points at it. */
   readonly postgresUrl?: string;
+  /**
+   * `mysql://user[:password]@host[:port]/db` (or `mariadb://…`) of an existing MySQL/MariaDB database: the shop
+   * tables are (re)created there and the manifest points at it. Not together with `postgresUrl`.
+   */
+  readonly mysqlUrl?: string;
   /** When given, the newsletter list is written there and declared in the manifest. */
   readonly redisUrl?: string;
   /** Prefix of every newsletter key (isolates parallel runs). */
@@ -182,7 +188,8 @@ function cap(s: string): string {
 }
 
 /**
- * Creates the sample shop: the shop database (SQLite always, PostgreSQL too when `postgresUrl` is given), the
+ * Creates the sample shop: the shop database (SQLite always, PostgreSQL or MySQL/MariaDB too when `postgresUrl`
+ * or `mysqlUrl` is given), the
  * JSONL training set, the newsletter in Redis (when `redisUrl` is given), the loyalty data file, and the data
  * map pointing at all of it (`<dir>/custodian.yaml`). Existing sample tables, files and keys are replaced.
  *
@@ -190,6 +197,7 @@ function cap(s: string): string {
  * const { manifest, people } = await seedSampleApp({ dir: '.sample' });
  */
 export async function seedSampleApp(options: SeedSampleAppOptions): Promise<SeedSampleAppResult> {
+  if (options.postgresUrl !== undefined && options.mysqlUrl !== undefined) throw new Error('give postgresUrl or mysqlUrl, not both: the data map points at one shop database');
   const dir = resolve(options.dir);
   const data = generateSampleData(options.customers ?? 50, options.seed ?? 1);
   await mkdir(join(dir, 'training'), { recursive: true });
@@ -201,13 +209,14 @@ export async function seedSampleApp(options: SeedSampleAppOptions): Promise<Seed
   await rm(`${sqlitePath}-shm`, { force: true });
   writeSqlite(sqlitePath, data);
   if (options.postgresUrl !== undefined) await writePostgres(options.postgresUrl, data);
+  if (options.mysqlUrl !== undefined) await writeMysql(options.mysqlUrl, data);
 
   await writeFile(join(dir, 'training', 'events.jsonl'), data.trainingEvents.map((e) => JSON.stringify(e)).join('\n') + '\n');
   await writeFile(join(dir, 'loyalty', 'accounts.json'), JSON.stringify(data.loyalty, null, 2) + '\n');
   if (options.redisUrl !== undefined) await writeRedis(options.redisUrl, options.redisPrefix ?? '', data);
 
   const manifest = sampleManifestYaml({
-    shop: options.postgresUrl ?? `sqlite:${sqlitePath}`,
+    shop: options.postgresUrl ?? options.mysqlUrl ?? `sqlite:${sqlitePath}`,
     training: `jsonl:${dir}`,
     newsletter: options.redisUrl,
     newsletterPrefix: options.redisPrefix,
@@ -263,10 +272,60 @@ async function writePostgres(url: string, data: SampleData): Promise<void> {
   }
 }
 
+const TIMESTAMP_COLUMNS = ['created_at', 'last_login_at', 'at', 'opened_at', 'closed_at'];
+
 function pgType(column: string): string {
   if (column === 'id' || column.endsWith('_id') || ['handled_by', 'quantity', 'unit_price_cents', 'total_cents', 'price_cents'].includes(column)) return 'integer';
-  if (['created_at', 'last_login_at', 'at', 'opened_at', 'closed_at'].includes(column)) return 'timestamptz';
+  if (TIMESTAMP_COLUMNS.includes(column)) return 'timestamptz';
   return 'text';
+}
+
+/** Rows per multi-row INSERT on MySQL (far below max_allowed_packet and the 65,535 placeholders limit). */
+const MYSQL_INSERT_ROWS = 500;
+
+async function writeMysql(url: string, data: SampleData): Promise<void> {
+  const u = new URL(url);
+  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  if (database === '') throw new Error('the MySQL URL must name an existing database, e.g. mysql://root@127.0.0.1:3306/shop');
+  const conn = await mysql.createConnection({
+    host: u.hostname,
+    port: u.port === '' ? 3306 : Number(u.port),
+    user: decodeURIComponent(u.username),
+    password: decodeURIComponent(u.password),
+    database,
+    charset: 'utf8mb4',
+    // The datetime columns hold UTC (see schema.ts): no session time-zone conversion anywhere.
+    timezone: 'Z',
+  });
+  try {
+    // DDL commits implicitly on MySQL: only the inserts run in the transaction.
+    for (const statement of [...dropSampleSchemaSql(), ...sampleSchemaSql('mysql')]) await conn.query(statement);
+    await conn.beginTransaction();
+    try {
+      for (const table of SAMPLE_TABLES) {
+        const rows = data.tables[table];
+        if (rows.length === 0) continue;
+        const columns = Object.keys(rows[0]!);
+        for (let i = 0; i < rows.length; i += MYSQL_INSERT_ROWS) {
+          const part = rows.slice(i, i + MYSQL_INSERT_ROWS);
+          const values = part.map(() => `(${columns.map(() => '?').join(', ')})`).join(', ');
+          await conn.query(`insert into ${table} (${columns.join(', ')}) values ${values}`, part.flatMap((r) => columns.map((c) => mysqlValue(c, r[c] ?? null))));
+        }
+      }
+      await conn.commit();
+    } catch (err) {
+      await conn.rollback().catch(() => undefined);
+      throw err;
+    }
+  } finally {
+    await conn.end();
+  }
+}
+
+/** `datetime` takes no `T`/`Z`: an ISO-8601 UTC timestamp becomes `YYYY-MM-DD HH:MM:SS.mmm`. */
+function mysqlValue(column: string, value: string | number | null): string | number | null {
+  if (typeof value === 'string' && TIMESTAMP_COLUMNS.includes(column)) return value.replace('T', ' ').replace(/Z$/, '');
+  return value;
 }
 
 async function writeRedis(url: string, prefix: string, data: SampleData): Promise<void> {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
+import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -12,12 +13,14 @@ import { loadManifestFile } from '../../src/datamap/index.js';
 import { sampleAppProgram } from '../../examples/sample-app/cli.js';
 import { LOYALTY_SECRET_ENV } from '../../examples/sample-app/manifest.js';
 import { startLoyaltyService, type LoyaltyService } from '../../examples/sample-app/loyalty-service.js';
+import { SAMPLE_TABLES } from '../../examples/sample-app/schema.js';
 import { generateSampleData, seedSampleApp, type SeedSampleAppResult } from '../../examples/sample-app/seed.js';
+import { MYSQL_ADMIN_URL } from '../scanner/labelled-db.js';
 import { createPgDatabase, custodianFixture, type StoreKindUnderTest } from '../support/stores.js';
 
 /**
  * The sample shop end to end: access and erasure requests across the shop database (SQLite, then
- * PostgreSQL), the JSONL training set, the Redis newsletter and the HTTP loyalty service, through the
+ * PostgreSQL, then MariaDB/MySQL), the JSONL training set, the Redis newsletter and the HTTP loyalty service, through the
  * request engine and runner exactly as a worker runs them.
  */
 
@@ -50,7 +53,42 @@ const pgUp = await reachable(async () => {
   const db = await createPgDatabase('cst_probe');
   await db.drop();
 });
-// Under CI both services must be there: a missing one fails the run instead of skipping it.
+/** An admin connection to the MariaDB/MySQL server of {@link MYSQL_ADMIN_URL} (no database selected). */
+async function mysqlAdmin(options: { database?: string; connectTimeout?: number } = {}): Promise<mysql.Connection> {
+  const u = new URL(MYSQL_ADMIN_URL);
+  return mysql.createConnection({ host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), charset: 'utf8mb4', ...options });
+}
+
+/** A new, empty MariaDB/MySQL database named `cst_test_sample_<pid>_<random>`, and a function that drops it. */
+async function createMysqlDatabase(): Promise<{ readonly url: string; readonly name: string; readonly drop: () => Promise<void> }> {
+  const name = `cst_test_sample_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+  const admin = await mysqlAdmin();
+  try {
+    await admin.query(`create database \`${name}\` character set utf8mb4`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(MYSQL_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    name,
+    drop: async () => {
+      const c = await mysqlAdmin();
+      try {
+        await c.query(`drop database if exists \`${name}\``);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+const mysqlUp = await reachable(async () => {
+  const c = await mysqlAdmin({ connectTimeout: 3_000 });
+  await c.end();
+});
+// Under CI every service must be there: a missing one fails the run instead of skipping it.
 const ci = process.env.CI === 'true';
 
 interface Package {
@@ -69,8 +107,8 @@ interface Certificate {
 /** Runs one query on the shop database, `?` placeholders on both engines. */
 type Query = (text: string, params?: unknown[]) => Promise<Array<Record<string, unknown>>>;
 
-function scenario(label: string, shop: 'sqlite' | 'postgres', storeKind: StoreKindUnderTest): void {
-  const enabled = ci || (redisUp && (shop === 'sqlite' || pgUp));
+function scenario(label: string, shop: 'sqlite' | 'postgres' | 'mysql', storeKind: StoreKindUnderTest): void {
+  const enabled = ci || (redisUp && (shop === 'sqlite' || (shop === 'postgres' && pgUp) || (shop === 'mysql' && mysqlUp)));
   describe.skipIf(!enabled)(`the sample shop on ${label}`, () => {
     let c: Custodian;
     let cleanup: () => Promise<void>;
@@ -80,6 +118,8 @@ function scenario(label: string, shop: 'sqlite' | 'postgres', storeKind: StoreKi
     let redis: Redis;
     let dropPg: (() => Promise<void>) | undefined;
     let pgClient: pg.Client | undefined;
+    let dropMysql: (() => Promise<void>) | undefined;
+    let mysqlConn: mysql.Connection | undefined;
     let query: Query;
     const prefix = `cst-sample-${process.pid}-${Math.random().toString(36).slice(2, 8)}:`;
     const secret = `sample-secret-${Math.random().toString(36).slice(2)}`;
@@ -89,13 +129,24 @@ function scenario(label: string, shop: 'sqlite' | 'postgres', storeKind: StoreKi
       process.env[LOYALTY_SECRET_ENV] = secret;
       loyalty = await startLoyaltyService({ port: 0, secret, accounts: generateSampleData(CUSTOMERS, SEED).loyalty });
       let postgresUrl: string | undefined;
+      let mysqlUrl: string | undefined;
       if (shop === 'postgres') {
         const db = await createPgDatabase('cst_sample');
         postgresUrl = db.url;
         dropPg = db.drop;
+      } else if (shop === 'mysql') {
+        const db = await createMysqlDatabase();
+        mysqlUrl = db.url;
+        dropMysql = db.drop;
       }
-      seeded = await seedSampleApp({ dir, customers: CUSTOMERS, seed: SEED, redisUrl: REDIS_URL, redisPrefix: prefix, loyaltyUrl: loyalty.url, ...(postgresUrl ? { postgresUrl } : {}) });
-      if (postgresUrl !== undefined) {
+      seeded = await seedSampleApp({ dir, customers: CUSTOMERS, seed: SEED, redisUrl: REDIS_URL, redisPrefix: prefix, loyaltyUrl: loyalty.url, ...(postgresUrl ? { postgresUrl } : {}), ...(mysqlUrl ? { mysqlUrl } : {}) });
+      if (mysqlUrl !== undefined) {
+        expect((parse(seeded.manifest) as { systems: Array<{ connection: string }> }).systems[0]!.connection).toBe(mysqlUrl);
+        // dateStrings: datetime values as the text the server holds, as the data connector reads them.
+        const conn = await mysqlAdmin({ database: new URL(mysqlUrl).pathname.slice(1) });
+        mysqlConn = conn;
+        query = async (text, params = []) => (await conn.query<mysql.RowDataPacket[]>({ sql: text, dateStrings: true }, params))[0];
+      } else if (postgresUrl !== undefined) {
         const client = new pg.Client({ connectionString: postgresUrl });
         await client.connect();
         pgClient = client;
@@ -128,6 +179,8 @@ function scenario(label: string, shop: 'sqlite' | 'postgres', storeKind: StoreKi
       }
       await pgClient?.end();
       await dropPg?.();
+      await mysqlConn?.end();
+      await dropMysql?.();
       await rm(dir, { recursive: true, force: true });
     });
 
@@ -282,6 +335,34 @@ function scenario(label: string, shop: 'sqlite' | 'postgres', storeKind: StoreKi
       expect(await snapshot()).toBe(before);
     });
 
+    // Registered only for MariaDB (not skipped elsewhere: under CI=true a skipped test fails the run).
+    if (shop === 'mysql') {
+      it('creates InnoDB utf8mb4 tables whose foreign keys are declared and indexed', async () => {
+        const tables = await query('select TABLE_NAME as t, ENGINE as engine, TABLE_COLLATION as collation from information_schema.TABLES where TABLE_SCHEMA = database()');
+        expect(tables.map((t) => String(t.t)).sort()).toEqual([...SAMPLE_TABLES].sort());
+        for (const t of tables) expect(t).toMatchObject({ engine: 'InnoDB', collation: expect.stringMatching(/^utf8mb4_/) as unknown });
+        const fks = await query('select TABLE_NAME as t, COLUMN_NAME as c, REFERENCED_TABLE_NAME as parent from information_schema.KEY_COLUMN_USAGE where TABLE_SCHEMA = database() and REFERENCED_TABLE_NAME is not null');
+        expect(fks.map((fk) => `${String(fk.t)}.${String(fk.c)} → ${String(fk.parent)}`).sort()).toEqual([
+          'customer_addresses.address_id → addresses',
+          'customer_addresses.customer_id → customers',
+          'logins.customer_id → customers',
+          'order_items.order_id → orders',
+          'order_items.product_id → products',
+          'orders.customer_id → customers',
+          'payment_cards.customer_id → customers',
+          'support_tickets.customer_id → customers',
+          'support_tickets.handled_by → employees',
+          'visits.customer_id → customers',
+        ]);
+        // Every foreign key column leads an index declared in the schema (none left to InnoDB's implicit ones).
+        for (const fk of fks) {
+          const indexes = await query('select INDEX_NAME as name from information_schema.STATISTICS where TABLE_SCHEMA = database() and TABLE_NAME = ? and COLUMN_NAME = ? and SEQ_IN_INDEX = 1', [fk.t, fk.c]);
+          expect(indexes.map((i) => String(i.name)).some((n) => !n.endsWith('_fk')), `${String(fk.t)}.${String(fk.c)}`).toBe(true);
+        }
+        await expect(query('delete from customers where id = ?', [Number(seeded.people[2]!.userId)])).rejects.toMatchObject({ code: 'ER_ROW_IS_REFERENCED_2' });
+      });
+    }
+
     it('erases an employee without deleting the customers’ tickets they handled', async () => {
       const employee = seeded.employees[1]!;
       const handled = await query('select id, body from support_tickets where handled_by = ? order by id', [Number(employee.employeeId)]);
@@ -327,3 +408,5 @@ describe('the sample shop seed command', () => {
 
 scenario('SQLite, JSONL, Redis and HTTP', 'sqlite', 'sqlite');
 scenario('PostgreSQL, JSONL, Redis and HTTP', 'postgres', 'postgres');
+// MariaDB/MySQL is a shop engine, not a store engine: the requests are recorded in a SQLite store.
+scenario('MariaDB, JSONL, Redis and HTTP', 'mysql', 'sqlite');
