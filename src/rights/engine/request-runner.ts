@@ -213,8 +213,12 @@ export class RequestRunner {
   async #claim(id: string, worker: string): Promise<boolean> {
     const now = this.#d.clock.now();
     return this.#d.store.transaction(async (trx) => {
-      await this.#d.store.lock(trx, `request:${id}`);
-      const row = await trx.selectFrom('requests').select(['lease_owner', 'lease_until', 'status']).where('id', '=', id).executeTakeFirstOrThrow();
+      // PostgreSQL: FOR UPDATE SKIP LOCKED — a row another worker is claiming right now is skipped, not waited
+      // for. SQLite: write transactions are already exclusive (BEGIN IMMEDIATE).
+      let q = trx.selectFrom('requests').select(['lease_owner', 'lease_until', 'status']).where('id', '=', id);
+      if (this.#d.store.kind === 'postgres') q = q.forUpdate().skipLocked();
+      const row = await q.executeTakeFirst();
+      if (row === undefined) return false;
       const held = row.lease_owner !== null && row.lease_owner !== worker && row.lease_until !== null && Date.parse(storedToIso(row.lease_until)) > now;
       if (held || row.status !== 'in_progress') return false;
       await trx.updateTable('requests').set({ lease_owner: worker.slice(0, 128), lease_until: toIso(now + LEASE_MS) }).where('id', '=', id).execute();
