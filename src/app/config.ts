@@ -27,12 +27,14 @@ export interface CustodianConfig {
   readonly kms: { readonly url?: string | undefined; readonly token?: string | undefined; readonly keys?: string | undefined };
   /** Run pending migrations when starting. Default true. */
   readonly migrateOnStart: boolean;
+  /** Outgoing mail (verification codes): SMTP when CUSTODIAN_SMTP_URL is set; otherwise the outbox only (dev sink). */
+  readonly mail: { readonly smtpUrl?: string | undefined; readonly from: string };
   /** Where `${VAR}` references in data map connections are resolved (the process environment). */
   readonly env: Readonly<Record<string, string | undefined>>;
 }
 
 /** Overrides of {@link loadConfig}, e.g. from CLI flags. */
-export type ConfigOverrides = Partial<Omit<CustodianConfig, 'ledger' | 'audit'>> & { ledger?: ConsentLedgerOptions; audit?: AuditLogOptions };
+export type ConfigOverrides = Partial<Omit<CustodianConfig, 'ledger' | 'audit' | 'mail'>> & { mail?: CustodianConfig['mail'] } & { ledger?: ConsentLedgerOptions; audit?: AuditLogOptions };
 
 /** A checkpoint origin / signed-note key name: printable ASCII without spaces or '+' (C2SP signed-note). */
 function checkOrigin(value: string): string {
@@ -80,6 +82,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     logLevel: overrides.logLevel ?? env.CUSTODIAN_LOG_LEVEL ?? 'info',
     migrateOnStart: overrides.migrateOnStart ?? true,
     env: Object.freeze({ ...(overrides.env ?? env) }),
+    mail: Object.freeze(overrides.mail ?? { smtpUrl: env.CUSTODIAN_SMTP_URL || undefined, from: env.CUSTODIAN_MAIL_FROM ?? 'privacy@localhost' }),
     audit: Object.freeze({
       origin: checkOrigin(env.CUSTODIAN_LOG_ORIGIN ?? 'custodian'),
       checkpointEveryMs: positiveInt(env.CUSTODIAN_CHECKPOINT_EVERY_MS, 10_000, 'CUSTODIAN_CHECKPOINT_EVERY_MS'),

@@ -7,6 +7,7 @@ import { ConsentLedger, PurposeRegistry, offeredIn } from '../ledger/index.js';
 import { RequestEngine } from '../rights/engine/request-engine.js';
 import { RequestRunner } from '../rights/engine/request-runner.js';
 import { openDataConnector } from '../connectors/data/index.js';
+import { smtpMailer, type Mailer } from '../connectors/mail/smtp-mailer.js';
 import { resolveConnection } from '../datamap/index.js';
 import { CustodianError } from '../core/index.js';
 import { openStore, type MigrationReport, type Store } from '../store/index.js';
@@ -28,6 +29,8 @@ export interface Custodian {
   readonly datamap: DatamapService;
   /** Data subject requests: intake, verification, deadlines, lifecycle. */
   readonly requests: RequestEngine;
+  /** SMTP delivery of the mail outbox, when CUSTODIAN_SMTP_URL is set. */
+  readonly mailer: Mailer | undefined;
   /** Executes requests in progress against the systems of the data map (workers, `request run`). */
   readonly runner: RequestRunner;
   /** Migrations applied while starting (empty when none were pending or migrateOnStart is off). */
@@ -108,12 +111,14 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
         return (await ledger.record(events, { actor })).events.length;
       },
     });
+    const mailer = config.mail.smtpUrl === undefined ? undefined : smtpMailer(config.mail.smtpUrl, config.mail.from);
     const close = async () => {
+      await mailer?.close();
       await ledger.stopWatching();
       await keyring.stop();
       await store.close();
     };
-    return Object.freeze({ config, clock, store, masterKey, keyring, audit, purposes, ledger, apiKeys, datamap, requests, runner, migrations, close });
+    return Object.freeze({ config, clock, store, masterKey, keyring, audit, purposes, ledger, apiKeys, datamap, requests, runner, mailer, migrations, close });
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;

@@ -273,6 +273,8 @@ export interface MailOutboxTable {
   to_sealed: string;
   body_sealed: string;
   created_at: Instant;
+  /** A dispatcher is sending it until then (another may take over afterwards). */
+  claimed_until: NullableInstant;
   sent_at: NullableInstant;
 }
 

@@ -121,6 +121,16 @@ export function requestCommand(io: CliIo): Command {
     },
   );
 
+  withStoreOptions(request.command('send-mail').description('send the unsent outbox messages through SMTP now (CUSTODIAN_SMTP_URL, CUSTODIAN_MAIL_FROM)')).action(async (opts: StoreOptions) => {
+    printJson(
+      io,
+      await withCustodian(io, opts, (c) => {
+        if (c.mailer === undefined) throw new CustodianError('CST_ERR_CONFIG', 'set CUSTODIAN_SMTP_URL to send mail', { details: { setting: 'CUSTODIAN_SMTP_URL' } });
+        return c.requests.dispatchOutbox(c.mailer);
+      }),
+    );
+  });
+
   return request;
 }
 
@@ -148,6 +158,7 @@ export function workerCommand(io: CliIo): Command {
             swept = Date.now();
             for (const a of await c.requests.sweepDeadlines()) io.stderr(`${a.id}: ${a.alert} (due ${a.dueAt})\n`);
           }
+          if (c.mailer !== undefined) await c.requests.dispatchOutbox(c.mailer);
           // With --once, a request that failed transiently is not retried in the same pass.
           const ids = (await c.runner.runnable(10)).filter((id) => opts.once !== true || !tried.has(id));
           for (const id of ids) {

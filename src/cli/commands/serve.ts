@@ -40,6 +40,18 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<RunningServe
       );
     }, 60_000);
     sweep.unref();
+    // Verification codes leave through SMTP when it is configured (otherwise they stay in the dev sink).
+    const mailer = custodian.mailer;
+    const dispatch =
+      mailer === undefined
+        ? undefined
+        : setInterval(() => {
+            custodian.requests.dispatchOutbox(mailer).then(
+              (r) => r.failed > 0 && app.log.warn({ sent: r.sent, failed: r.failed }, 'mail outbox: some messages were not accepted; retrying'),
+              (err: unknown) => app.log.error({ errCode: (err as { code?: string }).code }, 'mail dispatch failed; retrying'),
+            );
+          }, 5_000);
+    dispatch?.unref();
     const url = address.replace('://[::1]', '://localhost');
     const lines = [
       `Custodian ${VERSION} listening on ${url}`,
@@ -78,7 +90,10 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<RunningServe
       close: () => {
         closing ??= app
           .close()
-          .then(() => clearInterval(sweep))
+          .then(() => {
+            clearInterval(sweep);
+            if (dispatch !== undefined) clearInterval(dispatch);
+          })
           .then(() => sequencer.stop())
           .then(() => custodian.close());
         return closing;

@@ -153,7 +153,7 @@ export class RequestEngine {
       await this.#event(trx, id, 'received', status, input.actor, verified ? (input.authenticated === true ? 'authenticated by the application' : 'no verification needed for this right') : 'verification code sent');
       if (code !== undefined && mail !== undefined) {
         await trx.insertInto('verification_codes').values({ request_id: id, code_digest: this.#codeDigest(id, code), expires_at: toIso(now + this.#options.codeTtlMs), attempts: 0, sent_at: receivedAt }).execute();
-        await trx.insertInto('mail_outbox').values({ id: uuidv7(now), request_id: id, template: 'verification_code', to_sealed: mail.to, body_sealed: mail.body, created_at: receivedAt, sent_at: null }).execute();
+        await trx.insertInto('mail_outbox').values({ id: uuidv7(now), request_id: id, template: 'verification_code', to_sealed: mail.to, body_sealed: mail.body, created_at: receivedAt, claimed_until: null, sent_at: null }).execute();
       }
       await this.#audit?.record(trx, [
         { actor: input.actor, action: 'request.created', targetType: 'request', targetId: id, requestId: input.requestId ?? null, details: { type: input.type, regime, status, identityKinds: Object.keys(identities).sort() } },
@@ -313,6 +313,47 @@ export class RequestEngine {
     });
   }
 
+  /**
+   * Sends unsent outbox messages through `mailer`, oldest first. Each is claimed for a minute before it is
+   * sent and marked sent after, so several dispatchers (serve, workers) never send the same message at once,
+   * and a dispatcher that dies mid-send leaves it to be sent again (at least once). Failures stay unsent and
+   * are retried at the next pass.
+   */
+  async dispatchOutbox(mailer: { send(m: { to: string; subject: string; text: string }): Promise<void> }, options: { limit?: number } = {}): Promise<{ sent: number; failed: number }> {
+    const now = this.#clock.now();
+    const due = await this.#store.db
+      .selectFrom('mail_outbox')
+      .selectAll()
+      .where('sent_at', 'is', null)
+      .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<', this.#instant(toIso(now)))]))
+      .orderBy('id')
+      .limit(options.limit ?? 100)
+      .execute();
+    let sent = 0;
+    let failed = 0;
+    for (const row of due) {
+      const claimed = await this.#store.db
+        .updateTable('mail_outbox')
+        .set({ claimed_until: toIso(now + 60_000) })
+        .where('id', '=', row.id)
+        .where('sent_at', 'is', null)
+        .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<', this.#instant(toIso(now)))]))
+        .executeTakeFirst();
+      if (Number(claimed.numUpdatedRows) !== 1) continue;
+      try {
+        const to = await this.#cipher.decryptFieldText(row.to_sealed, mailContext(row.request_id, 'to'));
+        const text = await this.#cipher.decryptFieldText(row.body_sealed, mailContext(row.request_id, 'body'));
+        await mailer.send({ to, subject: MAIL_SUBJECTS[row.template] ?? 'Your privacy request', text });
+        await this.#store.db.updateTable('mail_outbox').set({ sent_at: toIso(this.#clock.now()) }).where('id', '=', row.id).execute();
+        sent++;
+      } catch {
+        await this.#store.db.updateTable('mail_outbox').set({ claimed_until: null }).where('id', '=', row.id).execute();
+        failed++;
+      }
+    }
+    return { sent, failed };
+  }
+
   /** The dev mail sink: messages in the outbox, decrypted (codes included). Development and tests only. */
   async outbox(requestId?: string): Promise<Array<{ id: string; requestId: string | null; template: string; to: string; body: string; createdAt: string }>> {
     let q = this.#store.db.selectFrom('mail_outbox').selectAll().orderBy('id');
@@ -421,6 +462,8 @@ type RequestRow = Selectable<RequestsTable>;
 export function requestSubject(id: string): string {
   return `request:${id}`;
 }
+
+const MAIL_SUBJECTS: Readonly<Record<string, string>> = { verification_code: 'Your verification code' };
 
 const identitiesContext = (id: string) => `custodian.requests.identities:${id}`;
 const mailContext = (id: string | null, part: 'to' | 'body') => `custodian.mail_outbox.${part}:${id ?? 'none'}`;

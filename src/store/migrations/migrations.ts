@@ -390,6 +390,7 @@ const m0006 = (kind: StoreKind): Migration => ({
       .addColumn('to_sealed', 'text', (c) => c.notNull())
       .addColumn('body_sealed', 'text', (c) => c.notNull())
       .addColumn('created_at', t.instant, (c) => c.notNull())
+      .addColumn('claimed_until', t.instant)
       .addColumn('sent_at', t.instant)
       .execute();
   },
