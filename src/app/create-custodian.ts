@@ -88,6 +88,14 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
           const kinds = (await datamap.dataMap())?.identityKinds();
           return kinds === undefined || kinds.length === 0 ? undefined : kinds;
         },
+        // A correction names a declared top-level field that is not a primary key.
+        correctable: async (address) => {
+          const field = (await datamap.dataMap())?.field(address);
+          if (field === undefined) return 'not a field of the data map';
+          if (field.path.length !== 1) return 'only top-level fields can be corrected';
+          if (field.field.primaryKey === true) return 'a primary key cannot be corrected';
+          return undefined;
+        },
       },
     );
     const runner = new RequestRunner({

@@ -21,6 +21,7 @@ export const AUDIT_ACTIONS = {
   'request.package_downloaded': 'The access package of a request was downloaded.',
   'request.overdue': 'An open request passed its legal deadline (raised once per deadline).',
   'request.due_soon': 'An open request is due within the alert window (raised once per deadline).',
+  'request.rectified': 'Corrections of a rectification request were written (details: collections, field names, row counts — never values).',
   'crypto.decrypted': 'Field ciphertexts were decrypted over the API (details: count).',
 } as const;
 

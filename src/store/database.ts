@@ -201,6 +201,8 @@ export interface RequestsTable {
   identity_kinds: string;
   /** The identities, sealed under the request's key (field format). */
   identities_sealed: string;
+  /** Rectification: the corrected values by field address, sealed like the identities. */
+  corrections_sealed: string | null;
   /** JSON array of blind indexes of the identities, to find requests by identity without decrypting. */
   identity_digests: string;
   received_at: Instant;

@@ -250,9 +250,30 @@ describe.each(STORE_KINDS)('request runner on a %s store', (kind) => {
     expect((await c.ledger.check('c-9', 'orders')).allowed).toBe(true); // contract: not objectable
     const noUser = (await c.requests.create({ type: 'objection', jurisdiction: 'EU', identities: { email: 'ada@example.com' }, authenticated: true, actor: 'app' })).id;
     expect((await c.runner.run(noUser, 'w-test')).status).toBe('awaiting_input');
-    const rect = (await c.requests.create({ type: 'rectification', jurisdiction: 'EU', identities: { userId: 'c-1' }, authenticated: true, actor: 'app' })).id;
-    await c.requests.approve(rect, 'officer');
-    expect((await c.runner.run(rect, 'w-test')).status).toBe('awaiting_input');
+    const restrict = (await c.requests.create({ type: 'restriction', jurisdiction: 'EU', identities: { userId: 'c-1' }, authenticated: true, actor: 'app' })).id;
+    expect((await c.runner.run(restrict, 'w-test')).status).toBe('awaiting_input');
+  });
+
+  it('applies a rectification to the subject’s own rows only, after approval', async () => {
+    const create = (corrections: Record<string, string | null> | undefined, type: 'rectification' | 'access' = 'rectification') =>
+      c.requests.create({ type, jurisdiction: 'EU', identities: { email: 'bob@example.com' }, authenticated: true, actor: 'app', ...(corrections ? { corrections } : {}) });
+    await expect(create({ 'shop_db.customers.id': 'c-99' })).rejects.toThrow(/primary key/);
+    await expect(create({ 'shop_db.nope.x': '1' })).rejects.toThrow(/not a field/);
+    await expect(create(undefined)).rejects.toThrow(/1 to 50 corrections/);
+    await expect(create({ 'shop_db.customers.phone': '+1' }, 'access')).rejects.toThrow(/rectification requests only/);
+    const r = await create({ 'shop_db.customers.phone': '+44 20 7946 0999', 'shop_db.customers.name': 'Robert' });
+    expect(r.status).toBe('awaiting_approval');
+    await c.requests.approve(r.id, 'officer');
+    expect((await c.runner.run(r.id, 'w-test')).status).toBe('completed');
+    expect((await c.requests.get(r.id)).outcome).toMatchObject({ corrected: [{ collection: 'shop_db.customers', fields: ['phone', 'name'], rows: 1 }], notApplied: [] });
+    const db = new Database(appPath, { readonly: true });
+    try {
+      expect(db.prepare("select name, phone from customers where id = 'c-2'").get()).toEqual({ name: 'Robert', phone: '+44 20 7946 0999' });
+      expect((db.prepare("select name from customers where id = 'c-1'").get() as { name: string | null }).name).not.toBe('Robert');
+    } finally {
+      db.close();
+    }
+    expect(JSON.stringify(await c.audit.list({ action: 'request.rectified' }))).not.toContain('Robert');
   });
 
   it('lets one worker hold a request at a time', async () => {

@@ -22,8 +22,9 @@ export function requestCommand(io: CliIo): Command {
       .option('--phone <number>', 'phone number of the person')
       .option('--user-id <id>', "the person's account id in your application")
       .option('--identity <kind=value...>', 'further identities of kinds the data map declares, e.g. employee_id=E-17')
+      .option('--correct <field=value...>', 'rectification: the corrected value of a field, e.g. shop_db.customers.phone=+442079460001')
       .option('--authenticated', 'the person is logged in to your application: no verification'),
-  ).action(async (opts: StoreOptions & { type: RequestType; jurisdiction: string; email?: string; phone?: string; userId?: string; identity?: string[]; authenticated?: boolean }) => {
+  ).action(async (opts: StoreOptions & { type: RequestType; jurisdiction: string; email?: string; phone?: string; userId?: string; identity?: string[]; correct?: string[]; authenticated?: boolean }) => {
     const identities: Record<string, string[]> = {};
     const add = (kind: string, value: string) => (identities[kind] = [...(identities[kind] ?? []), value]);
     if (opts.email !== undefined) add('email', opts.email);
@@ -34,7 +35,18 @@ export function requestCommand(io: CliIo): Command {
       if (at <= 0) throw new CustodianError('CST_ERR_VALIDATION', '--identity takes kind=value', { details: { issues: [{ path: 'identity', message: 'kind=value expected' }] } });
       add(pair.slice(0, at), pair.slice(at + 1));
     }
-    printJson(io, await withCustodian(io, opts, (c) => c.requests.create({ type: opts.type, jurisdiction: opts.jurisdiction, identities, authenticated: opts.authenticated === true, actor: ACTOR })));
+    let corrections: Record<string, string> | undefined;
+    for (const pair of opts.correct ?? []) {
+      const at = pair.indexOf('=');
+      if (at <= 0) throw new CustodianError('CST_ERR_VALIDATION', '--correct takes field=value', { details: { issues: [{ path: 'correct', message: 'field=value expected' }] } });
+      corrections = { ...corrections, [pair.slice(0, at)]: pair.slice(at + 1) };
+    }
+    printJson(
+      io,
+      await withCustodian(io, opts, (c) =>
+        c.requests.create({ type: opts.type, jurisdiction: opts.jurisdiction, identities, authenticated: opts.authenticated === true, actor: ACTOR, ...(corrections ? { corrections } : {}) }),
+      ),
+    );
   });
 
   withStoreOptions(

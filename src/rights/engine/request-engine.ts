@@ -1,6 +1,7 @@
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import {
   CustodianError,
+  isStorableText,
   computeDeadline,
   mayRequest,
   needsVerification,
@@ -51,6 +52,8 @@ export interface CreateRequestInput {
   readonly identities: Readonly<Record<string, unknown>>;
   /** The application vouches for a logged-in user: no identity verification. */
   readonly authenticated?: boolean;
+  /** Rectification only: the corrected values by field address (`<dataset>.<collection>.<field>`), null to clear. */
+  readonly corrections?: Readonly<Record<string, string | null>>;
   readonly channel?: 'api' | 'privacy_center';
   readonly actor: string;
   readonly requestId?: string;
@@ -65,6 +68,8 @@ export interface RequestEngineOptions {
   readonly maxCodeAttempts?: number;
   /** Identity kinds the data map declares; others are refused. Undefined: email, phone_number, user_id. */
   readonly identityKinds?: () => Promise<readonly string[] | undefined>;
+  /** Checks a correction's field address against the data map: undefined when fine, else why not. */
+  readonly correctable?: (address: string) => Promise<string | undefined>;
 }
 
 const DEFAULT_KINDS = ['email', 'phone_number', 'user_id'] as const;
@@ -80,14 +85,14 @@ export class RequestEngine {
   readonly #cipher: RequestCipher;
   readonly #clock: Clock;
   readonly #audit: AuditSink | undefined;
-  readonly #options: Required<Omit<RequestEngineOptions, 'identityKinds'>> & Pick<RequestEngineOptions, 'identityKinds'>;
+  readonly #options: Required<Omit<RequestEngineOptions, 'identityKinds' | 'correctable'>> & Pick<RequestEngineOptions, 'identityKinds' | 'correctable'>;
 
   constructor(deps: { store: Store; cipher: RequestCipher; clock: Clock; audit?: AuditSink }, options: RequestEngineOptions = {}) {
     this.#store = deps.store;
     this.#cipher = deps.cipher;
     this.#clock = deps.clock;
     this.#audit = deps.audit;
-    this.#options = { approvalFor: options.approvalFor ?? ['erasure', 'rectification'], codeTtlMs: options.codeTtlMs ?? 15 * 60_000, maxCodeAttempts: options.maxCodeAttempts ?? 5, identityKinds: options.identityKinds };
+    this.#options = { approvalFor: options.approvalFor ?? ['erasure', 'rectification'], codeTtlMs: options.codeTtlMs ?? 15 * 60_000, maxCodeAttempts: options.maxCodeAttempts ?? 5, identityKinds: options.identityKinds, correctable: options.correctable };
   }
 
   /**
@@ -104,6 +109,7 @@ export class RequestEngine {
     if (!right.allowed) {
       throw new CustodianError('CST_ERR_REQUEST_RIGHT_NOT_AVAILABLE', `${input.type} is not a right under ${regime}`, { details: { jurisdiction: input.jurisdiction, type: input.type, ...(right.reason ? { reason: right.reason } : {}) } });
     }
+    const corrections = await this.#checkCorrections(input.type, input.corrections);
     const allowedKinds = (await this.#options.identityKinds?.()) ?? DEFAULT_KINDS;
     const identities = normaliseIdentities(input.identities, allowedKinds);
     const now = this.#clock.now();
@@ -114,6 +120,7 @@ export class RequestEngine {
     const channel = input.authenticated === true ? 'authenticated' : (input.channel ?? 'api');
     const subject = requestSubject(id);
     const sealed = await this.#cipher.encryptField(subject, JSON.stringify(identities), identitiesContext(id));
+    const sealedCorrections = corrections === undefined ? null : await this.#cipher.encryptField(subject, JSON.stringify(corrections), correctionsContext(id));
     const digests = Object.entries(identities).flatMap(([kind, values]) => values.map((v) => this.#cipher.keyedDigest(`identity:${kind}:${v}`)));
     const status: RequestStatus = verified ? this.#afterVerification(input.type) : 'awaiting_verification';
     const code = verified ? undefined : String(randomInt(0, 1_000_000)).padStart(6, '0');
@@ -130,6 +137,7 @@ export class RequestEngine {
           channel,
           identity_kinds: Object.keys(identities).sort().join(','),
           identities_sealed: sealed,
+          corrections_sealed: sealedCorrections,
           identity_digests: JSON.stringify(digests),
           received_at: receivedAt,
           due_at: deadline.dueAt,
@@ -354,6 +362,32 @@ export class RequestEngine {
     return { sent, failed };
   }
 
+  /** The corrections of a rectification request, decrypted (execution side only). */
+  async correctionsOf(id: string): Promise<Readonly<Record<string, string | null>>> {
+    const row = await this.#row(this.#store.db, id);
+    return row.corrections_sealed === null ? {} : (JSON.parse(await this.#cipher.decryptFieldText(row.corrections_sealed, correctionsContext(id))) as Record<string, string | null>);
+  }
+
+  async #checkCorrections(type: RequestType, corrections: Readonly<Record<string, unknown>> | undefined): Promise<Record<string, string | null> | undefined> {
+    if (type !== 'rectification') {
+      if (corrections !== undefined) throw new CustodianError('CST_ERR_VALIDATION', 'corrections belong to rectification requests only', { details: { issues: [{ path: 'corrections', message: 'not allowed' }] } });
+      return undefined;
+    }
+    const entries = Object.entries(corrections ?? {});
+    if (entries.length === 0 || entries.length > 50) throw new CustodianError('CST_ERR_VALIDATION', 'a rectification names 1 to 50 corrections', { details: { issues: [{ path: 'corrections', message: 'required' }] } });
+    const out: Record<string, string | null> = {};
+    for (const [address, value] of entries) {
+      const path = `corrections.${address.slice(0, 200)}`;
+      if (value !== null && (typeof value !== 'string' || value.length > 2000 || !isStorableText(value))) {
+        throw new CustodianError('CST_ERR_VALIDATION', 'a corrected value is text of at most 2,000 characters, or null', { details: { issues: [{ path, message: 'invalid value' }] } });
+      }
+      const why = await this.#options.correctable?.(address);
+      if (why !== undefined) throw new CustodianError('CST_ERR_VALIDATION', `cannot correct ${address.slice(0, 200)}: ${why}`, { details: { issues: [{ path, message: why }] } });
+      out[address] = value;
+    }
+    return out;
+  }
+
   /** The dev mail sink: messages in the outbox, decrypted (codes included). Development and tests only. */
   async outbox(requestId?: string): Promise<Array<{ id: string; requestId: string | null; template: string; to: string; body: string; createdAt: string }>> {
     let q = this.#store.db.selectFrom('mail_outbox').selectAll().orderBy('id');
@@ -465,6 +499,7 @@ export function requestSubject(id: string): string {
 
 const MAIL_SUBJECTS: Readonly<Record<string, string>> = { verification_code: 'Your verification code' };
 
+const correctionsContext = (id: string) => `custodian.requests.corrections:${id}`;
 const identitiesContext = (id: string) => `custodian.requests.identities:${id}`;
 const mailContext = (id: string | null, part: 'to' | 'body') => `custodian.mail_outbox.${part}:${id ?? 'none'}`;
 

@@ -86,7 +86,7 @@ export class RequestRunner {
     if (current === undefined) throw new CustodianError('CST_ERR_DATAMAP_NOT_FOUND', 'no data map is stored: requests are planned from it');
     if (type === 'opt_out' || type === 'objection') return this.#withdraw(id, worker, type, current.map);
     if (kind === undefined) {
-      // Rectification and restriction need a person's judgement: recorded for the team to act on (docs/requests.md).
+      // Restriction needs a person's judgement: recorded for the team to act on (docs/requests.md).
       const done = await this.#d.engine.setStatus(id, 'awaiting_input', worker, `${type} requests are carried out by the privacy team; Custodian tracks the deadline`);
       return { id, status: done.status, steps };
     }
@@ -117,14 +117,17 @@ export class RequestRunner {
       const outcomes = await this.#outcomes(id);
       const errors = outcomes.filter((o) => o.error !== undefined).map((o) => ({ collection: o.collection, code: o.error!.code }));
       let summary: Record<string, unknown>;
-      if (kind === 'access') {
+      if (type === 'rectification') {
+        summary = await this.#rectify(id, worker, plan, context, connect);
+      } else if (kind === 'access') {
         summary = await this.#package(id, type, current, plan, outcomes);
       } else {
         summary = await this.#certify(id, worker, current, identities, plan, outcomes, connect);
       }
       const problems = plan.problems.map((p) => ({ code: p.code, collection: p.collection ?? null, message: p.message }));
       const unreachable = plan.unreachable.map((u) => ({ collection: u.collection, reason: u.reason }));
-      const status: RequestStatus = errors.length > 0 || (kind === 'erasure' && problems.length > 0) ? 'partially_completed' : 'completed';
+      const unapplied = type === 'rectification' ? ((summary.notApplied as unknown[] | undefined)?.length ?? 0) : 0;
+      const status: RequestStatus = errors.length > 0 || unapplied > 0 || (kind === 'erasure' && problems.length > 0) ? 'partially_completed' : 'completed';
       const reason = status === 'completed' ? 'every planned step ran' : `${errors.length} step(s) failed, ${problems.length} planning problem(s)`;
       const done = await this.#d.engine.setStatus(id, status, worker, reason, { ...summary, errors, problems, unreachable, dataMapVersion: current.version });
       return { id, status: done.status, steps };
@@ -153,6 +156,39 @@ export class RequestRunner {
     for (const subjectId of subjects) recorded += await this.#d.withdraw({ subjectId, purposes, jurisdiction: request.jurisdiction, requestId: id, actor: worker });
     const done = await this.#d.engine.setStatus(id, 'completed', worker, `${recorded} withdrawal(s) recorded in the consent ledger`, { withdrawn: purposes, subjects: subjects.length, eventsRecorded: recorded });
     return { id, status: done.status, steps: subjects.length };
+  }
+
+  /**
+   * Writes the corrections of a rectification request to the subject's own rows (found by the access plan,
+   * by primary key). A correction whose collection holds no row of the subject, or has no single primary
+   * key, is reported as not applied. Idempotent: applying again changes nothing.
+   */
+  async #rectify(id: string, worker: string, plan: Plan, context: ExecutionContext, connect: (system: string) => Promise<DataConnector>): Promise<Record<string, unknown>> {
+    const corrections = await this.#d.engine.correctionsOf(id);
+    const byCollection = new Map<string, Record<string, string | null>>();
+    for (const [address, value] of Object.entries(corrections)) {
+      const collection = address.split('.').slice(0, 2).join('.');
+      const field = address.split('.').slice(2).join('.');
+      byCollection.set(collection, { ...(byCollection.get(collection) ?? {}), [field]: value });
+    }
+    const corrected: Array<{ collection: string; fields: string[]; rows: number }> = [];
+    const notApplied: Array<{ collection: string; reason: string }> = [];
+    for (const [collection, set] of byCollection) {
+      const step = plan.steps.find((s) => s.collection === collection);
+      const keys = context.found[collection]?.owner ?? [];
+      if (step === undefined) notApplied.push({ collection, reason: 'no identity of the request reaches this collection' });
+      else if (step.primaryKey === undefined) notApplied.push({ collection, reason: 'the collection declares no single primary key' });
+      else if (keys.length === 0) notApplied.push({ collection, reason: 'the subject has no row here' });
+      else {
+        const connector = await connect(step.system);
+        const rows = await connector.updateRows(step.target, step.primaryKey, keys.map((key) => ({ key, set })));
+        corrected.push({ collection, fields: Object.keys(set), rows });
+      }
+    }
+    await this.#d.store.transaction(async (trx) => {
+      await this.#d.audit?.record(trx, [{ actor: worker, action: 'request.rectified', targetType: 'request', targetId: id, details: { corrected, notApplied: notApplied.length } }]);
+    });
+    return { corrected, notApplied };
   }
 
   /** The access package of a request (JSON text), decrypted; CST_ERR_REQUEST_NOT_FOUND when there is none. */
@@ -372,7 +408,8 @@ export class RequestRunner {
 }
 
 function kindOf(type: string): RequestKind | undefined {
-  return type === 'access' || type === 'portability' ? 'access' : type === 'erasure' ? 'erasure' : undefined;
+  // Rectification finds the subject's rows with the access plan, then writes the corrections to them.
+  return type === 'access' || type === 'portability' || type === 'rectification' ? 'access' : type === 'erasure' ? 'erasure' : undefined;
 }
 
 function stepLabel(step: { kind: string; collection: string; field?: string }): string {

@@ -48,6 +48,10 @@ export function requestRoutes(custodian: Custodian): FastifyPluginAsyncZod {
               jurisdiction: z.string().max(16).regex(JURISDICTION_CODE_PATTERN),
               identities: z.record(z.string().max(64), z.union([z.string().max(320), z.array(z.string().max(320)).max(10)])).describe('e.g. {"email": "ada@example.com", "userId": "u-1"}'),
               authenticated: z.boolean().optional(),
+              corrections: z
+                .record(z.string().max(600), z.string().max(2000).nullable())
+                .optional()
+                .describe('Rectification only: corrected values by field address, e.g. {"shop_db.customers.phone": "+44 20 7946 0001"}; null clears a value.'),
             })
             .strict(),
           response: { 201: request, ...errorResponses },

@@ -317,6 +317,7 @@ const m0006 = (kind: StoreKind): Migration => ({
       .addColumn('channel', 'varchar(32)', (c) => c.notNull())
       .addColumn('identity_kinds', 'varchar(500)', (c) => c.notNull())
       .addColumn('identities_sealed', 'text', (c) => c.notNull())
+      .addColumn('corrections_sealed', 'text')
       .addColumn('identity_digests', 'text', (c) => c.notNull())
       .addColumn('received_at', t.instant, (c) => c.notNull())
       .addColumn('due_at', t.instant, (c) => c.notNull())
