@@ -146,7 +146,7 @@ export function proposeSystem(report: ScanReport, options: SystemProposalOptions
   const system: System = {
     key,
     name: key,
-    owner: 'TODO: the accountable team',
+    owner: 'unassigned: name the accountable team',
     ...(options.connection !== undefined ? { connection: options.connection } : {}),
     purposes: [],
     recipients: [],
