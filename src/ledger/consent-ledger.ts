@@ -529,13 +529,18 @@ export class ConsentLedger {
       if (!purposes.has(purpose)) purposes.set(purpose, await this.#purposes.require(purpose, `checks.${i}.purpose`));
     }
     const now = this.#clock.now();
-    const missing = [...new Set(pairs.map((p) => p.subjectId))].filter((s) => {
+    // Cached states are taken now, before the await below: a change notice arriving meanwhile may evict
+    // them, and a subject whose entry vanished must not read as "no consent recorded".
+    const cached = new Map<string, Map<string, StateRow>>();
+    const missing: string[] = [];
+    for (const s of new Set(pairs.map((p) => p.subjectId))) {
       const e = this.#cache.get(s);
-      return e === undefined || !isFresh(e.loadedAt, now, this.#cacheTtl());
-    });
+      if (e !== undefined && isFresh(e.loadedAt, now, this.#cacheTtl())) cached.set(s, e.states);
+      else missing.push(s);
+    }
     const loaded = missing.length > 0 ? await this.#load(missing, now) : new Map<string, Map<string, StateRow>>();
     return pairs.map(({ subjectId, purpose }) => {
-      const states = loaded.get(subjectId) ?? this.#cache.get(subjectId)?.states;
+      const states = loaded.get(subjectId) ?? cached.get(subjectId);
       return evaluate(subjectId, purposes.get(purpose)!, states?.get(purpose), now);
     });
   }
