@@ -41,7 +41,7 @@ describe('batch checks and change notices', () => {
         const value: unknown = Reflect.get(target, prop, target);
         return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
       },
-    }) as Store;
+    });
     ledger = new ConsentLedger({ store, purposes: c.purposes, clock: c.clock, cipher: c.keyring, audit: c.audit });
     await ledger.watch();
   });
