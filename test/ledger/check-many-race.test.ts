@@ -2,7 +2,7 @@ import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs,
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Custodian } from '../../src/app/index.js';
 import { ConsentLedger } from '../../src/ledger/index.js';
-import type { ChangeListener, Store } from '../../src/store/index.js';
+import type { ChangeListener } from '../../src/store/index.js';
 import { custodianFixture } from '../support/stores.js';
 
 /*
