@@ -4,7 +4,7 @@ import { CustodianError, type ErrorCode } from '../../core/index.js';
 import { redactConnectionUrl } from '../open-schema-connector.js';
 import { quoteMysqlIdent } from '../mysql/mysql-schema-connector.js';
 import { MAX_BATCH, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
-import { groupBySet } from './postgres.js';
+import { chunks, groupBySet, normalize } from './sql-shared.js';
 
 /** Rows {@link MysqlDataConnector.find} puts in one yielded batch (read from a back-pressured row stream). */
 export const MYSQL_FETCH_ROWS = 1_000;
@@ -73,17 +73,6 @@ function predicate(column: Column, n: number): { sql: string; repeat: number } {
   if (column.comparison === 'text') return { sql: `${c} in ${list} and ${exact(c)} in ${list}`, repeat: 2 };
   if (column.comparison === 'other') return { sql: `${exact(c)} in ${list}`, repeat: 1 };
   return { sql: `${c} in ${list}`, repeat: 1 };
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
-function normalize(row: Record<string, unknown>): Row {
-  for (const [k, v] of Object.entries(row)) if (Buffer.isBuffer(v)) row[k] = v.toString('base64');
-  return row;
 }
 
 /**

@@ -3,6 +3,7 @@ import { CustodianError, type ErrorCode } from '../../core/index.js';
 import { redactConnectionUrl } from '../open-schema-connector.js';
 import { quotePostgresIdent } from '../postgres/postgres-schema-connector.js';
 import { MAX_BATCH, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
+import { chunks, groupBySet, normalize } from './sql-shared.js';
 
 /** Rows fetched from a PostgreSQL cursor per round trip, and so the largest batch {@link PostgresDataConnector.find} yields. */
 export const POSTGRES_FETCH_ROWS = 1_000;
@@ -76,17 +77,6 @@ function predicate(column: Column, param: string): string {
       // Types without a safe cast from arbitrary text (inet, enums, json…) are compared as text: exact, not indexed.
       return `${c}::text = any(${param}::text[])`;
   }
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
-function normalize(row: Record<string, unknown>): Row {
-  for (const [k, v] of Object.entries(row)) if (Buffer.isBuffer(v)) row[k] = v.toString('base64');
-  return row;
 }
 
 /**
@@ -334,23 +324,4 @@ export class PostgresDataConnector implements DataConnector {
     }
     return new CustodianError(errorCode, message, { details, cause: { name: (err as Error).name ?? 'Error', code: reason } });
   }
-}
-
-/**
- * Changes grouped by identical `set` (same fields, same values), so that the common case — the same
- * erasure strategy for every row — is one statement per batch. Keys that cannot match (`toKey` → undefined)
- * are dropped. O(n) over the batch.
- */
-export function groupBySet(changes: readonly RowChange[], toKey: (key: KeyValue) => string | undefined): { set: Readonly<Record<string, string | number | null>>; keys: string[] }[] {
-  const groups = new Map<string, { set: Readonly<Record<string, string | number | null>>; keys: string[] }>();
-  for (const change of changes) {
-    if (Object.keys(change.set).length === 0) continue;
-    const key = toKey(change.key);
-    if (key === undefined) continue;
-    const signature = JSON.stringify(Object.entries(change.set).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-    const group = groups.get(signature) ?? { set: change.set, keys: [] };
-    group.keys.push(key);
-    groups.set(signature, group);
-  }
-  return [...groups.values()];
 }

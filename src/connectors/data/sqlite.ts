@@ -2,7 +2,7 @@ import SQLite from 'better-sqlite3';
 import { CustodianError, type ErrorCode } from '../../core/index.js';
 import { quoteSqliteIdent } from '../sqlite/sqlite-schema-connector.js';
 import { MAX_BATCH, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
-import { groupBySet } from './postgres.js';
+import { chunks, groupBySet, normalize } from './sql-shared.js';
 
 /** Rows per page of {@link SqliteDataConnector.find} (one keyset-paginated statement each). */
 export const SQLITE_FETCH_ROWS = 1_000;
@@ -26,12 +26,6 @@ interface Table {
   readonly order: { readonly kind: 'rowid' } | { readonly kind: 'pk'; readonly columns: readonly string[] } | { readonly kind: 'offset' };
 }
 
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
 function distinct(values: readonly KeyValue[]): KeyValue[] {
   return [...new Set(values.filter((v) => typeof v === 'string' || Number.isFinite(v)))];
 }
@@ -45,11 +39,6 @@ function predicate(column: string, n: number): { sql: string; repeat: number } {
   const c = quoteSqliteIdent(column);
   const list = `(${new Array<string>(n).fill('?').join(', ')})`;
   return { sql: `${c} in ${list} and ${c} collate binary in ${list}`, repeat: 2 };
-}
-
-function normalize(row: Record<string, unknown>): Row {
-  for (const [k, v] of Object.entries(row)) if (Buffer.isBuffer(v)) row[k] = v.toString('base64');
-  return row;
 }
 
 /**
