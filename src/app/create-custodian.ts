@@ -4,6 +4,7 @@ import { systemClock, type Clock, type Purpose } from '../core/index.js';
 import { HttpKmsKekProvider, Keyring, LocalKekProvider, loadMasterKey, type KekProvider, type MasterKey } from '../crypto/index.js';
 import { DatamapService, type Manifest } from '../datamap/index.js';
 import { ConsentLedger, PurposeRegistry, offeredIn } from '../ledger/index.js';
+import { Outbox } from '../events/index.js';
 import { RequestEngine } from '../rights/engine/request-engine.js';
 import { RequestRunner } from '../rights/engine/request-runner.js';
 import { openDataConnector } from '../connectors/data/index.js';
@@ -24,6 +25,8 @@ export interface Custodian {
   readonly audit: AuditLog;
   readonly purposes: PurposeRegistry;
   readonly ledger: ConsentLedger;
+  /** The transactional outbox of events (consent changes, expiries, request outcomes). */
+  readonly outbox: Outbox;
   readonly apiKeys: ApiKeyService;
   /** The data map: versioned manifest, validated and audited; its purposes feed the ledger's. */
   readonly datamap: DatamapService;
@@ -67,7 +70,8 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
     keyring.setAuditSink(audit);
     const purposes = new PurposeRegistry({ store, clock, audit });
     await purposes.load();
-    const ledger = new ConsentLedger({ store, purposes, clock, cipher: keyring, audit }, config.ledger);
+    const outbox = new Outbox({ store, clock });
+    const ledger = new ConsentLedger({ store, purposes, clock, cipher: keyring, audit, events: outbox }, config.ledger);
     if (options.watch !== false) await ledger.watch();
     const apiKeys = new ApiKeyService({ store, clock, audit });
     // The data map is the source of truth for purposes: storing a version upserts them in the same transaction.
@@ -81,7 +85,7 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
       afterApply: () => void purposes.load().catch(() => undefined),
     });
     const requests = new RequestEngine(
-      { store, cipher: keyring, clock, audit },
+      { store, cipher: keyring, clock, audit, events: outbox },
       {
         // Identity kinds come from the data map when one is stored; otherwise email, phone_number, user_id.
         identityKinds: async () => {
@@ -126,7 +130,7 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
       await keyring.stop();
       await store.close();
     };
-    return Object.freeze({ config, clock, store, masterKey, keyring, audit, purposes, ledger, apiKeys, datamap, requests, runner, mailer, migrations, close });
+    return Object.freeze({ config, clock, store, masterKey, keyring, audit, purposes, ledger, outbox, apiKeys, datamap, requests, runner, mailer, migrations, close });
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;

@@ -5,6 +5,7 @@
 export const AUDIT_ACTIONS = {
   'consent.recorded': 'A batch of consent events was recorded (details: batch id, event count, purposes).',
   'consent.history.read': "A subject's consent history with evidence was read.",
+  'consent.expiries_announced': 'Grants past their expiry were announced as consent.expired events (details: count).',
   'purpose.saved': 'A purpose was created or replaced.',
   'api_key.created': 'An API key was minted (details: key id, scopes).',
   'api_key.revoked': 'An API key was revoked.',

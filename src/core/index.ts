@@ -12,3 +12,4 @@ export * from './transfers.js';
 export * from './adequacy.js';
 export * from './rights.js';
 export * from './deadlines.js';
+export * from './events.js';

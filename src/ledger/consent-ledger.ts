@@ -8,6 +8,8 @@ import {
   isIsoInstant,
   isStorableText,
   type AuditSink,
+  type EventInput,
+  type EventSink,
   toIso,
   uuidv7,
   type Clock,
@@ -66,6 +68,8 @@ export interface ConsentLedgerDeps {
   readonly cipher?: EvidenceCipher;
   /** Receives the audit entry and the consent-tree leaves of every batch, in its transaction. */
   readonly audit?: AuditSink;
+  /** Receives a `consent.<decision>` event per recorded event (and `consent.expired` notices), in its transaction. */
+  readonly events?: EventSink;
 }
 
 /** What the ledger needs from the keyring to keep evidence encrypted under the subject's key. */
@@ -121,6 +125,7 @@ export class ConsentLedger {
   readonly #clock: Clock;
   readonly #cipher: EvidenceCipher | undefined;
   readonly #audit: AuditSink | undefined;
+  readonly #events: EventSink | undefined;
   readonly #truncateIp: boolean;
   readonly #ttl: number;
   readonly #maxAge: number;
@@ -136,6 +141,7 @@ export class ConsentLedger {
     this.#clock = deps.clock;
     this.#cipher = deps.cipher;
     this.#audit = deps.audit;
+    this.#events = deps.events;
     this.#truncateIp = options.truncateIp ?? true;
     this.#ttl = options.cacheTtlMs ?? 1000;
     this.#maxAge = options.cacheMaxAgeMs ?? 60_000;
@@ -150,7 +156,7 @@ export class ConsentLedger {
   async watch(): Promise<void> {
     if (this.#watch !== undefined) return;
     this.#watch = await this.#store.watchChanges((topic, subjectIds) => {
-      if (topic === 'keys') return;
+      if (topic === 'keys' || topic === 'events') return;
       if (subjectIds === null) {
         this.#generation++;
         this.#cache.clear();
@@ -293,6 +299,7 @@ export class ConsentLedger {
             },
           ]);
         }
+        await this.#events?.emit(trx, rows.map(consentEvent));
         return { batchId, answer };
       }
       // A whole replay of one earlier batch answers with that batch's id, as the first answer did.
@@ -300,6 +307,7 @@ export class ConsentLedger {
       return { batchId: earlier.size === 1 ? [...earlier][0]! : batchId, answer };
     });
     this.#invalidate(result.answer.map((e) => e.row.subject_id));
+    this.#events?.committed();
     // Replayed events carry stored (sealed) evidence: open it now, outside the transaction.
     const opened = await this.#toEvents(result.answer.filter((a) => a.evidence === undefined).map((a) => a.row));
     let k = 0;
@@ -501,6 +509,48 @@ export class ConsentLedger {
     return (await this.#toEvents([row]))[0]!;
   }
 
+  /**
+   * Announces grants that have passed their expiry: one `consent.expired` event per (subject, purpose) whose
+   * deciding event is a grant with `expires_at` at or before now, once per grant (recorded in
+   * `consent_expiry_notices` in the same transaction). The state already reads such grants as expired; this
+   * makes connected services hear it. Runs in batches of at most `limit`; returns how many it announced.
+   */
+  async announceExpiries(options: { limit?: number; actor?: string } = {}): Promise<number> {
+    const limit = Math.min(Math.max(options.limit ?? 1000, 1), 10_000);
+    const now = toIso(this.#clock.now());
+    const announced = await this.#store.transaction(async (trx) => {
+      await this.#store.lock(trx, 'custodian:consent_expiry');
+      const due = await trx
+        .selectFrom('consent_state as s')
+        .leftJoin('consent_expiry_notices as n', 'n.event_id', 's.event_id')
+        .select(['s.subject_id', 's.purpose', 's.event_id', 's.legal_basis', 's.expires_at', 's.recorded_at', 's.jurisdiction'])
+        .where('s.decision', '=', 'granted')
+        .where('s.expires_at', 'is not', null)
+        .where('s.expires_at', '<=', now)
+        .where('n.event_id', 'is', null)
+        .orderBy('s.expires_at')
+        .limit(limit)
+        .execute();
+      if (due.length === 0) return 0;
+      await trx.insertInto('consent_expiry_notices').values(due.map((d) => ({ event_id: d.event_id, announced_at: now }))).execute();
+      await this.#events?.emit(
+        trx,
+        due.map((d) => ({
+          type: 'consent.expired' as const,
+          subjectId: d.subject_id,
+          purposes: [d.purpose],
+          data: { consentEventId: d.event_id, decision: 'granted', legalBasis: d.legal_basis, jurisdiction: d.jurisdiction, recordedAt: isoOrNull(d.recorded_at), expiresAt: isoOrNull(d.expires_at) },
+        })),
+      );
+      await this.#audit?.record(trx, [
+        { actor: options.actor ?? 'system:consent-expiry', action: 'consent.expiries_announced', targetType: 'system', targetId: null, details: { grants: due.length } },
+      ]);
+      return due.length;
+    });
+    if (announced > 0) this.#events?.committed();
+    return announced;
+  }
+
   /** Whether processing `subjectId`'s data for `purpose` is allowed now, and why. */
   async check(subjectId: string, purposeKey: string): Promise<ConsentCheck> {
     const purpose = this.#purposes.peek(purposeKey) ?? (await this.#purposes.require(purposeKey, 'purpose'));
@@ -579,6 +629,25 @@ function checkSubjectId(subjectId: string, path = 'subjectId'): void {
 
 
 /** The last row per (subject, purpose) in a batch; rows are in id order. */
+/** The outbox event announcing one recorded consent event (ids, decision and times only; never evidence). */
+function consentEvent(r: NewEventRow): EventInput {
+  return {
+    type: `consent.${r.decision as Decision}`,
+    subjectId: r.subject_id,
+    purposes: [r.purpose],
+    data: {
+      consentEventId: r.id,
+      decision: r.decision,
+      legalBasis: r.legal_basis,
+      method: r.method,
+      jurisdiction: r.jurisdiction,
+      gpc: r.gpc === 1,
+      recordedAt: r.recorded_at,
+      expiresAt: r.expires_at,
+    },
+  };
+}
+
 function latestPerPair(rows: readonly NewEventRow[]): NewEventRow[] {
   const last = new Map<string, NewEventRow>();
   for (const r of rows) last.set(`${r.subject_id}\u0000${r.purpose}`, r);

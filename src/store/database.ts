@@ -1,4 +1,4 @@
-import type { ColumnType } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 
 /** A timestamp column: ISO-8601 text in SQLite, timestamptz in PostgreSQL (read back as Date). */
 export type Instant = ColumnType<string | Date, string, string>;
@@ -280,7 +280,28 @@ export interface MailOutboxTable {
   sent_at: NullableInstant;
 }
 
+/** The transactional outbox (UPDATE refused; pruning deletes old rows). */
+export interface EventOutboxTable {
+  seq: Generated<number | string>;
+  id: string;
+  type: string;
+  subject_id: string | null;
+  /** JSON array of purpose keys. */
+  purposes: string;
+  time: Instant;
+  /** JSON object: the event's data without subjectId/purposes. */
+  data: string;
+}
+
+/** Grants whose expiry was announced as `consent.expired`. */
+export interface ConsentExpiryNoticesTable {
+  event_id: string;
+  announced_at: Instant;
+}
+
 export interface Database {
+  event_outbox: EventOutboxTable;
+  consent_expiry_notices: ConsentExpiryNoticesTable;
   requests: RequestsTable;
   request_events: RequestEventsTable;
   request_tasks: RequestTasksTable;

@@ -7,8 +7,8 @@ export type StoreKind = 'sqlite' | 'postgres';
 /** A query executor: the store's Kysely instance or a transaction of it. */
 export type Executor = Kysely<Database>;
 
-/** What a change notice is about: consent state of subjects, or data keys (shredding, rotation). */
-export type ChangeTopic = 'consent' | 'keys';
+/** What a change notice is about: consent state of subjects, data keys (shredding, rotation), or new outbox events. */
+export type ChangeTopic = 'consent' | 'keys' | 'events';
 
 /**
  * Receives change notices from other processes: the topic and ids when known; `(null, null)` when anything

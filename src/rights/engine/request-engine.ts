@@ -11,6 +11,8 @@ import {
   toIso,
   uuidv7,
   type AuditSink,
+  type EventInput,
+  type EventSink,
   type Clock,
   type RequestType,
 } from '../../core/index.js';
@@ -80,18 +82,28 @@ const DEFAULT_KINDS = ['email', 'phone_number', 'user_id'] as const;
  * due soon). Identities are sealed under a key of the request and found again by blind index; erasing the
  * request's key (after completion and retention) makes them unreadable everywhere.
  */
+/** What a status change announces besides itself (see {@link RequestEngine.setStatus}). */
+export interface Announce {
+  /** The subject ids (ledger subject ids, i.e. user_id identities) the request concerns. */
+  readonly subjectIds?: readonly string[];
+  /** Events to emit in the same transaction, before `request.completed`. */
+  readonly events?: readonly EventInput[];
+}
+
 export class RequestEngine {
   readonly #store: Store;
   readonly #cipher: RequestCipher;
   readonly #clock: Clock;
   readonly #audit: AuditSink | undefined;
+  readonly #events: EventSink | undefined;
   readonly #options: Required<Omit<RequestEngineOptions, 'identityKinds' | 'correctable'>> & Pick<RequestEngineOptions, 'identityKinds' | 'correctable'>;
 
-  constructor(deps: { store: Store; cipher: RequestCipher; clock: Clock; audit?: AuditSink }, options: RequestEngineOptions = {}) {
+  constructor(deps: { store: Store; cipher: RequestCipher; clock: Clock; audit?: AuditSink; events?: EventSink }, options: RequestEngineOptions = {}) {
     this.#store = deps.store;
     this.#cipher = deps.cipher;
     this.#clock = deps.clock;
     this.#audit = deps.audit;
+    this.#events = deps.events;
     this.#options = { approvalFor: options.approvalFor ?? ['erasure', 'rectification'], codeTtlMs: options.codeTtlMs ?? 15 * 60_000, maxCodeAttempts: options.maxCodeAttempts ?? 5, identityKinds: options.identityKinds, correctable: options.correctable };
   }
 
@@ -271,9 +283,13 @@ export class RequestEngine {
     return this.get(id);
   }
 
-  /** Moves a request to `to` (used by the execution side: in_progress → completed, partially_completed, failed…). */
-  async setStatus(id: string, to: RequestStatus, actor: string, reason: string, outcome?: Readonly<Record<string, unknown>>): Promise<RequestView> {
-    return this.#move(id, () => to, actor, reason, outcome);
+  /**
+   * Moves a request to `to` (used by the execution side: in_progress → completed, partially_completed, failed…).
+   * `announce` names the subject ids the outcome concerns (the `request.completed` event is emitted per subject)
+   * and further events to emit in the same transaction (e.g. `subject.erased`).
+   */
+  async setStatus(id: string, to: RequestStatus, actor: string, reason: string, outcome?: Readonly<Record<string, unknown>>, announce?: Announce): Promise<RequestView> {
+    return this.#move(id, () => to, actor, reason, outcome, announce);
   }
 
   /** The identities of a request, decrypted (for the execution side only; never returned over the API). */
@@ -425,18 +441,19 @@ export class RequestEngine {
     return this.#cipher.keyedDigest(`verification:${id}:${code}`);
   }
 
-  async #move(id: string, to: (row: RequestRow) => RequestStatus | undefined, actor: string, reason: string, outcome?: Readonly<Record<string, unknown>>): Promise<RequestView> {
+  async #move(id: string, to: (row: RequestRow) => RequestStatus | undefined, actor: string, reason: string, outcome?: Readonly<Record<string, unknown>>, announce?: Announce): Promise<RequestView> {
     await this.#store.transaction(async (trx) => {
       await this.#store.lock(trx, `request:${id}`);
       const row = await this.#row(trx, id);
       const next = to(row);
       if (next === undefined) throw transitionError(row.status, 'changed');
-      await this.#transition(trx, row, next, actor, reason, outcome);
+      await this.#transition(trx, row, next, actor, reason, outcome, announce);
     });
+    this.#events?.committed();
     return this.get(id);
   }
 
-  async #transition(trx: Executor, row: RequestRow, to: RequestStatus, actor: string, reason: string, outcome?: Readonly<Record<string, unknown>>): Promise<void> {
+  async #transition(trx: Executor, row: RequestRow, to: RequestStatus, actor: string, reason: string, outcome?: Readonly<Record<string, unknown>>, announce?: Announce): Promise<void> {
     assertTransition(row.status as RequestStatus, to);
     const now = toIso(this.#clock.now());
     const final = FINAL_STATUSES.has(to);
@@ -449,6 +466,12 @@ export class RequestEngine {
     if (Number(updated.numUpdatedRows) !== 1) throw new CustodianError('CST_ERR_REQUEST_INVALID_TRANSITION', 'the request changed meanwhile: read it again');
     await this.#event(trx, row.id, row.status, to, actor, reason);
     await this.#audit?.record(trx, [{ actor, action: 'request.status_changed', targetType: 'request', targetId: row.id, details: { from: row.status, to } }]);
+    if (this.#events !== undefined && (final || announce?.events !== undefined)) {
+      const subjects: Array<string | null> = announce?.subjectIds !== undefined && announce.subjectIds.length > 0 ? [...announce.subjectIds] : [null];
+      const data = { requestId: row.id, requestType: row.type, status: to, jurisdiction: row.jurisdiction };
+      const completed: EventInput[] = final ? subjects.map((subjectId) => ({ type: 'request.completed', subjectId, purposes: [], data })) : [];
+      await this.#events.emit(trx, [...(announce?.events ?? []), ...completed]);
+    }
   }
 
   async #event(trx: Executor, id: string, from: string | null, to: string, actor: string, reason: string | null): Promise<void> {

@@ -129,7 +129,9 @@ export class RequestRunner {
       const unapplied = type === 'rectification' ? ((summary.notApplied as unknown[] | undefined)?.length ?? 0) : 0;
       const status: RequestStatus = errors.length > 0 || unapplied > 0 || (kind === 'erasure' && problems.length > 0) ? 'partially_completed' : 'completed';
       const reason = status === 'completed' ? 'every planned step ran' : `${errors.length} step(s) failed, ${problems.length} planning problem(s)`;
-      const done = await this.#d.engine.setStatus(id, status, worker, reason, { ...summary, errors, problems, unreachable, dataMapVersion: current.version });
+      const subjectIds = identities.user_id ?? [];
+      const erased = type === 'erasure' ? subjectIds.map((subjectId) => ({ type: 'subject.erased' as const, subjectId, purposes: [], data: { requestId: id, status } })) : [];
+      const done = await this.#d.engine.setStatus(id, status, worker, reason, { ...summary, errors, problems, unreachable, dataMapVersion: current.version }, { subjectIds, events: erased });
       return { id, status: done.status, steps };
     } finally {
       await Promise.all([...connectors.values()].map(async (c) => (await c.catch(() => undefined))?.close().catch(() => undefined)));
@@ -154,7 +156,8 @@ export class RequestRunner {
     }
     let recorded = 0;
     for (const subjectId of subjects) recorded += await this.#d.withdraw({ subjectId, purposes, jurisdiction: request.jurisdiction, requestId: id, actor: worker });
-    const done = await this.#d.engine.setStatus(id, 'completed', worker, `${recorded} withdrawal(s) recorded in the consent ledger`, { withdrawn: purposes, subjects: subjects.length, eventsRecorded: recorded });
+    const objected = subjects.map((subjectId) => ({ type: 'subject.objected' as const, subjectId, purposes, data: { requestId: id, requestType: type } }));
+    const done = await this.#d.engine.setStatus(id, 'completed', worker, `${recorded} withdrawal(s) recorded in the consent ledger`, { withdrawn: purposes, subjects: subjects.length, eventsRecorded: recorded }, { subjectIds: subjects, events: objected });
     return { id, status: done.status, steps: subjects.length };
   }
 

@@ -397,6 +397,43 @@ const m0006 = (kind: StoreKind): Migration => ({
   },
 });
 
+/**
+ * The transactional outbox of events (written in the transaction of the change they announce) and the record of
+ * which consent expiries were announced. Outbox rows are immutable (UPDATE refused by the database); old,
+ * delivered rows may be pruned (DELETE), because they carry subject ids and must not be kept forever.
+ */
+const m0007 = (kind: StoreKind): Migration => ({
+  async up(db) {
+    const t = types(kind);
+    await db.schema
+      .createTable('event_outbox')
+      .addColumn('seq', kind === 'postgres' ? 'bigserial' : 'integer', (c) => (kind === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+      .addColumn('id', t.id, (c) => c.notNull().unique())
+      .addColumn('type', 'varchar(64)', (c) => c.notNull())
+      .addColumn('subject_id', 'varchar(256)')
+      .addColumn('purposes', 'text', (c) => c.notNull())
+      .addColumn('time', t.instant, (c) => c.notNull())
+      .addColumn('data', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('event_outbox_subject').on('event_outbox').columns(['subject_id', 'seq']).execute();
+    await db.schema.createIndex('event_outbox_time').on('event_outbox').columns(['time']).execute();
+    if (kind === 'sqlite') {
+      await sql`create trigger event_outbox_no_update before update on event_outbox
+        begin select raise(abort, 'event_outbox rows are immutable'); end`.execute(db);
+    } else {
+      await sql`create trigger event_outbox_no_update before update on event_outbox
+        for each row execute function custodian_refuse_change()`.execute(db);
+    }
+    // One row per grant whose expiry was announced (consent.expired), keyed by the granting event.
+    await db.schema
+      .createTable('consent_expiry_notices')
+      .addColumn('event_id', t.id, (c) => c.primaryKey())
+      .addColumn('announced_at', t.instant, (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('consent_state_expires').on('consent_state').columns(['expires_at']).execute();
+  },
+});
+
 /** Forward-only migrations for `kind`, in the order they apply (names sort lexically). */
 export function migrationsFor(kind: StoreKind): Record<string, Migration> {
   return {
@@ -406,5 +443,6 @@ export function migrationsFor(kind: StoreKind): Record<string, Migration> {
     '0004_audit_log': m0004(kind),
     '0005_datamap': m0005(kind),
     '0006_requests': m0006(kind),
+    '0007_event_outbox': m0007(kind),
   };
 }

@@ -6,7 +6,7 @@ import { isRetryableConflict } from '../store-errors.js';
 import type { ChangeListener, ChangeTopic, ChangeWatch, Executor, MigrationReport, Store } from '../store.js';
 
 const CHANNEL = 'custodian_changes';
-const TOPICS: readonly ChangeTopic[] = ['consent', 'keys'];
+const TOPICS: readonly ChangeTopic[] = ['consent', 'keys', 'events'];
 // NOTIFY payloads must stay under 8000 bytes; larger change sets say "*" (everything may have changed).
 const MAX_PAYLOAD = 7000;
 

@@ -1,0 +1,1 @@
+export { Outbox, toCloudEvent } from './outbox.js';
