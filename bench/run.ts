@@ -8,7 +8,9 @@ const BENCHMARKS: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   audit: () => import('./audit.js'),
   consent: () => import('./consent.js'),
   crypto: () => import('./crypto.js'),
+  propagation: () => import('./propagation.js'),
   requests: () => import('./requests.js'),
+  retention: () => import('./retention.js'),
   scan: () => import('./scan.js'),
 };
 

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { CustodianError } from '../core/index.js';
 import { DEFAULT_STORE_URL } from '../store/index.js';
-import type { ConsentLedgerOptions } from '../ledger/index.js';
+import { bannerOptionsFromEnv, type BannerOptions, type ConsentLedgerOptions } from '../ledger/index.js';
 import type { AuditLogOptions } from '../audit/index.js';
 
 /** Everything Custodian needs to start. Frozen once built. */
@@ -29,6 +29,13 @@ export interface CustodianConfig {
   readonly migrateOnStart: boolean;
   /** Outgoing mail (verification codes): SMTP when CUSTODIAN_SMTP_URL is set; otherwise the outbox only (dev sink). */
   readonly mail: { readonly smtpUrl?: string | undefined; readonly from: string };
+  /** The public consent banner API (CUSTODIAN_BANNER_*): CORS origins, geo header, rate limit; see docs/banner.md. */
+  readonly banner: BannerOptions;
+  /**
+   * The privacy center at `/privacy` (docs/privacy-center.md): branding file (CUSTODIAN_PRIVACY_CENTER_CONFIG),
+   * session lifetime (CUSTODIAN_PRIVACY_CENTER_SESSION_MINUTES), where the built page lives (default dist/web/privacy).
+   */
+  readonly privacyCenter: { readonly configFile?: string | undefined; readonly sessionMinutes: number; readonly webDir?: string | undefined };
   /** Where `${VAR}` references in data map connections are resolved (the process environment). */
   readonly env: Readonly<Record<string, string | undefined>>;
 }
@@ -82,6 +89,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     logLevel: overrides.logLevel ?? env.CUSTODIAN_LOG_LEVEL ?? 'info',
     migrateOnStart: overrides.migrateOnStart ?? true,
     env: Object.freeze({ ...(overrides.env ?? env) }),
+    privacyCenter: Object.freeze(
+      overrides.privacyCenter ?? {
+        configFile: env.CUSTODIAN_PRIVACY_CENTER_CONFIG || undefined,
+        sessionMinutes: positiveInt(env.CUSTODIAN_PRIVACY_CENTER_SESSION_MINUTES, 30, 'CUSTODIAN_PRIVACY_CENTER_SESSION_MINUTES'),
+      },
+    ),
     mail: Object.freeze(overrides.mail ?? { smtpUrl: env.CUSTODIAN_SMTP_URL || undefined, from: env.CUSTODIAN_MAIL_FROM ?? 'privacy@localhost' }),
     audit: Object.freeze({
       origin: checkOrigin(env.CUSTODIAN_LOG_ORIGIN ?? 'custodian'),
@@ -90,6 +103,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       ...overrides.audit,
     }),
     kms: Object.freeze(overrides.kms ?? { url: env.CUSTODIAN_KMS_URL, token: env.CUSTODIAN_KMS_TOKEN, keys: env.CUSTODIAN_KMS_KEYS }),
+    banner: overrides.banner ?? bannerOptionsFromEnv(env),
     ledger: Object.freeze({
       truncateIp: bool(env.CUSTODIAN_TRUNCATE_IP, true),
       gpcEverywhere: bool(env.CUSTODIAN_GPC_EVERYWHERE, false),

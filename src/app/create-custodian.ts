@@ -4,14 +4,17 @@ import { systemClock, type Clock, type Purpose } from '../core/index.js';
 import { HttpKmsKekProvider, Keyring, LocalKekProvider, loadMasterKey, type KekProvider, type MasterKey } from '../crypto/index.js';
 import { DatamapService, type Manifest } from '../datamap/index.js';
 import { ConsentLedger, PurposeRegistry, offeredIn } from '../ledger/index.js';
-import { Outbox } from '../events/index.js';
+import { EventDispatcher, EventSubscriptions, Outbox, type EventDispatcherOptions } from '../events/index.js';
 import { RequestEngine } from '../rights/engine/request-engine.js';
 import { RequestRunner } from '../rights/engine/request-runner.js';
+import { RetentionService, type RetentionServiceOptions } from '../retention/index.js';
 import { openDataConnector } from '../connectors/data/index.js';
 import { smtpMailer, type Mailer } from '../connectors/mail/smtp-mailer.js';
 import { resolveConnection } from '../datamap/index.js';
 import { CustodianError } from '../core/index.js';
 import { openStore, type MigrationReport, type Store } from '../store/index.js';
+import { MemorySessionStore, PrivacyCenter, loadBranding, type SessionStore, type SubjectLookup } from '../privacy-center/index.js';
+import { IncidentService, scanSqlCollection } from '../breach/index.js';
 import type { CustodianConfig } from './config.js';
 
 /** A wired Custodian: the services every interface calls. */
@@ -27,6 +30,10 @@ export interface Custodian {
   readonly ledger: ConsentLedger;
   /** The transactional outbox of events (consent changes, expiries, request outcomes). */
   readonly outbox: Outbox;
+  /** Event subscriptions (webhooks, NATS, Redis Streams), their delivery log and figures. */
+  readonly subscriptions: EventSubscriptions;
+  /** Delivers outbox events to subscriptions; not started here (`serve` and `worker` start it). */
+  readonly dispatcher: EventDispatcher;
   readonly apiKeys: ApiKeyService;
   /** The data map: versioned manifest, validated and audited; its purposes feed the ledger's. */
   readonly datamap: DatamapService;
@@ -36,6 +43,12 @@ export interface Custodian {
   readonly mailer: Mailer | undefined;
   /** Executes requests in progress against the systems of the data map (workers, `request run`). */
   readonly runner: RequestRunner;
+  /** Personal data breach response: incidents, risk assessment, deadlines, scoping, notifications (docs/breach.md). */
+  readonly incidents: IncidentService;
+  /** Retention rules of the data map applied in batches, legal holds, the retention report (docs/retention.md). */
+  readonly retention: RetentionService;
+  /** The privacy center for data subjects (`/privacy`): sign-in by e-mail code, own consent and requests. */
+  readonly privacyCenter: PrivacyCenter;
   /** Migrations applied while starting (empty when none were pending or migrateOnStart is off). */
   readonly migrations: MigrationReport;
   close(): Promise<void>;
@@ -44,6 +57,8 @@ export interface Custodian {
 /** Optional injections, for tests and embedding. */
 export interface CreateCustodianOptions {
   readonly clock?: Clock;
+  /** Retention batch size, lease and pacing (tests, benchmarks). */
+  readonly retention?: RetentionServiceOptions;
   /** Use this master-key provider instead of the local master key (e.g. an HTTP KMS). */
   readonly kekProvider?: KekProvider;
   /** Use this store instead of opening `config.dbUrl`; it is closed with the Custodian. */
@@ -53,6 +68,12 @@ export interface CreateCustodianOptions {
    * Short-lived processes (CLI commands) turn it off.
    */
   readonly watch?: boolean;
+  /** Settings of the event dispatcher (tests shorten backoff and polling). */
+  readonly dispatcher?: EventDispatcherOptions;
+  /** Privacy center: the application's user id of a verified e-mail address (default: none; see docs/privacy-center.md). */
+  readonly privacyCenterLookup?: SubjectLookup;
+  /** Privacy center: where sign-in codes and sessions live (default: in this process). */
+  readonly privacyCenterSessions?: SessionStore;
 }
 
 /** The only composition root: opens the store, migrates, loads keys and purposes, and wires the services. */
@@ -122,15 +143,60 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
         if (events.length === 0) return 0;
         return (await ledger.record(events, { actor })).events.length;
       },
+      // Restriction requests: the ground is not known when the request comes in (GDPR Art. 18(1)).
+      restrict: ({ subjectId, requestId, actor }) => ledger.restrict(subjectId, { reason: 'subject_request', requestId, actor }),
     });
+    const retention = new RetentionService(
+      {
+        store,
+        clock,
+        audit,
+        dataMap: () => datamap.currentView(),
+        connect: async (map, systemKey) => {
+          const connection = map.system(systemKey)?.connection;
+          if (connection === undefined) throw new CustodianError('CST_ERR_CONNECTOR_UNSUPPORTED', `system ${systemKey} has no connection in the data map`, { details: { system: systemKey } });
+          return openDataConnector(resolveConnection(connection, config.env));
+        },
+        digest: (text) => keyring.keyedDigest(text),
+        identitiesOf: (id) => requests.identitiesOf(id),
+        hashKey: () => keyring.systemSecret('erasure-hash'),
+      },
+      options.retention,
+    );
+    const subscriptions = new EventSubscriptions({ store, clock, cipher: keyring, audit });
+    const dispatcher = new EventDispatcher({ store, outbox, subscriptions, clock, audit, announceExpiries: () => ledger.announceExpiries() }, options.dispatcher);
+    const branding = await loadBranding(config.privacyCenter.configFile);
+    const privacyCenter = new PrivacyCenter(
+      {
+        clock,
+        sessions: options.privacyCenterSessions ?? new MemorySessionStore({ now: () => clock.now() }),
+        digest: (text) => keyring.keyedDigest(text),
+        requests,
+        ledger,
+        purposes,
+        packages: runner,
+        branding: () => branding,
+      },
+      { sessionTtlMs: config.privacyCenter.sessionMinutes * 60_000, gpcEverywhere: config.ledger.gpcEverywhere === true, ...(options.privacyCenterLookup ? { lookupSubject: options.privacyCenterLookup } : {}) },
+    );
     const mailer = config.mail.smtpUrl === undefined ? undefined : smtpMailer(config.mail.smtpUrl, config.mail.from);
+    const incidents = new IncidentService({
+      store,
+      clock,
+      cipher: keyring,
+      audit,
+      events: outbox,
+      dataMap: () => datamap.currentView(),
+      scan: (_map, entry, fields, window, scanOptions) => scanSqlCollection(resolveConnection(entry.system.connection!, config.env), entry, fields, window, scanOptions),
+    });
     const close = async () => {
+      await dispatcher.stop();
       await mailer?.close();
       await ledger.stopWatching();
       await keyring.stop();
       await store.close();
     };
-    return Object.freeze({ config, clock, store, masterKey, keyring, audit, purposes, ledger, outbox, apiKeys, datamap, requests, runner, mailer, migrations, close });
+    return Object.freeze({ config, clock, store, masterKey, keyring, audit, purposes, ledger, outbox, subscriptions, dispatcher, apiKeys, datamap, requests, runner, retention, privacyCenter, mailer, incidents, migrations, close });
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;

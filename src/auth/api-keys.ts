@@ -3,7 +3,7 @@ import { digestsEqual, generateApiKeySecret, hashApiKeySecret } from '../crypto/
 import type { Executor, Store } from '../store/index.js';
 
 /** Scopes an API key can carry. `admin` implies every other scope. */
-export const SCOPES = ['admin', 'consent:read', 'consent:write', 'crypto', 'audit:read', 'datamap:read', 'datamap:write', 'requests:read', 'requests:write', 'requests:admin'] as const;
+export const SCOPES = ['admin', 'consent:read', 'consent:write', 'crypto', 'audit:read', 'datamap:read', 'datamap:write', 'requests:read', 'requests:write', 'requests:admin', 'incidents:read', 'incidents:write', 'events:read', 'events:admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 /** An authenticated API key (never its secret). */

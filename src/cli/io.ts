@@ -3,6 +3,8 @@ export interface CliIo {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
   readonly env: NodeJS.ProcessEnv;
+  /** The terminal behind stderr, when stderr is one: long work draws progress bars on it, plain lines otherwise. */
+  readonly tty?: NodeJS.WritableStream;
 }
 
 /** Exit codes of the `custodian` binary. */
@@ -25,6 +27,7 @@ export const processIo: CliIo = {
   stdout: (t) => process.stdout.write(t),
   stderr: (t) => process.stderr.write(t),
   env: process.env,
+  ...(process.stderr.isTTY ? { tty: process.stderr } : {}),
 };
 
 /** Prints a JSON value on stdout. */

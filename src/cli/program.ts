@@ -9,10 +9,14 @@ import { exportFidesCommand, importFidesCommand } from './commands/datamap-fides
 import { graphCommand, reportCommand } from './commands/report.js';
 import { checkCommand, scanCommand } from './commands/scan.js';
 import { requestCommand, workerCommand } from './commands/request.js';
+import { incidentCommand } from './commands/incident.js';
+import { retentionCommand } from './commands/retention.js';
 import { dbCommand } from './commands/db.js';
+import { filterCommand } from './commands/filter.js';
 import { keysCommand } from './commands/keys.js';
 import { purposesCommand } from './commands/purposes.js';
 import { serveCommand } from './commands/serve.js';
+import { eventsCommand } from './commands/events.js';
 import { EXIT, type CliIo } from './io.js';
 
 /** Builds the `custodian` command tree writing to `io`. */
@@ -23,7 +27,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .showHelpAfterError()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   const resolveMap = (opts: Parameters<typeof resolveDataMap>[1]) => resolveDataMap(io, opts);
-  for (const cmd of [serveCommand(io), dbCommand(io), consentCommand(io, setExitCode), keysCommand(io), purposesCommand(io), auditCommand(io, setExitCode), datamapCommand(io, setExitCode, [importFidesCommand(io), exportFidesCommand(io), graphCommand(io, resolveMap)]), reportCommand(io, resolveMap), scanCommand(io, setExitCode), checkCommand(io, setExitCode), requestCommand(io), workerCommand(io)]) program.addCommand(cmd);
+  for (const cmd of [serveCommand(io), dbCommand(io), consentCommand(io, setExitCode), keysCommand(io), purposesCommand(io), auditCommand(io, setExitCode), datamapCommand(io, setExitCode, [importFidesCommand(io), exportFidesCommand(io), graphCommand(io, resolveMap)]), reportCommand(io, resolveMap), scanCommand(io, setExitCode), checkCommand(io, setExitCode), filterCommand(io, setExitCode), requestCommand(io), workerCommand(io), eventsCommand(io), incidentCommand(io), retentionCommand(io)]) program.addCommand(cmd);
   const exitOverrideAll = (cmd: Command): void => {
     cmd.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
     cmd.commands.forEach(exitOverrideAll);

@@ -15,7 +15,7 @@ export interface AuditEntryInput {
   /** API key id (`key:<id>`), `cli:<name>` or a system component (`system:<name>`). */
   readonly actor: string;
   readonly action: string;
-  readonly targetType: 'subject' | 'api_key' | 'purpose' | 'master_key' | 'consent_batch' | 'blind_index' | 'system' | 'datamap' | 'request';
+  readonly targetType: 'subject' | 'api_key' | 'purpose' | 'master_key' | 'consent_batch' | 'blind_index' | 'system' | 'datamap' | 'request' | 'event_subscription' | 'incident' | 'legal_hold' | 'retention_run';
   /** For subjects: the subject id (stored only as its keyed reference). For resources: their id. */
   readonly targetId: string | null;
   readonly outcome?: 'success' | 'failure' | 'denied';

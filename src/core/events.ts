@@ -14,6 +14,9 @@ export const EVENT_TYPES = {
   'subject.objected': 'The subject objected to processing or opted out of sale/sharing/targeted advertising: the purposes listed stop.',
   'subject.erased': 'The subject’s data was erased and their keys shredded: delete any copy you hold (GDPR Art. 17, Art. 19).',
   'request.completed': 'A data subject request reached a final status (completed, partially_completed, rejected or failed).',
+  'incident.opened': 'A personal data breach incident was recorded (or a detection rule opened a suspected one): start the breach response (data: incidentId, status, source).',
+  'incident.deadline_approaching': 'A breach notification deadline is near (data: incidentId, ruleId, audience, dueAt, leftMs): notify the authority or people before it expires.',
+  'incident.deadline_missed': 'A breach notification deadline passed without the notification being recorded (data: incidentId, ruleId, audience, dueAt): notify now and document the reasons for the delay (GDPR Art. 33(1)).',
 } as const;
 
 /** One of the documented event types. */

@@ -13,3 +13,6 @@ export * from './adequacy.js';
 export * from './rights.js';
 export * from './deadlines.js';
 export * from './events.js';
+export * from './restrictions.js';
+export * from './backoff.js';
+export * from './breach-rules.js';

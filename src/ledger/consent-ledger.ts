@@ -7,6 +7,10 @@ import {
   isFresh,
   isIsoInstant,
   isStorableText,
+  isUuid,
+  uuidv7Time,
+  RESTRICTION_LIFT_REASON_KEYS,
+  RESTRICTION_REASON_KEYS,
   type AuditSink,
   type EventInput,
   type EventSink,
@@ -21,6 +25,7 @@ import { consentRepository as repo, isoOrNull, type EventRow, type NewEventRow }
 import { minimiseEvidence } from './evidence.js';
 import { LEDGER_LIMITS } from './limits.js';
 import { evaluate, toPurposeState, type StateRow } from './projection.js';
+import { restrictionRepository as restrictions, type ActiveRestriction, type RestrictionRow } from './restriction-repository.js';
 import { offeredIn, type PurposeRegistry } from './purpose-registry.js';
 import {
   DECISIONS,
@@ -33,11 +38,59 @@ import {
   type Evidence,
   type HistoryOptions,
   type HistoryResult,
+  type LiftRestrictionOptions,
   type PurposeState,
   type RecordContext,
   type RecordResult,
   type RecordedEvent,
+  type RestrictOptions,
+  type Restriction,
+  type RestrictionChange,
 } from './types.js';
+
+/** The most buckets one {@link ConsentLedger.rates} answer holds (a year and a day of days, or 30 years of months). */
+export const CONSENT_RATES_MAX_BUCKETS = 366;
+
+/** Options of {@link ConsentLedger.rates}. */
+export interface ConsentRatesOptions {
+  /** Start, inclusive (ISO-8601); default `to` minus 30 days. */
+  readonly from?: string | undefined;
+  /** End, exclusive (ISO-8601); default now. */
+  readonly to?: string | undefined;
+  /** UTC calendar day (`YYYY-MM-DD`) or month (`YYYY-MM`); default day. */
+  readonly bucket?: 'day' | 'month' | undefined;
+}
+
+/** Decisions per purpose and bucket: what {@link ConsentLedger.rates} answers. */
+export interface ConsentRates {
+  readonly from: string;
+  readonly to: string;
+  readonly bucket: 'day' | 'month';
+  /** Every bucket key in the range, oldest first. */
+  readonly buckets: readonly string[];
+  readonly purposes: ReadonlyArray<{
+    readonly purpose: string;
+    readonly series: ReadonlyArray<{
+      readonly bucket: string; readonly granted: number; readonly denied: number; readonly withdrawn: number; readonly total: number;
+      /** granted / total (0 when there is no decision), 4 decimals. */
+      readonly grantRate: number;
+      /** withdrawn / total, 4 decimals. */
+      readonly withdrawRate: number;
+    }>;
+  }>;
+}
+
+/** The UTC bucket keys touched by `[from, to)`, oldest first; stops one past the cap. */
+function bucketKeys(from: number, to: number, bucket: 'day' | 'month'): string[] {
+  const keys: string[] = [];
+  const d = new Date(from);
+  let at = bucket === 'day' ? Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()) : Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+  while (at < to && keys.length <= CONSENT_RATES_MAX_BUCKETS) {
+    keys.push(new Date(at).toISOString().slice(0, bucket === 'day' ? 10 : 7));
+    at = bucket === 'day' ? at + 86_400_000 : addMonths(at, 1);
+  }
+  return keys;
+}
 
 /** Options of {@link ConsentLedger}. */
 export interface ConsentLedgerOptions {
@@ -88,9 +141,14 @@ function evidenceContext(eventId: string): string {
   return `consent_events.evidence:${eventId}`;
 }
 
-interface CacheEntry {
-  readonly loadedAt: number;
+/** What a check needs of one subject: the consent state per purpose and the restriction in force, if any. */
+interface SubjectView {
   readonly states: Map<string, StateRow>;
+  readonly restriction: ActiveRestriction | undefined;
+}
+
+interface CacheEntry extends SubjectView {
+  readonly loadedAt: number;
   readonly checks?: Map<string, { check: ConsentCheck; purpose: Purpose; validUntil: number }>;
 }
 
@@ -462,9 +520,49 @@ export class ConsentLedger {
   async state(subjectId: string): Promise<PurposeState[]> {
     checkSubjectId(subjectId);
     const now = this.#clock.now();
-    const states = await this.#states(subjectId, now);
+    const { states } = await this.#subject(subjectId, now);
     const keys = new Set([...this.#purposes.list().map((p) => p.key), ...states.keys()]);
     return [...keys].sort().map((k) => toPurposeState(k, states.get(k), now));
+  }
+
+  /**
+   * Grant, denial and withdrawal counts and rates per purpose and UTC time bucket over `[from, to)` (default: the
+   * last 30 days), for dashboards: aggregates only, no subject. Buckets without decisions are filled with zeros.
+   * At most {@link CONSENT_RATES_MAX_BUCKETS} buckets.
+   */
+  async rates(options: ConsentRatesOptions = {}): Promise<ConsentRates> {
+    const bucket = options.bucket ?? 'day';
+    const to = options.to === undefined ? this.#clock.now() : Date.parse(options.to);
+    const from = options.from === undefined ? to - 30 * 86_400_000 : Date.parse(options.from);
+    if (!Number.isFinite(from)) invalid('from', 'must be an ISO-8601 instant');
+    if (!Number.isFinite(to)) invalid('to', 'must be an ISO-8601 instant');
+    if (from >= to) invalid('from', 'must be before to');
+    const keys = bucketKeys(from, to, bucket);
+    if (keys.length > CONSENT_RATES_MAX_BUCKETS) invalid('from', `the range spans more than ${CONSENT_RATES_MAX_BUCKETS} ${bucket} buckets`);
+    const rows = await repo.decisionCounts(this.#store.db, { from: toIso(from), to: toIso(to), bucket });
+    const byPurpose = new Map<string, Map<string, Record<Decision, number>>>();
+    for (const r of rows) {
+      let buckets = byPurpose.get(r.purpose);
+      if (buckets === undefined) byPurpose.set(r.purpose, (buckets = new Map<string, Record<Decision, number>>()));
+      let counts = buckets.get(r.bucket);
+      if (counts === undefined) buckets.set(r.bucket, (counts = { granted: 0, denied: 0, withdrawn: 0 }));
+      if ((DECISIONS as readonly string[]).includes(r.decision)) counts[r.decision] += r.count;
+    }
+    const ratio = (n: number, d: number) => (d === 0 ? 0 : Math.round((n / d) * 10_000) / 10_000);
+    return {
+      from: toIso(from),
+      to: toIso(to),
+      bucket,
+      buckets: keys,
+      purposes: [...byPurpose.keys()].sort().map((purpose) => ({
+        purpose,
+        series: keys.map((key) => {
+          const c = byPurpose.get(purpose)!.get(key) ?? { granted: 0, denied: 0, withdrawn: 0 };
+          const total = c.granted + c.denied + c.withdrawn;
+          return { bucket: key, ...c, total, grantRate: ratio(c.granted, total), withdrawRate: ratio(c.withdrawn, total) };
+        }),
+      })),
+    };
   }
 
   /**
@@ -551,6 +649,125 @@ export class ConsentLedger {
     return announced;
   }
 
+  /**
+   * Restricts processing of a subject (GDPR Art. 18; LGPD Art. 18, IV blocking): from the commit on, every check
+   * of the subject answers `restricted` (not allowed) except for purposes based on a legal obligation (see
+   * {@link evaluate}). Idempotent: restricting a restricted subject records nothing and answers `changed: false`.
+   * The event, the projection, the audit entry and the `subject.restricted` outbox event commit together, and
+   * caches in other processes are told (change notice on the `consent` topic).
+   */
+  async restrict(subjectId: string, options: RestrictOptions): Promise<RestrictionChange> {
+    checkSubjectId(subjectId);
+    if (!(RESTRICTION_REASON_KEYS as readonly string[]).includes(options.reason)) invalid('reason', `must be one of ${RESTRICTION_REASON_KEYS.join(', ')}`);
+    if (options.requestId != null && (typeof options.requestId !== 'string' || !isUuid(options.requestId))) invalid('requestId', 'must be a request id (UUID)');
+    return this.#changeRestriction(subjectId, 'restricted', options.reason, options.requestId ?? null, options);
+  }
+
+  /**
+   * Lifts the restriction of processing of a subject (GDPR Art. 18(3): the subject must be told before; that is
+   * the controller's part). Idempotent: lifting when no restriction is in force records nothing (`changed: false`).
+   * Emits `subject.restriction_lifted` in the same transaction.
+   */
+  async liftRestriction(subjectId: string, options: LiftRestrictionOptions): Promise<RestrictionChange> {
+    checkSubjectId(subjectId);
+    if (!(RESTRICTION_LIFT_REASON_KEYS as readonly string[]).includes(options.reason)) invalid('reason', `must be one of ${RESTRICTION_LIFT_REASON_KEYS.join(', ')}`);
+    return this.#changeRestriction(subjectId, 'lifted', options.reason, null, options);
+  }
+
+  /** The restriction of processing of a subject as stored now (read from the store, not the cache). */
+  async restriction(subjectId: string): Promise<Restriction> {
+    checkSubjectId(subjectId);
+    return toRestriction(subjectId, await restrictions.current(this.#store.db, subjectId));
+  }
+
+  async #changeRestriction(
+    subjectId: string,
+    action: 'restricted' | 'lifted',
+    reason: string,
+    requestId: string | null,
+    ctx: { readonly actor: string; readonly auditRequestId?: string },
+  ): Promise<RestrictionChange> {
+    const now = this.#clock.now();
+    const at = toIso(now);
+    const drawn = uuidv7(now);
+    const result = await this.#store.transaction(async (trx) => {
+      // One writer per subject: two concurrent restrictions must not both see "not restricted" and both record.
+      await this.#store.lock(trx, `custodian:restriction:${subjectId}`);
+      const current = await restrictions.current(trx, subjectId);
+      if ((Number(current?.restricted ?? 0) === 1) === (action === 'restricted')) return { row: current, changed: false };
+      // The projection only moves to a later event id: behind a clock step (or another replica's clock), the id
+      // takes the millisecond after the current event's, so the history's order stays the order of the changes.
+      const eventId = current !== undefined && drawn <= current.event_id ? uuidv7(uuidv7Time(current.event_id) + 1) : drawn;
+      const event = { id: eventId, subject_id: subjectId, action, reason, request_id: requestId, actor: ctx.actor.slice(0, 128), at };
+      await restrictions.append(trx, event, action === 'restricted' ? at : null, current !== undefined);
+      await this.#store.announceChange(trx, 'consent', [subjectId]);
+      await this.#audit?.record(trx, [
+        {
+          actor: ctx.actor,
+          action: action === 'restricted' ? 'subject.restricted' : 'subject.restriction_lifted',
+          targetType: 'subject',
+          targetId: subjectId,
+          requestId: ctx.auditRequestId ?? null,
+          details: { reason, restrictionEventId: eventId, subjectRequestId: requestId },
+        },
+      ]);
+      await this.#events?.emit(trx, [
+        {
+          type: action === 'restricted' ? 'subject.restricted' : 'subject.restriction_lifted',
+          subjectId,
+          purposes: [],
+          data: { restrictionEventId: eventId, reason, requestId, at },
+        },
+      ]);
+      const row: RestrictionRow = { subject_id: subjectId, restricted: action === 'restricted' ? 1 : 0, reason, request_id: requestId, since: action === 'restricted' ? at : null, event_id: eventId, updated_at: at };
+      return { row, changed: true };
+    });
+    if (result.changed) {
+      this.#invalidate([subjectId]);
+      this.#events?.committed();
+    }
+    return { ...toRestriction(subjectId, result.row), changed: result.changed };
+  }
+
+  /**
+   * One page of the current projection (every subject's deciding event per purpose), in (subject, purpose) order,
+   * for clients that keep a local copy (the ConsentClient's cold start). `sequence` is the event outbox position
+   * read before the first page and carried in the cursor: every event at or before it is reflected in every page,
+   * so a client that subscribed to the bus before asking loses nothing; later events may be reflected too, which
+   * a client applying events by consent event id absorbs.
+   */
+  async snapshot(options: SnapshotOptions, deps: { head: () => Promise<number> }): Promise<SnapshotPage> {
+    const limit = Math.min(Math.max(options.limit ?? 1000, 1), SNAPSHOT_MAX_PAGE);
+    if (options.purpose !== undefined) await this.#purposes.require(options.purpose, 'purpose');
+    let after: { subjectId: string; purpose: string } | undefined;
+    let sequence: number;
+    if (options.after === undefined) {
+      sequence = await deps.head();
+    } else {
+      const c = decodeSnapshotCursor(options.after);
+      after = { subjectId: c.subjectId, purpose: c.purpose };
+      sequence = c.sequence;
+    }
+    const rows = await repo.snapshotPage(this.#store.db, { purpose: options.purpose, after, limit: limit + 1 });
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    // Restrictions are few (GDPR Art. 18 requests, and temporary): the first page lists them all, up to a cap.
+    const restricted = options.after === undefined ? await repo.restrictedSubjects(this.#store.db, SNAPSHOT_MAX_RESTRICTIONS + 1) : [];
+    return {
+      restrictions: restricted.slice(0, SNAPSHOT_MAX_RESTRICTIONS).map((r) => ({ subjectId: r.subject_id, eventId: r.event_id })),
+      restrictionsComplete: restricted.length <= SNAPSHOT_MAX_RESTRICTIONS,
+      states: page.map((r) => ({
+        subjectId: r.subject_id,
+        purpose: r.purpose,
+        decision: r.decision as Decision,
+        eventId: r.event_id,
+        expiresAt: isoOrNull(r.expires_at),
+      })),
+      next: rows.length > limit && last !== undefined ? encodeSnapshotCursor({ subjectId: last.subject_id, purpose: last.purpose, sequence }) : null,
+      sequence: String(sequence),
+    };
+  }
+
   /** Whether processing `subjectId`'s data for `purpose` is allowed now, and why. */
   async check(subjectId: string, purposeKey: string): Promise<ConsentCheck> {
     const purpose = this.#purposes.peek(purposeKey) ?? (await this.#purposes.require(purposeKey, 'purpose'));
@@ -560,13 +777,13 @@ export class ConsentLedger {
       const memo = entry.checks?.get(purposeKey);
       if (memo !== undefined && memo.purpose === purpose && now < memo.validUntil) return memo.check;
       const row = entry.states.get(purposeKey);
-      const check = Object.freeze(evaluate(subjectId, purpose, row, now));
+      const check = Object.freeze(evaluate(subjectId, purpose, row, now, entry.restriction !== undefined));
       entry.checks?.set(purposeKey, { check, purpose, validUntil: row?.expiresAt ?? Infinity });
       return check;
     }
     checkSubjectId(subjectId);
-    const states = await this.#states(subjectId, now);
-    return evaluate(subjectId, purpose, states.get(purposeKey), now);
+    const subject = await this.#subject(subjectId, now);
+    return evaluate(subjectId, purpose, subject.states.get(purposeKey), now, subject.restriction !== undefined);
   }
 
   /** Checks many (subject, purpose) pairs with one store read per chunk of uncached subjects. */
@@ -581,36 +798,44 @@ export class ConsentLedger {
     const now = this.#clock.now();
     // Cached states are taken now, before the await below: a change notice arriving meanwhile may evict
     // them, and a subject whose entry vanished must not read as "no consent recorded".
-    const cached = new Map<string, Map<string, StateRow>>();
+    const cached = new Map<string, SubjectView>();
     const missing: string[] = [];
     for (const s of new Set(pairs.map((p) => p.subjectId))) {
       const e = this.#cache.get(s);
-      if (e !== undefined && isFresh(e.loadedAt, now, this.#cacheTtl())) cached.set(s, e.states);
+      if (e !== undefined && isFresh(e.loadedAt, now, this.#cacheTtl())) cached.set(s, e);
       else missing.push(s);
     }
-    const loaded = missing.length > 0 ? await this.#load(missing, now) : new Map<string, Map<string, StateRow>>();
+    const loaded = missing.length > 0 ? await this.#load(missing, now) : new Map<string, SubjectView>();
     return pairs.map(({ subjectId, purpose }) => {
-      const states = loaded.get(subjectId) ?? cached.get(subjectId);
-      return evaluate(subjectId, purposes.get(purpose)!, states?.get(purpose), now);
+      const subject = loaded.get(subjectId) ?? cached.get(subjectId);
+      return evaluate(subjectId, purposes.get(purpose)!, subject?.states.get(purpose), now, subject?.restriction !== undefined);
     });
   }
 
-  async #states(subjectId: string, now: number): Promise<Map<string, StateRow>> {
+  async #subject(subjectId: string, now: number): Promise<SubjectView> {
     const entry = this.#cache.get(subjectId);
-    if (entry !== undefined && isFresh(entry.loadedAt, now, this.#cacheTtl())) return entry.states;
+    if (entry !== undefined && isFresh(entry.loadedAt, now, this.#cacheTtl())) return entry;
     return (await this.#load([subjectId], now)).get(subjectId)!;
   }
 
-  async #load(subjectIds: readonly string[], now: number): Promise<Map<string, Map<string, StateRow>>> {
+  /** Loads subjects' consent states and restrictions (one query per chunk of ids) and caches them. */
+  async #load(subjectIds: readonly string[], now: number): Promise<Map<string, SubjectView>> {
     const generation = this.#generation;
-    const loaded = await repo.loadStates(this.#store.db, subjectIds);
+    const rows = await repo.loadSubjects(this.#store.db, subjectIds);
+    const loaded = new Map<string, SubjectView>();
+    for (const [id, r] of rows) loaded.set(id, { states: r.states, restriction: r.restrictionEventId === undefined ? undefined : { eventId: r.restrictionEventId } });
     // A write that committed while we read has invalidated; caching our read would resurrect old state.
     if (generation === this.#generation && this.#ttl > 0) {
-      for (const [id, states] of loaded) {
+      for (const [id, view] of loaded) {
         this.#cache.delete(id);
-        this.#cache.set(id, { loadedAt: now, states, checks: new Map() });
+        this.#cache.set(id, { loadedAt: now, states: view.states, restriction: view.restriction, checks: new Map() });
       }
-      while (this.#cache.size > this.#maxSubjects) this.#cache.delete(this.#cache.keys().next().value!);
+      // Evict the oldest entries through one iterator: a fresh iterator per eviction would step over every
+      // entry deleted before it (Map iteration skips holes), making a full cache quadratic to refill.
+      if (this.#cache.size > this.#maxSubjects) {
+        const oldest = this.#cache.keys();
+        while (this.#cache.size > this.#maxSubjects) this.#cache.delete(oldest.next().value!);
+      }
     }
     return loaded;
   }
@@ -619,6 +844,55 @@ export class ConsentLedger {
     this.#generation++;
     for (const id of subjectIds) this.#cache.delete(id);
   }
+}
+
+/** Largest page of {@link ConsentLedger.snapshot}. */
+export const SNAPSHOT_MAX_PAGE = 10_000;
+/** Most restricted subjects listed by the first page of {@link ConsentLedger.snapshot}. */
+export const SNAPSHOT_MAX_RESTRICTIONS = 100_000;
+
+/** Options of {@link ConsentLedger.snapshot}. */
+export interface SnapshotOptions {
+  /** Only this purpose. */
+  readonly purpose?: string | undefined;
+  /** The `next` cursor of the previous page. */
+  readonly after?: string | undefined;
+  /** Rows per page, 1..10,000; default 1,000. */
+  readonly limit?: number | undefined;
+}
+
+/** One page of {@link ConsentLedger.snapshot}. */
+export interface SnapshotPage {
+  readonly states: ReadonlyArray<{
+    subjectId: string;
+    purpose: string;
+    decision: Decision;
+    eventId: string;
+    expiresAt: string | null;
+  }>;
+  /** First page only (empty on later pages): every subject whose processing is restricted (GDPR Art. 18), with the restriction event. */
+  readonly restrictions: ReadonlyArray<{ subjectId: string; eventId: string }>;
+  /** False when there were more than {@link SNAPSHOT_MAX_RESTRICTIONS} restricted subjects and the list was cut. */
+  readonly restrictionsComplete: boolean;
+  readonly next: string | null;
+  /** The event outbox position the snapshot covers at least (decimal string, like CloudEvents `sequence`). */
+  readonly sequence: string;
+}
+
+function encodeSnapshotCursor(c: { subjectId: string; purpose: string; sequence: number }): string {
+  return Buffer.from(JSON.stringify([c.subjectId, c.purpose, c.sequence]), 'utf8').toString('base64url');
+}
+
+function decodeSnapshotCursor(cursor: string): { subjectId: string; purpose: string; sequence: number } {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 3 && typeof v[0] === 'string' && typeof v[1] === 'string' && Number.isSafeInteger(v[2]) && (v[2] as number) >= 0) {
+      return { subjectId: v[0], purpose: v[1], sequence: v[2] as number };
+    }
+  } catch {
+    // reported below
+  }
+  invalid('after', 'not a cursor returned by this route');
 }
 
 function checkSubjectId(subjectId: string, path = 'subjectId'): void {
@@ -645,6 +919,19 @@ function consentEvent(r: NewEventRow): EventInput {
       recordedAt: r.recorded_at,
       expiresAt: r.expires_at,
     },
+  };
+}
+
+/** Renders a projection row (or its absence) as the public {@link Restriction}. */
+function toRestriction(subjectId: string, row: RestrictionRow | undefined): Restriction {
+  return {
+    subjectId,
+    restricted: Number(row?.restricted ?? 0) === 1,
+    reason: (row?.reason ?? null) as Restriction['reason'],
+    requestId: row?.request_id ?? null,
+    since: isoOrNull(row?.since ?? null),
+    eventId: row?.event_id ?? null,
+    updatedAt: isoOrNull(row?.updated_at ?? null),
   };
 }
 

@@ -130,6 +130,29 @@ export const consentRepository = {
     return out;
   },
 
+  /**
+   * What a check needs of many subjects, in one query per chunk of ids: their consent_state rows and, in the
+   * same round trip, the id of the restriction event in force for those whose processing is restricted.
+   */
+  async loadSubjects(db: Executor, subjectIds: readonly string[]): Promise<Map<string, { states: Map<string, StateRow>; restrictionEventId: string | undefined }>> {
+    const out = new Map<string, { states: Map<string, StateRow>; restrictionEventId: string | undefined }>();
+    for (const id of subjectIds) out.set(id, { states: new Map(), restrictionEventId: undefined });
+    for (let i = 0; i < subjectIds.length; i += IN_CHUNK) {
+      const ids = sql.join(subjectIds.slice(i, i + IN_CHUNK));
+      const { rows } = await sql<{
+        kind: string; subject_id: string; purpose: string; event_id: string; decision: string; method: string; jurisdiction: string | null; gpc: number; recorded_at: string | Date; expires_at: string | Date | null;
+      }>`select 'c' as kind, subject_id, purpose, event_id, decision, method, jurisdiction, gpc, recorded_at, expires_at from consent_state where subject_id in (${ids})
+        union all
+        select 'r', subject_id, null, event_id, null, null, null, null, null, null from subject_restrictions where subject_id in (${ids}) and restricted = 1`.execute(db);
+      for (const r of rows) {
+        const entry = out.get(r.subject_id)!;
+        if (r.kind === 'r') entry.restrictionEventId = r.event_id;
+        else entry.states.set(r.purpose, stateRow(r));
+      }
+    }
+    return out;
+  },
+
   /** The deciding event per purpose among events recorded at or before `at` (the as-of state). */
   async statesAsOf(db: Executor, subjectId: string, at: string, purpose?: string): Promise<Map<string, StateRow>> {
     let q = db
@@ -170,6 +193,54 @@ export const consentRepository = {
     return q.orderBy('id').limit(options.limit).execute();
   },
 
+  /**
+   * One page of the projection in (subject_id, purpose) order, after the keyset `after`: the primary key's
+   * order, so each page is one index range scan, O(limit), however deep the page.
+   */
+  async snapshotPage(
+    db: Executor,
+    options: { purpose?: string | undefined; after?: { subjectId: string; purpose: string } | undefined; limit: number },
+  ): Promise<Array<{ subject_id: string; purpose: string; decision: string; event_id: string; expires_at: string | Date | null }>> {
+    let q = db.selectFrom('consent_state').select(['subject_id', 'purpose', 'decision', 'event_id', 'expires_at']);
+    if (options.purpose !== undefined) q = q.where('purpose', '=', options.purpose);
+    const after = options.after;
+    if (after !== undefined) {
+      q = q.where((eb) => eb.or([eb('subject_id', '>', after.subjectId), eb.and([eb('subject_id', '=', after.subjectId), eb('purpose', '>', after.purpose)])]));
+    }
+    return q.orderBy('subject_id').orderBy('purpose').limit(options.limit).execute();
+  },
+
+  /**
+   * Decisions counted per time bucket (UTC day or month), purpose and decision, for `from <= recorded_at < to`:
+   * one grouped range scan, so the answer is O(buckets × purposes × decisions) rows whatever the number of events.
+   */
+  async decisionCounts(
+    db: Executor,
+    options: { from: string; to: string; bucket: 'day' | 'month' },
+  ): Promise<Array<{ bucket: string; purpose: string; decision: Decision; count: number }>> {
+    const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+    // SQLite stores instants as ISO-8601 text in UTC, so a prefix is the bucket; PostgreSQL formats in UTC.
+    const bucket = postgres
+      ? sql<string>`to_char(recorded_at at time zone 'UTC', ${sql.lit(options.bucket === 'day' ? 'YYYY-MM-DD' : 'YYYY-MM')})`
+      : sql<string>`substr(recorded_at, 1, ${sql.lit(options.bucket === 'day' ? 10 : 7)})`;
+    // Literals, not parameters: PostgreSQL matches the grouped expression to the selected one only when both are identical.
+    const rows = await db
+      .selectFrom('consent_events')
+      .select((eb) => [bucket.as('bucket'), 'purpose', 'decision', eb.fn.countAll<number | string | bigint>().as('count')])
+      .where('recorded_at', '>=', options.from)
+      .where('recorded_at', '<', options.to)
+      .groupBy([bucket, 'purpose', 'decision'])
+      .orderBy('bucket')
+      .orderBy('purpose')
+      .orderBy('decision')
+      .execute();
+    return rows.map((r) => ({ bucket: r.bucket, purpose: r.purpose, decision: r.decision as Decision, count: Number(r.count) }));
+  },
+
+  /** Subjects whose processing is restricted now, with the restriction's event id, at most `limit`. */
+  async restrictedSubjects(db: Executor, limit: number): Promise<Array<{ subject_id: string; event_id: string }>> {
+    return db.selectFrom('subject_restrictions').select(['subject_id', 'event_id']).where('restricted', '=', 1).orderBy('subject_id').limit(limit).execute();
+  },
 };
 
 /** ISO text of a stored instant, or null. */

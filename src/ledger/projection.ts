@@ -48,12 +48,6 @@ export function toPurposeState(purpose: string, row: StateRow | undefined, at: n
   };
 }
 
-/**
- * Decides whether processing for `purpose` is allowed for a subject whose deciding event is `row`, at `at`.
- * Consent-gated purposes need a live, unexpired grant (GDPR Art. 6(1)(a), Art. 7(3)). Purposes on another
- * basis are allowed without one, except that an objection (a `denied`/`withdrawn` event) stops processing
- * based on public task or legitimate interests (GDPR Art. 21(1), and absolutely for direct marketing, Art. 21(3)).
- */
 const REASONS = Object.fromEntries(
   Object.entries(LEGAL_BASES).map(([key, b]) => [
     key,
@@ -61,17 +55,37 @@ const REASONS = Object.fromEntries(
       granted: `consent granted (${b.article})`,
       objected: `the subject objected to processing under ${key} (GDPR Art. 21)`,
       notRequired: `legal basis ${key} (${b.article}) does not require consent`,
+      restrictedAllowed: `processing restricted (GDPR Art. 18); allowed under legal basis ${key} (${b.article}): storage and legal claims (GDPR Art. 18(2))`,
     },
   ]),
-) as Record<string, { granted: string; objected: string; notRequired: string }>;
+) as Record<string, { granted: string; objected: string; notRequired: string; restrictedAllowed: string }>;
+
+/** The reason of a check refused because processing of the subject is restricted. */
+export const RESTRICTED_REASON = 'processing restricted (GDPR Art. 18)';
 
 function answer(subjectId: string, purpose: Purpose, status: ConsentCheck['status'], row: StateRow | undefined, allowed: boolean, reason: string): ConsentCheck {
   return { subjectId, purpose: purpose.key, status, legalBasis: purpose.legalBasis, eventId: row === undefined ? null : row.eventId, allowed, reason };
 }
 
-export function evaluate(subjectId: string, purpose: Purpose, row: StateRow | undefined, at: number): ConsentCheck {
+/**
+ * Decides whether processing for `purpose` is allowed for a subject whose deciding event is `row`, at `at`.
+ * Consent-gated purposes need a live, unexpired grant (GDPR Art. 6(1)(a), Art. 7(3)). Purposes on another
+ * basis are allowed without one, except that an objection (a `denied`/`withdrawn` event) stops processing
+ * based on public task or legitimate interests (GDPR Art. 21(1), and absolutely for direct marketing, Art. 21(3)).
+ * When processing of the subject is `restricted` (GDPR Art. 18), only purposes based on a legal obligation are
+ * allowed; every other purpose answers status `restricted`, whatever the consent state.
+ */
+export function evaluate(subjectId: string, purpose: Purpose, row: StateRow | undefined, at: number, restricted = false): ConsentCheck {
   const status = statusAt(row, at);
   const reasons = REASONS[purpose.legalBasis]!;
+  // GDPR Art. 18(2) (LGPD Art. 18, IV): a restricted subject's data may only be stored, or processed for legal
+  // claims, the rights of others or important public interest. Custodian lets through only purposes based on a
+  // legal obligation (Art. 6(1)(c)), the statutory keeping and compliance such claims rest on; a consent given
+  // before the restriction does not lift it (the restriction must be lifted: reason `subject_consent`).
+  if (restricted) {
+    if (purpose.legalBasis !== 'legal_obligation') return answer(subjectId, purpose, 'restricted', row, false, RESTRICTED_REASON);
+    return answer(subjectId, purpose, status, row, true, reasons.restrictedAllowed);
+  }
   if (purpose.consentRequired) {
     switch (status) {
       case 'granted':

@@ -1,4 +1,4 @@
-import type { LegalBasis } from '../core/index.js';
+import type { LegalBasis, RestrictionLiftReason, RestrictionReason } from '../core/index.js';
 
 /** A consent decision. Withdrawal is a new event, never an edit. */
 export const DECISIONS = ['granted', 'denied', 'withdrawn'] as const;
@@ -7,6 +7,13 @@ export type Decision = (typeof DECISIONS)[number];
 /** The state of one (subject, purpose): the latest decision, or `expired` / `none`. */
 export const CONSENT_STATUSES = ['granted', 'denied', 'withdrawn', 'expired', 'none'] as const;
 export type ConsentStatus = (typeof CONSENT_STATUSES)[number];
+
+/**
+ * The status a check answers: the consent status, or `restricted` when processing of the subject is restricted
+ * (GDPR Art. 18) and the purpose is not one a restriction allows.
+ */
+export const CHECK_STATUSES = [...CONSENT_STATUSES, 'restricted'] as const;
+export type CheckStatus = (typeof CHECK_STATUSES)[number];
 
 /** How a decision was collected. `gpc` is set by Custodian when it applies a Global Privacy Control signal. */
 export const COLLECTION_METHODS = ['api', 'banner', 'preference_center', 'privacy_center', 'cli', 'gpc', 'tcf', 'form', 'email', 'phone', 'paper', 'import'] as const;
@@ -126,10 +133,52 @@ export interface ConsentCheck {
   readonly subjectId: string;
   readonly purpose: string;
   readonly allowed: boolean;
-  readonly status: ConsentStatus;
+  readonly status: CheckStatus;
   readonly legalBasis: LegalBasis;
   readonly reason: string;
+  /** The deciding consent event, if any (also when the answer is `restricted`). */
   readonly eventId: string | null;
+}
+
+/** Whether processing of a subject is restricted (GDPR Art. 18; LGPD Art. 18, IV), and since when and why. */
+export interface Restriction {
+  readonly subjectId: string;
+  readonly restricted: boolean;
+  /** The reason code of the latest restriction or lifting, or null when the subject was never restricted. */
+  readonly reason: RestrictionReason | RestrictionLiftReason | null;
+  /** The data subject request that asked for the restriction in force, if any. */
+  readonly requestId: string | null;
+  /** When the restriction in force began; null when not restricted. */
+  readonly since: string | null;
+  /** The latest restriction event of the subject, or null. */
+  readonly eventId: string | null;
+  /** When the latest restriction event was recorded, or null. */
+  readonly updatedAt: string | null;
+}
+
+/** The answer to a restriction or lifting: the restriction now, and whether this call changed it. */
+export interface RestrictionChange extends Restriction {
+  /** False when the subject already was in the requested state (nothing was recorded). */
+  readonly changed: boolean;
+}
+
+/** Options of {@link ConsentLedger.restrict}. */
+export interface RestrictOptions {
+  readonly reason: RestrictionReason;
+  /** The data subject request that asks for it. */
+  readonly requestId?: string | null;
+  /** The API key id, CLI operator or system component that restricts. */
+  readonly actor: string;
+  /** The HTTP request id, recorded in the audit entry. */
+  readonly auditRequestId?: string;
+}
+
+/** Options of {@link ConsentLedger.liftRestriction}. */
+export interface LiftRestrictionOptions {
+  readonly reason: RestrictionLiftReason;
+  readonly actor: string;
+  /** The HTTP request id, recorded in the audit entry. */
+  readonly auditRequestId?: string;
 }
 
 /** Options of {@link ConsentLedger.history}. */

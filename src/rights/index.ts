@@ -45,3 +45,4 @@ export {
   type CollectionErasure,
   type ErasureResult,
 } from './executor.js';
+export { FINAL_STATUSES } from './engine/lifecycle.js';

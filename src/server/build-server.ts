@@ -11,10 +11,17 @@ import { apiKeyRoutes } from './routes/api-keys.js';
 import { consentRoutes } from './routes/consent.js';
 import { cryptoRoutes } from './routes/crypto.js';
 import { auditRoutes } from './routes/audit.js';
+import { bannerRoutes } from './routes/banner.js';
 import { purposeRoutes } from './routes/purposes.js';
+import { privacyCenterRoutes } from './routes/privacy-center.js';
+import { adminConsoleRoutes } from './routes/admin-console.js';
 import { datamapRoutes } from './routes/datamap.js';
 import { reportRoutes } from './routes/reports.js';
 import { requestRoutes } from './routes/requests.js';
+import { eventRoutes } from './routes/events.js';
+import { incidentRoutes } from './routes/incidents.js';
+import { retentionRoutes } from './routes/retention.js';
+import { restrictionRoutes } from './routes/restrictions.js';
 import { errorBody, health } from './schemas.js';
 import { z } from 'zod';
 
@@ -22,6 +29,8 @@ import { z } from 'zod';
 export interface BuildServerOptions {
   /** Pino log level, or false for no logs (tests). Default: the config's level. */
   readonly logLevel?: string | false;
+  /** Failed authentications one client address may make per minute before 429 (default 30). */
+  readonly authFailuresPerMinute?: number;
 }
 
 /**
@@ -54,7 +63,11 @@ export async function buildServer(custodian: Custodian, options: BuildServerOpti
 
   const metrics = new ServerMetrics();
   metrics.install(app);
-  installAuth(app, custodian.apiKeys);
+  installAuth(app, custodian.apiKeys, {
+    ...(options.authFailuresPerMinute !== undefined ? { failuresPerMinute: options.authFailuresPerMinute } : {}),
+    // Audited without the address; the breach detection rules read these entries (docs/breach.md).
+    onThrottle: ({ failures }) => void custodian.audit.recordNow([{ actor: 'system:auth', action: 'auth.throttled', targetType: 'system', targetId: null, details: { failures } }]).catch(() => undefined),
+  });
   app.addHook('onResponse', async (request, reply) => {
     if (reply.statusCode >= 500) request.log.warn({ route: request.routeOptions.url, status: reply.statusCode }, 'request failed');
     else request.log.debug({ method: request.method, route: request.routeOptions.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
@@ -111,6 +124,9 @@ export async function buildServer(custodian: Custodian, options: BuildServerOpti
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
+  await app.register(privacyCenterRoutes(custodian)); // the privacy center: /privacy and /v1/privacy/…
+  await app.register(adminConsoleRoutes()); // the admin console single-page app at /admin (docs/admin-console.md)
+  await app.register(bannerRoutes(custodian, metrics)); // public banner API, /banner.js, /banner/demo, /v1/consent/link
   await app.register(
     async (v1) => {
       await v1.register(consentRoutes(custodian, metrics));
@@ -121,6 +137,10 @@ export async function buildServer(custodian: Custodian, options: BuildServerOpti
       await v1.register(datamapRoutes(custodian));
       await v1.register(reportRoutes(custodian));
       await v1.register(requestRoutes(custodian));
+      await v1.register(eventRoutes(custodian, metrics));
+      await v1.register(incidentRoutes(custodian));
+      await v1.register(retentionRoutes(custodian));
+      await v1.register(restrictionRoutes(custodian));
     },
     { prefix: '/v1' },
   );

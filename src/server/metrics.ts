@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Prometheus metrics of one server. Labels carry route patterns and codes, never ids or personal data. */
 export class ServerMetrics {
@@ -32,6 +32,38 @@ export class ServerMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'custodian_' });
+  }
+
+  /**
+   * Event delivery gauges per subscription (label: subscription id), read from the store when scraped: lag in
+   * outbox positions, age of the oldest pending delivery, pending deliveries, dead letters, failed attempts.
+   */
+  watchEventDelivery(read: () => Promise<ReadonlyArray<{ id: string; lag: number; oldestPendingSeconds: number; pending: number; dead: number; failures: number }>>): void {
+    type Figures = Awaited<ReturnType<typeof read>>[number];
+    // One store read per scrape, shared by the gauges (prom-client collects them concurrently).
+    let last: { at: number; figures: Promise<ReadonlyArray<Figures> | undefined> } | undefined;
+    const load = () => {
+      if (last === undefined || Date.now() - last.at > 500) last = { at: Date.now(), figures: read().catch(() => undefined) };
+      return last.figures;
+    };
+    const gauge = (name: string, help: string, pick: (m: Figures) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['subscription'] as const,
+        registers: [this.registry],
+        async collect() {
+          const all = await load();
+          if (all === undefined) return;
+          this.reset();
+          for (const m of all) this.set({ subscription: m.id }, pick(m));
+        },
+      });
+    gauge('custodian_event_subscription_lag', 'Outbox positions not yet delivered to the subscription', (m) => m.lag);
+    gauge('custodian_event_subscription_oldest_pending_seconds', 'Age of the oldest event waiting for delivery', (m) => m.oldestPendingSeconds);
+    gauge('custodian_event_deliveries_pending', 'Deliveries waiting (including retries)', (m) => m.pending);
+    gauge('custodian_event_deliveries_dead', 'Dead-lettered deliveries', (m) => m.dead);
+    gauge('custodian_event_delivery_failures', 'Failed delivery attempts so far', (m) => m.failures);
   }
 
   /** Counts and times every request by its route pattern. */

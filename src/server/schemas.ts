@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { JURISDICTION_CODE_PATTERN, LEGAL_BASIS_KEYS, PURPOSE_KEY_PATTERN, isIsoInstant, isStorableText } from '../core/index.js';
 import { SCOPES } from '../auth/index.js';
-import { COLLECTION_METHODS, CONSENT_STATUSES, DECISIONS, INPUT_METHODS, LEDGER_LIMITS, purposeDefinitionSchema } from '../ledger/index.js';
+import { CHECK_STATUSES, COLLECTION_METHODS, CONSENT_STATUSES, DECISIONS, INPUT_METHODS, LEDGER_LIMITS, SNAPSHOT_MAX_PAGE, purposeDefinitionSchema } from '../ledger/index.js';
 
 // Schemas of the HTTP API. They validate requests, serialise responses (undeclared fields never leave),
 // and generate /openapi.json: one definition for all three.
@@ -141,7 +141,7 @@ export const checkResult = z.object({
   subjectId: z.string(),
   purpose: z.string(),
   allowed: z.boolean(),
-  status: z.enum(CONSENT_STATUSES),
+  status: z.enum(CHECK_STATUSES).describe('The consent status, or `restricted` when processing of the subject is restricted (GDPR Art. 18) and the purpose is not based on a legal obligation'),
   legalBasis,
   reason: z.string(),
   eventId: z.string().nullable(),
@@ -149,6 +149,32 @@ export const checkResult = z.object({
 
 export const checkBatchBody = z.object({ checks: z.array(checkQuery).min(1).max(LEDGER_LIMITS.maxCheckBatch) }).strict();
 export const checkBatchResponse = z.object({ results: list(checkResult) });
+
+export const snapshotQuery = z
+  .object({
+    purpose: purposeKey.optional().describe('Only this purpose.'),
+    after: z.string().min(1).max(2048).optional().describe('Cursor: `next` of the previous page.'),
+    limit: z.coerce.number().int().min(1).max(SNAPSHOT_MAX_PAGE).optional().describe('Rows per page (default 1,000).'),
+  })
+  .strict();
+
+export const snapshotResponse = z.object({
+  states: list(
+    z.object({
+      subjectId: z.string(),
+      purpose: z.string(),
+      decision: z.enum(DECISIONS),
+      eventId: z.string().describe('The deciding consent event (UUIDv7, time-ordered): apply a bus event only when its consentEventId is greater.'),
+      expiresAt: instantOut.nullable(),
+    }),
+  ),
+  restrictions: list(z.object({ subjectId: z.string(), eventId: z.string() })).describe(
+    'First page only (empty on later pages): every subject whose processing is restricted now (GDPR Art. 18), with its restriction event.',
+  ),
+  restrictionsComplete: z.boolean().describe('False when there were more than 100,000 restricted subjects and the list was cut.'),
+  next: z.string().nullable().describe('Cursor of the next page; null on the last page.'),
+  sequence: z.string().describe('Event outbox position read before the first page: every event up to it is reflected in every page.'),
+});
 
 export const purpose = z.object({
   key: z.string(),

@@ -299,7 +299,165 @@ export interface ConsentExpiryNoticesTable {
   announced_at: Instant;
 }
 
+/** Where a subscription's events go and which; soft-deleted. */
+export interface EventSubscriptionsTable {
+  id: string;
+  name: string;
+  kind: string;
+  /** JSON: the target without secrets (for display). */
+  target: string;
+  /** The full target configuration (URL with credentials, webhook secret), sealed (field format). */
+  target_sealed: string;
+  /** JSON array of event types; empty = all. */
+  filter_types: string;
+  /** JSON array of purpose keys; empty = all. */
+  filter_purposes: string;
+  max_attempts: number;
+  created_at: Instant;
+  created_by: string;
+  deleted_at: NullableInstant;
+  disabled_at: NullableInstant;
+  disabled_reason: string | null;
+  /** The outbox position through which events were fanned out into deliveries. */
+  materialised_through: number | string;
+}
+
+/** One event to deliver to one subscription. */
+export interface EventDeliveriesTable {
+  subscription_id: string;
+  seq: number | string;
+  event_id: string;
+  subject_id: string | null;
+  /** pending | delivered | dead */
+  status: string;
+  attempts: number;
+  next_attempt_at: Instant;
+  /** A dispatcher is delivering it until then (lease); another may take over afterwards. */
+  claimed_until: NullableInstant;
+  claimed_by: string | null;
+  last_error: string | null;
+  updated_at: Instant;
+  delivered_at: NullableInstant;
+}
+
+/** Append-only: every delivery attempt. */
+export interface EventDeliveryAttemptsTable {
+  id: string;
+  subscription_id: string;
+  seq: number | string;
+  event_id: string;
+  attempt: number;
+  at: Instant;
+  /** delivered | failed | dead */
+  outcome: string;
+  http_status: number | null;
+  error: string | null;
+  duration_ms: number;
+}
+
+/** Append-only: every restriction of processing of a subject and every lifting of one (GDPR Art. 18). */
+export interface SubjectRestrictionsEventsTable {
+  id: string;
+  subject_id: string;
+  /** restricted | lifted */
+  action: string;
+  /** A code of RESTRICTION_REASONS (restricted) or RESTRICTION_LIFT_REASONS (lifted); never free text. */
+  reason: string;
+  /** The data subject request that asked for it, if any. */
+  request_id: string | null;
+  actor: string;
+  at: Instant;
+}
+
+/** Projection: the current restriction state per subject (the latest event), kept in the transaction that appends it. */
+export interface SubjectRestrictionsTable {
+  subject_id: string;
+  /** 0/1 */
+  restricted: number;
+  reason: string;
+  request_id: string | null;
+  /** When the restriction in force began; null once lifted. */
+  since: NullableInstant;
+  /** The latest event of the subject in subject_restrictions_events. */
+  event_id: string;
+  updated_at: Instant;
+}
+
+/** A legal hold (docs/retention.md): retention skips what it covers while it is active (not released, not past `until`). */
+export interface LegalHoldsTable {
+  id: string;
+  /** subject | system | collection */
+  scope: string;
+  system_key: string | null;
+  /** `<dataset>.<collection>` for collection holds. */
+  collection: string | null;
+  identity_kind: string | null;
+  /** Keyed digest of `identity:<kind>:<value>` (as requests store theirs); never the value. */
+  subject_digest: string | null;
+  reason: string;
+  until: NullableInstant;
+  created_by: string;
+  created_at: Instant;
+  released_by: string | null;
+  released_at: NullableInstant;
+}
+
+/** One retention run (or dry run); its report is the sum of its retention_progress rows. */
+export interface RetentionRunsTable {
+  id: string;
+  /** running | completed | failed */
+  status: string;
+  /** 0/1 */
+  dry_run: number;
+  system_key: string | null;
+  datamap_version: number;
+  /** The instant cutoffs are computed from (`as_of - period`), kept so a resumed run uses the same ones. */
+  as_of: Instant;
+  actor: string;
+  started_at: Instant;
+  finished_at: NullableInstant;
+  resumed: number;
+  error: string | null;
+}
+
+/** Progress and counts of one rule of one collection in a run; `cursor` is the last key processed (JSON). */
+export interface RetentionProgressTable {
+  run_id: string;
+  collection: string;
+  rule: number;
+  system_key: string;
+  action: string;
+  cutoff: Instant;
+  cursor: string | null;
+  /** pending | running | done | skipped | failed */
+  state: string;
+  matched: number;
+  deleted: number;
+  anonymised: number;
+  /** JSON: reason → count. */
+  skipped: string;
+  error: string | null;
+  updated_at: Instant;
+}
+
+/** The lease that keeps one retention run at a time across processes. */
+export interface RetentionLeaseTable {
+  name: string;
+  owner: string;
+  run_id: string | null;
+  until: Instant;
+}
+
 export interface Database {
+  legal_holds: LegalHoldsTable;
+  retention_runs: RetentionRunsTable;
+  retention_progress: RetentionProgressTable;
+  retention_lease: RetentionLeaseTable;
+  subject_restrictions_events: SubjectRestrictionsEventsTable;
+  subject_restrictions: SubjectRestrictionsTable;
+  event_subscriptions: EventSubscriptionsTable;
+  event_deliveries: EventDeliveriesTable;
+  event_delivery_attempts: EventDeliveryAttemptsTable;
   event_outbox: EventOutboxTable;
   consent_expiry_notices: ConsentExpiryNoticesTable;
   requests: RequestsTable;

@@ -11,6 +11,7 @@ describe('package exports', () => {
     './verify': ['verifyBundle'],
     './crypto': ['Keyring', 'sealField', 'openField', 'LocalKekProvider'],
     './datamap': ['DataMap', 'loadManifestFile', 'parseManifest', 'DatamapService', 'importFides', 'exportFides'],
+    './client': ['ConsentClient', 'filterByConsent', 'ledgerLookup', 'httpLookup', 'verifyWebhook', 'subscribeEvents'],
   };
   it('lists exactly the documented entry points', () => {
     expect(Object.keys(pkg.exports).sort()).toEqual(Object.keys(expected).sort());

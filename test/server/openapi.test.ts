@@ -20,6 +20,8 @@ interface OpenApiDocument {
   paths: Record<string, Record<string, Operation>>;
 }
 
+/** /v1 routes without an API key: the consent banner's public API (CORS, rate-limited), see docs/banner.md. */
+const PUBLIC_V1_PATHS = ['/v1/banner/experience', '/v1/banner/consent'];
 const METHODS = new Set(['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace']);
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -48,19 +50,24 @@ describe('OpenAPI document', () => {
 
   it('declares 400, 401 and 403 on every /v1 operation, which all require an API key', () => {
     const operations = Object.entries(doc.paths)
-      .filter(([path]) => path.startsWith('/v1/'))
+      .filter(([path]) => path.startsWith('/v1/') && !PUBLIC_V1_PATHS.includes(path) && !path.startsWith('/v1/privacy/'))
       .flatMap(([path, item]) => Object.entries(item).filter(([method]) => METHODS.has(method)).map(([method, op]) => ({ name: `${method.toUpperCase()} ${path}`, op })));
     expect(operations.map((o) => o.name).sort()).toStrictEqual(
       [
         'DELETE /v1/api-keys/{id}',
         'GET /v1/api-keys',
+        'GET /v1/me',
+        'GET /v1/reports/consent-rates',
+        'POST /v1/audit/verify',
         'GET /v1/consent/check',
+        'GET /v1/consent/snapshot',
         'GET /v1/purposes',
         'GET /v1/subjects/{subjectId}/consent',
         'GET /v1/subjects/{subjectId}/consent/history',
         'POST /v1/api-keys',
         'POST /v1/consent/check',
         'POST /v1/consent/events',
+        'POST /v1/consent/link',
         'PUT /v1/purposes/{key}',
         'POST /v1/crypto/encrypt',
         'POST /v1/crypto/decrypt',
@@ -86,9 +93,24 @@ describe('OpenAPI document', () => {
         'GET /v1/reports/ropa',
         'GET /v1/reports/dpia',
         'GET /v1/reports/transfers',
+        'GET /v1/reports/retention',
+        'POST /v1/retention/runs',
+        'GET /v1/retention/runs',
+        'GET /v1/retention/runs/{id}',
+        'GET /v1/legal-holds',
+        'POST /v1/legal-holds',
+        'DELETE /v1/legal-holds/{id}',
         'POST /v1/requests',
+        'GET /v1/events',
+        'GET /v1/events/subscriptions',
+        'POST /v1/events/subscriptions',
+        'GET /v1/events/subscriptions/{id}',
+        'DELETE /v1/events/subscriptions/{id}',
+        'GET /v1/events/subscriptions/{id}/deliveries',
+        'POST /v1/events/subscriptions/{id}/replay',
         'GET /v1/requests',
         'GET /v1/requests/{id}',
+        'GET /v1/requests/{id}/tasks',
         'POST /v1/requests/{id}/verify',
         'POST /v1/requests/{id}/approve',
         'POST /v1/requests/{id}/reject',
@@ -96,6 +118,16 @@ describe('OpenAPI document', () => {
         'GET /v1/requests/{id}/package',
         'GET /v1/requests/{id}/certificate',
         'POST /v1/requests/{id}/package-link',
+        'GET /v1/restrictions/{subjectId}',
+        'POST /v1/restrictions/{subjectId}/lift',
+        'GET /v1/incidents',
+        'POST /v1/incidents',
+        'GET /v1/incidents/{id}',
+        'PATCH /v1/incidents/{id}',
+        'POST /v1/incidents/{id}/assessment',
+        'GET /v1/incidents/{id}/affected-subjects',
+        'GET /v1/incidents/{id}/notifications/drafts',
+        'POST /v1/incidents/{id}/notifications',
       ].sort(),
     );
     expect(doc.security).toStrictEqual([{ apiKey: [] }]);
@@ -114,6 +146,18 @@ describe('OpenAPI document', () => {
     expect(Object.keys(doc.paths)).not.toContain('/metrics');
     expect(doc.paths['/healthz']?.get?.security).toStrictEqual([]);
     expect(doc.paths['/downloads/packages/{token}']?.get?.security).toStrictEqual([]); // the signed link is the credential
+    // The banner runs on visitors' browsers: public, with its own 403 (origin) and 429 (rate limit).
+    for (const [path, method] of [['/v1/banner/experience', 'get'], ['/v1/banner/consent', 'post']] as const) {
+      const op = doc.paths[path]?.[method];
+      expect(op?.security, `${method} ${path}`).toStrictEqual([]);
+      expect(Object.keys(op?.responses ?? {}).sort(), `${method} ${path}`).toStrictEqual([method === 'get' ? '200' : '201', '400', '403', '429'].sort());
+    }
+    expect(Object.keys(doc.paths)).not.toContain('/banner.js');
+    // The privacy center's API serves data subjects: public (cookie session + CSRF token), never an API key.
+    const privacy = Object.entries(doc.paths).filter(([path]) => path.startsWith('/v1/privacy/'));
+    expect(privacy.length).toBeGreaterThan(0);
+    for (const [path, item] of privacy) for (const [method, op] of Object.entries(item)) if (METHODS.has(method)) expect(op.security, `${method} ${path}`).toStrictEqual([]);
+    expect(Object.keys(doc.paths)).not.toContain('/privacy');
   });
 
   it('checkOpenApi tells a stale file apart, with the hint to regenerate', async () => {

@@ -1,10 +1,13 @@
 import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { CustodianError, REQUEST_TYPES, type RequestType } from '../../core/index.js';
+import { CustodianError, RESTRICTION_LIFT_REASON_KEYS, REQUEST_TYPES, type RequestType, type RestrictionLiftReason } from '../../core/index.js';
 import { REQUEST_STATUSES, type RequestStatus } from '../../rights/engine/lifecycle.js';
 import { workerId } from '../../rights/engine/request-runner.js';
 import { withCustodian, withStoreOptions, type StoreOptions } from '../context.js';
 import { printJson, type CliIo } from '../io.js';
+import { stepProgress } from '../progress.js';
+import { startRetentionScheduler } from '../../retention/index.js';
+import { BreachDetector, startBreachMonitoring } from '../../breach/index.js';
 
 const ACTOR = 'cli:operator';
 
@@ -102,7 +105,8 @@ export function requestCommand(io: CliIo): Command {
 
   withStoreOptions(request.command('run').description('execute a request in progress now, in this process (resumes where a stopped run left off)').argument('<id>', 'request id')).action(
     async (id: string, opts: StoreOptions) => {
-      const report = await withCustodian(io, opts, (c) => c.runner.run(id, workerId(), { onStep: (n, step) => io.stderr(`[${n}] ${step}\n`) }));
+      const progress = stepProgress(io);
+      const report = await withCustodian(io, opts, (c) => c.runner.run(id, workerId(), { onStep: progress.onStep })).finally(() => progress.stop());
       if (report.status === 'busy') throw new CustodianError('CST_ERR_REQUEST_INVALID_TRANSITION', 'another worker is running this request now');
       printJson(io, await withCustodian(io, opts, (c) => c.requests.get(id)));
     },
@@ -122,6 +126,22 @@ export function requestCommand(io: CliIo): Command {
       }
     },
   );
+
+  withStoreOptions(request.command('restriction').description('whether processing of a subject is restricted (GDPR Art. 18), since when and why').argument('<subjectId>', "the subject's user id")).action(
+    async (subjectId: string, opts: StoreOptions) => {
+      printJson(io, await withCustodian(io, opts, (c) => c.ledger.restriction(subjectId)));
+    },
+  );
+
+  withStoreOptions(
+    request
+      .command('lift-restriction')
+      .description('lift the restriction of processing of a subject (GDPR Art. 18(3): tell the subject first); idempotent')
+      .argument('<subjectId>', "the subject's user id")
+      .addOption(new Option('--reason <code>', 'why it ends (docs/requests.md)').choices([...RESTRICTION_LIFT_REASON_KEYS]).makeOptionMandatory()),
+  ).action(async (subjectId: string, opts: StoreOptions & { reason: RestrictionLiftReason }) => {
+    printJson(io, await withCustodian(io, opts, (c) => c.ledger.liftRestriction(subjectId, { reason: opts.reason, actor: ACTOR })));
+  });
 
   withStoreOptions(request.command('certificate').description('the signed erasure certificate of an erasure request').argument('<id>', 'request id')).action(async (id: string, opts: StoreOptions) => {
     io.stdout((await withCustodian(io, opts, (c) => c.runner.certificate(id))) + '\n');
@@ -163,6 +183,15 @@ export function workerCommand(io: CliIo): Command {
     try {
       await withCustodian(io, opts, async (c) => {
         io.stderr(`${me} started\n`);
+        // Retention on its cron schedule while the worker runs (not with --once); the lease keeps one run at a time.
+        const retention = opts.once === true ? undefined : startRetentionScheduler(c, { onError: (err) => io.stderr(`retention: ${(err as { code?: string }).code ?? 'error'}\n`) });
+        // Events go out to subscriptions while the worker runs; with --once, what is due is delivered once at the end.
+        if (opts.once !== true) await c.dispatcher.start({ onError: (err) => io.stderr(`events: ${(err as { code?: string }).code ?? 'error'}\n`) });
+        // Breach deadlines and detection rules every minute while the worker runs (not with --once).
+        const breach =
+          opts.once === true
+            ? undefined
+            : startBreachMonitoring({ incidents: c.incidents, detector: new BreachDetector({ store: c.store, clock: c.clock, incidents: c.incidents }) }, { onError: (err) => io.stderr(`breach: ${(err as { code?: string }).code ?? 'error'}\n`) });
         const tried = new Set<string>();
         let swept = 0;
         while (!stop.signal.aborted) {
@@ -176,10 +205,13 @@ export function workerCommand(io: CliIo): Command {
           for (const id of ids) {
             tried.add(id);
             if (stop.signal.aborted) break;
+            const progress = stepProgress(io, `${id} `);
             try {
-              const report = await c.runner.run(id, me, { signal: stop.signal });
+              const report = await c.runner.run(id, me, { signal: stop.signal, onStep: progress.onStep });
+              progress.stop();
               io.stdout(JSON.stringify({ id, status: report.status, steps: report.steps }) + '\n');
             } catch (err) {
+              progress.stop();
               if (stop.signal.aborted) break;
               const code = (err as { code?: string }).code ?? 'error';
               io.stderr(`${id}: ${code}\n`);
@@ -188,6 +220,13 @@ export function workerCommand(io: CliIo): Command {
           if (opts.once === true && ids.length === 0) break;
           if (ids.length === 0) await new Promise((r) => setTimeout(r, opts.pollMs));
         }
+        await retention?.stop();
+        await breach?.stop();
+        if (opts.once === true) {
+          await c.ledger.announceExpiries();
+          for (let r = await c.dispatcher.runOnce(); r.fannedOut + r.delivered + r.retried + r.dead > 0 && !stop.signal.aborted; r = await c.dispatcher.runOnce());
+        }
+        await c.dispatcher.stop();
       });
     } finally {
       process.off('SIGINT', onSignal);

@@ -2,6 +2,8 @@ import { Command, Option } from 'commander';
 import { createCustodian, loadConfig } from '../../app/index.js';
 import { redactStoreUrl } from '../../store/index.js';
 import { buildServer } from '../../server/index.js';
+import { startRetentionScheduler } from '../../retention/index.js';
+import { BreachDetector, startBreachMonitoring } from '../../breach/index.js';
 import { VERSION } from '../../version.js';
 import { withStoreOptions, type StoreOptions } from '../context.js';
 import type { CliIo } from '../io.js';
@@ -32,6 +34,8 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<RunningServe
     const address = await app.listen({ host: config.host, port: config.port });
     // The sequencer integrates queued audit and consent leaves every second and signs heads as configured.
     const sequencer = custodian.audit.startSequencer({ onError: (err) => app.log.error({ errCode: (err as { code?: string }).code }, 'audit sequencer failed; retrying') });
+    // Events go out to subscriptions from here (and from workers); consent expiries are announced every minute.
+    await custodian.dispatcher.start({ onError: (err) => app.log.error({ errCode: (err as { code?: string }).code ?? (err as Error).name }, 'event dispatch failed; retrying') });
     // Deadline alerts for data subject requests, every minute (raised once each; see docs/requests.md).
     const sweep = setInterval(() => {
       custodian.requests.sweepDeadlines().then(
@@ -52,6 +56,16 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<RunningServe
             );
           }, 5_000);
     dispatch?.unref();
+    // Retention rules on a cron schedule (CUSTODIAN_RETENTION_CRON, default 03:00 UTC daily); one run at a time across replicas.
+    const retention = startRetentionScheduler(custodian, {
+      onRun: (run) => app.log.info({ runId: run.id, status: run.status, ...run.totals }, 'retention run finished'),
+      onError: (err) => app.log.error({ errCode: (err as { code?: string }).code }, 'retention run failed; it resumes on the next run'),
+    });
+    // Breach deadlines (escalations raised once each) and detection rules over the audit log, every minute.
+    const breach = startBreachMonitoring(
+      { incidents: custodian.incidents, detector: new BreachDetector({ store: custodian.store, clock: custodian.clock, incidents: custodian.incidents }) },
+      { onError: (err) => app.log.error({ errCode: (err as { code?: string }).code }, 'breach monitoring failed; retrying') },
+    );
     const url = address.replace('://[::1]', '://localhost');
     const lines = [
       `Custodian ${VERSION} listening on ${url}`,
@@ -94,6 +108,8 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<RunningServe
             clearInterval(sweep);
             if (dispatch !== undefined) clearInterval(dispatch);
           })
+          .then(() => retention?.stop())
+          .then(() => breach.stop())
           .then(() => sequencer.stop())
           .then(() => custodian.close());
         return closing;

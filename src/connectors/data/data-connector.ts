@@ -9,6 +9,8 @@
  * CustodianErrors with codes CST_ERR_CONNECTOR_* and never contain values or secrets.
  */
 
+import { CustodianError } from '../../core/index.js';
+
 /** One row as read: field name → value (string, number, boolean, null, or a nested object for documents). */
 export type Row = Readonly<Record<string, unknown>>;
 
@@ -32,6 +34,52 @@ export interface RowChange {
   readonly set: Readonly<Record<string, string | number | null>>;
 }
 
+/**
+ * When a row is past due for a retention rule: its `ageField` holds an instant strictly before `cutoff`.
+ * A row whose age field is null (or not an instant) is never due. Age fields may be date/time columns,
+ * ISO-8601 text (no zone = UTC) or numbers of seconds since the Unix epoch.
+ */
+export interface DueCondition {
+  readonly ageField: string;
+  /** UTC ISO-8601 instant with milliseconds, e.g. `2026-01-01T00:00:00.000Z`. */
+  readonly cutoff: string;
+}
+
+/** One page of rows past due, in key order (keyset pagination: pass the last key seen as `afterKey`). */
+export interface ExpiredQuery extends DueCondition {
+  /** The collection's primary key field: pages are ordered by it and `afterKey` is compared with it. */
+  readonly keyField: string;
+  /** Only rows whose key is greater than this (exclusive); undefined for the first page. */
+  readonly afterKey?: KeyValue | undefined;
+  /** Largest number of rows in the page (at most {@link MAX_EXPIRED_PAGE}). */
+  readonly limit: number;
+  /** Fields to return besides the key (identity fields for holds, fields to anonymise). */
+  readonly fields: readonly string[];
+}
+
+/** Largest page {@link DataConnector.findExpired} returns. */
+export const MAX_EXPIRED_PAGE = 10_000;
+
+/** Parses an age value as an instant (ms since the epoch): ISO-8601 text (no zone = UTC) or epoch seconds; undefined otherwise. */
+export function instantOf(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? value * 1000 : undefined;
+  if (typeof value !== 'string') return undefined;
+  const text = value.trim();
+  const m = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?))?\s*(Z|[+-]\d{2}:?\d{2})?$/i.exec(text);
+  if (m === null) return undefined;
+  const zone = m[3] === undefined ? 'Z' : m[3].toUpperCase() === 'Z' ? 'Z' : m[3].includes(':') ? m[3] : `${m[3].slice(0, 3)}:${m[3].slice(3)}`;
+  const time = (m[2] ?? '00:00:00').replace(/(\.\d{3})\d+$/, '$1');
+  const ms = Date.parse(`${m[1]}T${time}${zone}`);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** CST_ERR_CONNECTOR_UNSUPPORTED for a retention operation of a connector kind that cannot run it. */
+export function retentionUnsupported(kind: string, operation: string): never {
+  throw new CustodianError('CST_ERR_CONNECTOR_UNSUPPORTED', `${kind} connectors do not support retention (${operation}): rows past due cannot be found by age there; declare no retention rule on this system's collections`, {
+    details: { kind, operation },
+  });
+}
+
 export interface DataConnector {
   /** `postgres` | `mysql` | `sqlite` | `redis` | `jsonl` | `http`. */
   readonly kind: string;
@@ -45,6 +93,21 @@ export interface DataConnector {
   deleteRows(target: CollectionTarget, keyField: string, keys: readonly KeyValue[]): Promise<number>;
   /** Applies each change to the row whose `keyField` equals its key; resolves to how many rows had a value change (applying the same changes again resolves to 0). */
   updateRows(target: CollectionTarget, keyField: string, changes: readonly RowChange[]): Promise<number>;
+  /**
+   * Retention: one page of the rows of `target` past due (see {@link ExpiredQuery}), ordered by the key field,
+   * with the key and `fields`. One bounded statement per page; no lock is held between pages.
+   * Connectors that cannot find rows by age (Redis, HTTP) answer CST_ERR_CONNECTOR_UNSUPPORTED.
+   */
+  findExpired(target: CollectionTarget, query: ExpiredQuery, options?: { readonly signal?: AbortSignal }): Promise<readonly Row[]>;
+  /** Retention report: how many rows are past due (`age < cutoff`), or with `from`, how many have `from <= age < cutoff`. */
+  countExpired(target: CollectionTarget, due: DueCondition, options?: { readonly from?: string; readonly signal?: AbortSignal }): Promise<number>;
+  /**
+   * Deletes the rows whose key is one of `keys` AND that are still past due (the condition is checked again in
+   * the same statement, so a row updated meanwhile is kept); resolves to how many went.
+   */
+  deleteExpired(target: CollectionTarget, keyField: string, keys: readonly KeyValue[], due: DueCondition): Promise<number>;
+  /** Like {@link DataConnector.updateRows}, only on rows still past due; resolves to how many rows had a value change. */
+  updateExpired(target: CollectionTarget, keyField: string, changes: readonly RowChange[], due: DueCondition): Promise<number>;
   /** Checks that the system is reachable and the credentials work (e.g. `select 1`). */
   ping(): Promise<void>;
   close(): Promise<void>;

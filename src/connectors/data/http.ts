@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CustodianError, uuidv7 } from '../../core/index.js';
-import { MAX_BATCH, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
+import { MAX_BATCH, retentionUnsupported, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, signCustodianRequest } from './http-signature.js';
 
 /**
@@ -210,6 +210,23 @@ export class HttpDataConnector implements DataConnector {
         cursor = next;
       }
     }
+  }
+
+  /** Retention needs rows found by age: not possible here (CST_ERR_CONNECTOR_UNSUPPORTED; docs/retention.md). */
+  async findExpired(): Promise<readonly Row[]> {
+    return retentionUnsupported(this.kind, 'findExpired');
+  }
+
+  async countExpired(): Promise<number> {
+    return retentionUnsupported(this.kind, 'countExpired');
+  }
+
+  async deleteExpired(): Promise<number> {
+    return retentionUnsupported(this.kind, 'deleteExpired');
+  }
+
+  async updateExpired(): Promise<number> {
+    return retentionUnsupported(this.kind, 'updateExpired');
   }
 
   async deleteRows(target: CollectionTarget, keyField: string, keys: readonly KeyValue[]): Promise<number> {

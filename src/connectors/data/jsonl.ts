@@ -6,7 +6,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'nod
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { CustodianError } from '../../core/index.js';
-import { MAX_BATCH, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
+import { MAX_BATCH, MAX_EXPIRED_PAGE, instantOf, type CollectionTarget, type DataConnector, type DueCondition, type ExpiredQuery, type KeyValue, type Row, type RowChange } from './data-connector.js';
 
 /**
  * The JSONL (NDJSON) data connector (docs/requests.md (Connectors beyond SQL)): personal data kept in files of one JSON object
@@ -170,6 +170,26 @@ function matchText(value: unknown): string | undefined {
   return undefined;
 }
 
+/** Total order of key values for keyset pages: numbers (numerically) before strings (by UTF-16 code units). */
+function compareKeys(a: KeyValue, b: KeyValue): number {
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  if (typeof a === 'number') return -1;
+  if (typeof b === 'number') return 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Whether the row's age field holds an instant strictly before `cutoffMs` (see {@link instantOf}). */
+function isDue(row: Record<string, unknown>, ageField: string, cutoffMs: number): boolean {
+  const at = instantOf(getPath(row, ageField));
+  return at !== undefined && at < cutoffMs;
+}
+
+function cutoffOf(instant: string): number {
+  const ms = instantOf(instant);
+  if (ms === undefined) throw new CustodianError('CST_ERR_VALIDATION', 'the retention cutoff is not an instant', { details: { issues: [{ path: 'cutoff', message: 'invalid' }] } });
+  return ms;
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -256,9 +276,93 @@ export class JsonlDataConnector implements DataConnector {
     });
   }
 
-  async updateRows(target: CollectionTarget, keyField: string, changes: readonly RowChange[]): Promise<number> {
+  /**
+   * One page of rows past due in key order: a streaming pass over the file keeping the `limit` smallest keys
+   * after `afterKey` (O(lines × log limit) time, O(limit) memory per page; keys that are not strings or numbers
+   * are never due, as they could not be deleted by key).
+   */
+  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+    const file = await this.#file(target);
+    for (const f of [query.keyField, query.ageField, ...query.fields]) this.#checkField(file, f);
+    const cutoff = cutoffOf(query.cutoff);
+    const limit = Math.max(1, Math.min(MAX_EXPIRED_PAGE, Math.floor(query.limit)));
+    const wanted = [...new Set(query.fields.filter((f) => f !== query.keyField))];
+    // Sorted by key, at most `limit` long; the largest is dropped when a smaller one comes.
+    const page: { key: KeyValue; row: Row }[] = [];
+    try {
+      for await (const line of lines(file.path, options.signal)) {
+        const row = parse(line);
+        if (row === 'blank' || row === 'malformed') continue;
+        const key = getPath(row, query.keyField);
+        if (typeof key !== 'string' && (typeof key !== 'number' || !Number.isFinite(key))) continue;
+        if (query.afterKey !== undefined && compareKeys(key, query.afterKey) <= 0) continue;
+        if (page.length === limit && compareKeys(key, page[page.length - 1]!.key) >= 0) continue;
+        if (!isDue(row, query.ageField, cutoff)) continue;
+        const out: Record<string, unknown> = { [query.keyField]: key };
+        for (const f of wanted) out[f] = getPath(row, f) ?? null;
+        let lo = 0;
+        let hi = page.length;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if (compareKeys(page[mid]!.key, key) < 0) lo = mid + 1;
+          else hi = mid;
+        }
+        page.splice(lo, 0, { key, row: out });
+        if (page.length > limit) page.pop();
+      }
+    } catch (err) {
+      if (options.signal?.aborted) throw err;
+      throw fsError(err, 'findExpired', file.display);
+    }
+    return page.map((p) => p.row);
+  }
+
+  async countExpired(target: CollectionTarget, due: DueCondition, options: { readonly from?: string; readonly signal?: AbortSignal } = {}): Promise<number> {
+    const file = await this.#file(target);
+    this.#checkField(file, due.ageField);
+    const cutoff = cutoffOf(due.cutoff);
+    const from = options.from === undefined ? undefined : cutoffOf(options.from);
+    let n = 0;
+    try {
+      for await (const line of lines(file.path, options.signal)) {
+        const row = parse(line);
+        if (row === 'blank' || row === 'malformed') continue;
+        const at = instantOf(getPath(row, due.ageField));
+        if (at !== undefined && at < cutoff && (from === undefined || at >= from)) n++;
+      }
+    } catch (err) {
+      if (options.signal?.aborted) throw err;
+      throw fsError(err, 'countExpired', file.display);
+    }
+    return n;
+  }
+
+  async deleteExpired(target: CollectionTarget, keyField: string, keys: readonly KeyValue[], due: DueCondition): Promise<number> {
     const file = await this.#file(target);
     this.#checkField(file, keyField);
+    this.#checkField(file, due.ageField);
+    const cutoff = cutoffOf(due.cutoff);
+    if (keys.length === 0) return 0;
+    const texts = new Set(keys.map(String));
+    return this.#rewrite(file, 'deleteExpired', (row) => {
+      const text = matchText(getPath(row, keyField));
+      return text !== undefined && texts.has(text) && isDue(row, due.ageField, cutoff) ? 'delete' : 'keep';
+    });
+  }
+
+  async updateExpired(target: CollectionTarget, keyField: string, changes: readonly RowChange[], due: DueCondition): Promise<number> {
+    return this.#update(target, keyField, changes, due);
+  }
+
+  async updateRows(target: CollectionTarget, keyField: string, changes: readonly RowChange[]): Promise<number> {
+    return this.#update(target, keyField, changes, undefined);
+  }
+
+  async #update(target: CollectionTarget, keyField: string, changes: readonly RowChange[], due: DueCondition | undefined): Promise<number> {
+    const file = await this.#file(target);
+    this.#checkField(file, keyField);
+    if (due !== undefined) this.#checkField(file, due.ageField);
+    const cutoff = due === undefined ? undefined : cutoffOf(due.cutoff);
     for (const change of changes) for (const f of Object.keys(change.set)) this.#checkField(file, f);
     if (changes.length === 0) return 0;
     const byKey = new Map<string, RowChange[]>();
@@ -268,10 +372,11 @@ export class JsonlDataConnector implements DataConnector {
       if (list === undefined) byKey.set(text, [change]);
       else list.push(change);
     }
-    return this.#rewrite(file, 'updateRows', (row) => {
+    return this.#rewrite(file, due === undefined ? 'updateRows' : 'updateExpired', (row) => {
       const text = matchText(getPath(row, keyField));
       const mine = text === undefined ? undefined : byKey.get(text);
       if (mine === undefined) return 'keep';
+      if (due !== undefined && !isDue(row, due.ageField, cutoff!)) return 'keep';
       let changed = false;
       for (const change of mine) {
         for (const [path, value] of Object.entries(change.set)) {

@@ -3,7 +3,7 @@ import mysql from 'mysql2/promise';
 import { CustodianError, type ErrorCode } from '../../core/index.js';
 import { redactConnectionUrl } from '../open-schema-connector.js';
 import { quoteMysqlIdent } from '../mysql/mysql-schema-connector.js';
-import { MAX_BATCH, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
+import { MAX_BATCH, MAX_EXPIRED_PAGE, type CollectionTarget, type DataConnector, type DueCondition, type ExpiredQuery, type KeyValue, type Row, type RowChange } from './data-connector.js';
 import { chunks, groupBySet, normalize } from './sql-shared.js';
 
 /** Rows {@link MysqlDataConnector.find} puts in one yielded batch (read from a back-pressured row stream). */
@@ -24,6 +24,8 @@ type Comparison = 'text' | 'integer' | 'numeric' | 'other';
 interface Column {
   readonly name: string;
   readonly comparison: Comparison;
+  /** information_schema DATA_TYPE, lower case (`datetime`, `varchar`…). */
+  readonly type: string;
 }
 
 interface Table {
@@ -73,6 +75,20 @@ function predicate(column: Column, n: number): { sql: string; repeat: number } {
   if (column.comparison === 'text') return { sql: `${c} in ${list} and ${exact(c)} in ${list}`, repeat: 2 };
   if (column.comparison === 'other') return { sql: `${exact(c)} in ${list}`, repeat: 1 };
   return { sql: `${c} in ${list}`, repeat: 1 };
+}
+
+/**
+ * `age <op> ?` and the bound value for a UTC instant, by the age column's type: DATE/DATETIME/TIMESTAMP get
+ * `YYYY-MM-DD HH:MM:SS.fff` in UTC (TIMESTAMP columns are read in the session time zone, which should be
+ * UTC); numbers are seconds since the epoch; text is compared with ISO-8601 UTC text.
+ */
+function ageCompare(column: Column, op: '<' | '>=', instant: string): { sql: string; value: string | number } {
+  const c = quoteMysqlIdent(column.name);
+  const ms = Date.parse(instant);
+  if (Number.isNaN(ms)) throw new CustodianError('CST_ERR_VALIDATION', 'the retention cutoff is not an instant', { details: { issues: [{ path: 'cutoff', message: 'invalid' }] } });
+  if (column.comparison === 'integer' || column.comparison === 'numeric') return { sql: `${c} ${op} ?`, value: ms / 1000 };
+  if (column.comparison === 'text') return { sql: `${c} ${op} ?`, value: new Date(ms).toISOString() };
+  return { sql: `${c} ${op} ?`, value: new Date(ms).toISOString().replace('T', ' ').replace('Z', '') };
 }
 
 /**
@@ -168,15 +184,75 @@ export class MysqlDataConnector implements DataConnector {
     }
   }
 
+  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+    options.signal?.throwIfAborted();
+    const table = await this.#table(target, 'findExpired');
+    const key = this.#column(table, query.keyField);
+    const age = ageCompare(this.#column(table, query.ageField), '<', query.cutoff);
+    const select = [...new Set([query.keyField, ...query.fields])].map((f) => quoteMysqlIdent(this.#column(table, f).name)).join(', ');
+    // A validated integer, not input text: MySQL 8 refuses a bound LIMIT in prepared statements.
+    const limit = Math.max(1, Math.min(MAX_EXPIRED_PAGE, Math.floor(query.limit)));
+    const params: (string | number)[] = [age.value];
+    let where = age.sql;
+    if (query.afterKey !== undefined) {
+      const after = comparable(key.comparison, [query.afterKey])[0];
+      if (after === undefined) return [];
+      params.push(after);
+      where += ` and ${quoteMysqlIdent(key.name)} > ?`;
+    }
+    try {
+      const [rows] = await this.#pool.execute<mysql.RowDataPacket[]>(`select ${select} from ${table.from} where ${where} order by ${quoteMysqlIdent(key.name)} limit ${limit}`, params);
+      return rows.map((r) => normalize({ ...r }));
+    } catch (err) {
+      throw this.#error(err, 'findExpired', table);
+    }
+  }
+
+  async countExpired(target: CollectionTarget, due: DueCondition, options: { readonly from?: string; readonly signal?: AbortSignal } = {}): Promise<number> {
+    options.signal?.throwIfAborted();
+    const table = await this.#table(target, 'countExpired');
+    const column = this.#column(table, due.ageField);
+    const before = ageCompare(column, '<', due.cutoff);
+    const from = options.from === undefined ? undefined : ageCompare(column, '>=', options.from);
+    try {
+      const [rows] = await this.#pool.execute<mysql.RowDataPacket[]>(
+        `select count(*) as n from ${table.from} where ${before.sql}${from === undefined ? '' : ` and ${from.sql}`}`,
+        from === undefined ? [before.value] : [before.value, from.value],
+      );
+      return Number(rows[0]?.n ?? 0);
+    } catch (err) {
+      throw this.#error(err, 'countExpired', table);
+    }
+  }
+
+  async deleteExpired(target: CollectionTarget, keyField: string, keys: readonly KeyValue[], due: DueCondition): Promise<number> {
+    return this.#delete(target, keyField, keys, due);
+  }
+
+  async updateExpired(target: CollectionTarget, keyField: string, changes: readonly RowChange[], due: DueCondition): Promise<number> {
+    return this.#update(target, keyField, changes, due);
+  }
+
   async deleteRows(target: CollectionTarget, keyField: string, keys: readonly KeyValue[]): Promise<number> {
+    return this.#delete(target, keyField, keys, undefined);
+  }
+
+  async updateRows(target: CollectionTarget, keyField: string, changes: readonly RowChange[]): Promise<number> {
+    return this.#update(target, keyField, changes, undefined);
+  }
+
+  async #delete(target: CollectionTarget, keyField: string, keys: readonly KeyValue[], due: DueCondition | undefined): Promise<number> {
     const table = await this.#table(target, 'delete');
     const key = this.#column(table, keyField);
+    const age = due === undefined ? undefined : ageCompare(this.#column(table, due.ageField), '<', due.cutoff);
     let deleted = 0;
     for (const raw of chunks(comparable(key.comparison, keys), MAX_BATCH)) {
       const batch = pad(raw);
       const where = predicate(key, batch.length);
       try {
-        const [res] = await this.#pool.execute<mysql.ResultSetHeader>(`delete from ${table.from} where ${where.sql}`, new Array<string[]>(where.repeat).fill(batch).flat());
+        const params: (string | number)[] = new Array<string[]>(where.repeat).fill(batch).flat();
+        if (age !== undefined) params.push(age.value);
+        const [res] = await this.#pool.execute<mysql.ResultSetHeader>(`delete from ${table.from} where ${where.sql}${age === undefined ? '' : ` and ${age.sql}`}`, params);
         deleted += res.affectedRows;
       } catch (err) {
         throw this.#error(err, 'delete', table);
@@ -185,9 +261,10 @@ export class MysqlDataConnector implements DataConnector {
     return deleted;
   }
 
-  async updateRows(target: CollectionTarget, keyField: string, changes: readonly RowChange[]): Promise<number> {
+  async #update(target: CollectionTarget, keyField: string, changes: readonly RowChange[], due: DueCondition | undefined): Promise<number> {
     const table = await this.#table(target, 'update');
     const key = this.#column(table, keyField);
+    const age = due === undefined ? undefined : ageCompare(this.#column(table, due.ageField), '<', due.cutoff);
     for (const change of changes) for (const f of Object.keys(change.set)) this.#column(table, f);
     let changed = 0;
     for (const batch of chunks(changes, MAX_BATCH)) {
@@ -210,10 +287,11 @@ export class MysqlDataConnector implements DataConnector {
             })
             .join(' and ');
           const values = entries.map(([, v]) => (v === null ? null : String(v)));
-          const [res] = await conn.execute<mysql.ResultSetHeader>(`update ${table.from} set ${assignments} where ${where.sql} and not (${same})`, [
+          const [res] = await conn.execute<mysql.ResultSetHeader>(`update ${table.from} set ${assignments} where ${where.sql} and not (${same})${age === undefined ? '' : ` and ${age.sql}`}`, [
             ...values,
             ...new Array<string[]>(where.repeat).fill(padded).flat(),
             ...values,
+            ...(age === undefined ? [] : [age.value]),
           ]);
           changed += res.affectedRows;
         }
@@ -288,7 +366,7 @@ export class MysqlDataConnector implements DataConnector {
           : /^(decimal|numeric|float|double|real)$/.test(t)
             ? 'numeric'
             : 'other';
-      columns.set(r.COLUMN_NAME, { name: r.COLUMN_NAME, comparison });
+      columns.set(r.COLUMN_NAME, { name: r.COLUMN_NAME, comparison, type: t });
     }
     return { schema, name, from: `${quoteMysqlIdent(schema)}.${quoteMysqlIdent(name)}`, columns };
   }

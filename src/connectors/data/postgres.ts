@@ -2,7 +2,7 @@ import pg from 'pg';
 import { CustodianError, type ErrorCode } from '../../core/index.js';
 import { redactConnectionUrl } from '../open-schema-connector.js';
 import { quotePostgresIdent } from '../postgres/postgres-schema-connector.js';
-import { MAX_BATCH, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
+import { MAX_BATCH, MAX_EXPIRED_PAGE, type CollectionTarget, type DataConnector, type DueCondition, type ExpiredQuery, type KeyValue, type Row, type RowChange } from './data-connector.js';
 import { chunks, groupBySet, normalize } from './sql-shared.js';
 
 /** Rows fetched from a PostgreSQL cursor per round trip, and so the largest batch {@link PostgresDataConnector.find} yields. */
@@ -24,6 +24,8 @@ type Comparison = 'text' | 'integer' | 'numeric' | 'uuid' | 'other';
 interface Column {
   readonly name: string;
   readonly comparison: Comparison;
+  /** The type name (of the base type for domains), e.g. `timestamptz`. */
+  readonly type: string;
 }
 
 interface Table {
@@ -77,6 +79,31 @@ function predicate(column: Column, param: string): string {
       // Types without a safe cast from arbitrary text (inet, enums, json…) are compared as text: exact, not indexed.
       return `${c}::text = any(${param}::text[])`;
   }
+}
+
+const CAST: Readonly<Record<Comparison, string>> = { text: 'text', integer: 'int8', numeric: 'numeric', uuid: 'uuid', other: 'text' };
+
+/** `column > $n`, in the order of `order by` {@link keyOrder}: keyset pagination on the key column. */
+function afterKey(column: Column, param: string): string {
+  const c = quotePostgresIdent(column.name);
+  return column.comparison === 'other' ? `${c}::text > ${param}::text` : `${c} > ${param}::${CAST[column.comparison]}`;
+}
+
+function keyOrder(column: Column): string {
+  const c = quotePostgresIdent(column.name);
+  return column.comparison === 'other' ? `${c}::text` : c;
+}
+
+/**
+ * `age <op> $n` with `$n` a UTC instant as text, by the age column's type: timestamptz directly; timestamp and
+ * date as UTC wall-clock time; numbers as seconds since the epoch; text as ISO-8601 UTC text (lexical order).
+ */
+function ageCompare(column: Column, op: '<' | '>=', param: string): string {
+  const c = quotePostgresIdent(column.name);
+  if (column.comparison === 'integer' || column.comparison === 'numeric') return `${c} ${op} extract(epoch from ${param}::timestamptz)`;
+  if (column.comparison === 'text') return `${c} ${op} ${param}::text`;
+  if (column.type === 'timestamp' || column.type === 'date') return `${c} ${op} (${param}::timestamptz at time zone 'UTC')`;
+  return `${c} ${op} ${param}::timestamptz`;
 }
 
 /**
@@ -163,14 +190,72 @@ export class PostgresDataConnector implements DataConnector {
     }
   }
 
+  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+    options.signal?.throwIfAborted();
+    const table = await this.#table(target, 'findExpired');
+    const key = this.#column(table, query.keyField);
+    const age = this.#column(table, query.ageField);
+    const select = [...new Set([query.keyField, ...query.fields])].map((f) => quotePostgresIdent(this.#column(table, f).name)).join(', ');
+    const limit = Math.max(1, Math.min(MAX_EXPIRED_PAGE, Math.floor(query.limit)));
+    const params: unknown[] = [query.cutoff, limit];
+    let where = ageCompare(age, '<', '$1');
+    if (query.afterKey !== undefined) {
+      const after = comparable(key.comparison, [query.afterKey])[0];
+      if (after === undefined) return [];
+      params.push(after);
+      where += ` and ${afterKey(key, '$3')}`;
+    }
+    try {
+      const res = await this.#pool.query<Record<string, unknown>>(`select ${select} from ${table.from} where ${where} order by ${keyOrder(key)} limit $2`, params);
+      return res.rows.map(normalize);
+    } catch (err) {
+      throw this.#error(err, 'findExpired', table);
+    }
+  }
+
+  async countExpired(target: CollectionTarget, due: DueCondition, options: { readonly from?: string; readonly signal?: AbortSignal } = {}): Promise<number> {
+    options.signal?.throwIfAborted();
+    const table = await this.#table(target, 'countExpired');
+    const age = this.#column(table, due.ageField);
+    const params: unknown[] = [due.cutoff];
+    let where = ageCompare(age, '<', '$1');
+    if (options.from !== undefined) {
+      params.push(options.from);
+      where += ` and ${ageCompare(age, '>=', '$2')}`;
+    }
+    try {
+      const res = await this.#pool.query<{ n: string }>(`select count(*) as n from ${table.from} where ${where}`, params);
+      return Number(res.rows[0]?.n ?? 0);
+    } catch (err) {
+      throw this.#error(err, 'countExpired', table);
+    }
+  }
+
+  async deleteExpired(target: CollectionTarget, keyField: string, keys: readonly KeyValue[], due: DueCondition): Promise<number> {
+    return this.#delete(target, keyField, keys, due);
+  }
+
+  async updateExpired(target: CollectionTarget, keyField: string, changes: readonly RowChange[], due: DueCondition): Promise<number> {
+    return this.#update(target, keyField, changes, due);
+  }
+
   async deleteRows(target: CollectionTarget, keyField: string, keys: readonly KeyValue[]): Promise<number> {
+    return this.#delete(target, keyField, keys, undefined);
+  }
+
+  async updateRows(target: CollectionTarget, keyField: string, changes: readonly RowChange[]): Promise<number> {
+    return this.#update(target, keyField, changes, undefined);
+  }
+
+  async #delete(target: CollectionTarget, keyField: string, keys: readonly KeyValue[], due: DueCondition | undefined): Promise<number> {
     const table = await this.#table(target, 'delete');
     const key = this.#column(table, keyField);
-    const sql = `delete from ${table.from} where ${predicate(key, '$1')}`;
+    const age = due === undefined ? undefined : this.#column(table, due.ageField);
+    const sql = `delete from ${table.from} where ${predicate(key, '$1')}${age === undefined ? '' : ` and ${ageCompare(age, '<', '$2')}`}`;
     let deleted = 0;
     for (const batch of chunks(comparable(key.comparison, keys), MAX_BATCH)) {
       try {
-        deleted += (await this.#pool.query(sql, [batch])).rowCount ?? 0;
+        deleted += (await this.#pool.query(sql, due === undefined ? [batch] : [batch, due.cutoff])).rowCount ?? 0;
       } catch (err) {
         throw this.#error(err, 'delete', table);
       }
@@ -178,9 +263,10 @@ export class PostgresDataConnector implements DataConnector {
     return deleted;
   }
 
-  async updateRows(target: CollectionTarget, keyField: string, changes: readonly RowChange[]): Promise<number> {
+  async #update(target: CollectionTarget, keyField: string, changes: readonly RowChange[], due: DueCondition | undefined): Promise<number> {
     const table = await this.#table(target, 'update');
     const key = this.#column(table, keyField);
+    const age = due === undefined ? undefined : this.#column(table, due.ageField);
     for (const change of changes) for (const f of Object.keys(change.set)) this.#column(table, f);
     let changed = 0;
     for (const batch of chunks(changes, MAX_BATCH)) {
@@ -194,8 +280,10 @@ export class PostgresDataConnector implements DataConnector {
           const entries = Object.entries(set);
           const assignments = entries.map(([f], i) => `${quotePostgresIdent(f)} = $${i + 2}`).join(', ');
           const differs = entries.map(([f], i) => `${quotePostgresIdent(f)} is distinct from $${i + 2}`).join(' or ');
-          const sql = `update ${table.from} set ${assignments} where ${predicate(key, '$1')} and (${differs})`;
-          changed += (await client.query(sql, [keys, ...entries.map(([, v]) => (v === null ? null : String(v)))])).rowCount ?? 0;
+          const dueParam = `$${entries.length + 2}`;
+          const sql = `update ${table.from} set ${assignments} where ${predicate(key, '$1')} and (${differs})${age === undefined ? '' : ` and ${ageCompare(age, '<', dueParam)}`}`;
+          const values = [keys, ...entries.map(([, v]) => (v === null ? null : String(v)))];
+          changed += (await client.query(sql, due === undefined ? values : [...values, due.cutoff])).rowCount ?? 0;
         }
         await client.query('commit');
       } catch (err) {
@@ -281,7 +369,7 @@ export class PostgresDataConnector implements DataConnector {
               : r.typname === 'uuid'
                 ? 'uuid'
                 : 'other';
-      columns.set(r.name, { name: r.name, comparison });
+      columns.set(r.name, { name: r.name, comparison, type: r.typname });
     }
     return { schema, name, from: `${quotePostgresIdent(schema)}.${quotePostgresIdent(name)}`, columns };
   }

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { CustodianError } from '../../core/index.js';
-import { MAX_BATCH, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
+import { MAX_BATCH, retentionUnsupported, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
 
 /**
  * The Redis data connector (docs/requests.md (Connectors beyond SQL)): personal data kept in Redis keys, one key per row
@@ -291,6 +291,23 @@ export class RedisDataConnector implements DataConnector {
       });
       if (rows.length > 0) yield rows;
     }
+  }
+
+  /** Retention needs rows found by age: not possible here (CST_ERR_CONNECTOR_UNSUPPORTED; docs/retention.md). */
+  async findExpired(): Promise<readonly Row[]> {
+    return retentionUnsupported(this.kind, 'findExpired');
+  }
+
+  async countExpired(): Promise<number> {
+    return retentionUnsupported(this.kind, 'countExpired');
+  }
+
+  async deleteExpired(): Promise<number> {
+    return retentionUnsupported(this.kind, 'deleteExpired');
+  }
+
+  async updateExpired(): Promise<number> {
+    return retentionUnsupported(this.kind, 'updateExpired');
   }
 
   async deleteRows(target: CollectionTarget, keyField: string, keys: readonly KeyValue[]): Promise<number> {

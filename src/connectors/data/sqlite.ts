@@ -1,7 +1,7 @@
 import SQLite from 'better-sqlite3';
 import { CustodianError, type ErrorCode } from '../../core/index.js';
 import { quoteSqliteIdent } from '../sqlite/sqlite-schema-connector.js';
-import { MAX_BATCH, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
+import { MAX_BATCH, MAX_EXPIRED_PAGE, type CollectionTarget, type DataConnector, type DueCondition, type ExpiredQuery, type KeyValue, type Row, type RowChange } from './data-connector.js';
 import { chunks, groupBySet, normalize } from './sql-shared.js';
 
 /** Rows per page of {@link SqliteDataConnector.find} (one keyset-paginated statement each). */
@@ -39,6 +39,16 @@ function predicate(column: string, n: number): { sql: string; repeat: number } {
   const c = quoteSqliteIdent(column);
   const list = `(${new Array<string>(n).fill('?').join(', ')})`;
   return { sql: `${c} in ${list} and ${c} collate binary in ${list}`, repeat: 2 };
+}
+
+/**
+ * `age <op> julianday(?)`: text ages are read by SQLite's date functions (ISO-8601, `Z` or offsets; no zone =
+ * UTC), numbers as seconds since the epoch; anything else (null, blobs, unparsable text) compares as null, so
+ * it is never due.
+ */
+function ageCompare(column: string, op: '<' | '>='): string {
+  const c = quoteSqliteIdent(column);
+  return `coalesce(julianday(case when typeof(${c}) = 'text' then ${c} end), julianday(case when typeof(${c}) in ('integer', 'real') then ${c} end, 'unixepoch')) ${op} julianday(?)`;
 }
 
 /**
@@ -131,14 +141,63 @@ export class SqliteDataConnector implements DataConnector {
     }
   }
 
+  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+    options.signal?.throwIfAborted();
+    const table = this.#table(target, 'findExpired');
+    const wanted = [...new Set([query.keyField, ...query.fields])];
+    for (const f of [...wanted, query.ageField]) this.#column(table, f);
+    const limit = Math.max(1, Math.min(MAX_EXPIRED_PAGE, Math.floor(query.limit)));
+    const key = quoteSqliteIdent(query.keyField);
+    const after = query.afterKey === undefined ? '' : ` and ${key} > ?`;
+    const params: unknown[] = [query.cutoff, ...(query.afterKey === undefined ? [] : [query.afterKey]), limit];
+    try {
+      const rows = this.#db.prepare(`select ${wanted.map(quoteSqliteIdent).join(', ')} from ${table.from} where ${ageCompare(query.ageField, '<')}${after} order by ${key} limit ?`).all(...params) as Record<string, unknown>[];
+      return rows.map(normalize);
+    } catch (err) {
+      throw this.#error(err, 'findExpired', table);
+    }
+  }
+
+  async countExpired(target: CollectionTarget, due: DueCondition, options: { readonly from?: string; readonly signal?: AbortSignal } = {}): Promise<number> {
+    options.signal?.throwIfAborted();
+    const table = this.#table(target, 'countExpired');
+    this.#column(table, due.ageField);
+    const from = options.from === undefined ? '' : ` and ${ageCompare(due.ageField, '>=')}`;
+    try {
+      const row = this.#db.prepare(`select count(*) as n from ${table.from} where ${ageCompare(due.ageField, '<')}${from}`).get(due.cutoff, ...(options.from === undefined ? [] : [options.from])) as { n: number };
+      return row.n;
+    } catch (err) {
+      throw this.#error(err, 'countExpired', table);
+    }
+  }
+
+  async deleteExpired(target: CollectionTarget, keyField: string, keys: readonly KeyValue[], due: DueCondition): Promise<number> {
+    return this.#delete(target, keyField, keys, due);
+  }
+
+  async updateExpired(target: CollectionTarget, keyField: string, changes: readonly RowChange[], due: DueCondition): Promise<number> {
+    return this.#update(target, keyField, changes, due);
+  }
+
   async deleteRows(target: CollectionTarget, keyField: string, keys: readonly KeyValue[]): Promise<number> {
+    return this.#delete(target, keyField, keys, undefined);
+  }
+
+  async updateRows(target: CollectionTarget, keyField: string, changes: readonly RowChange[]): Promise<number> {
+    return this.#update(target, keyField, changes, undefined);
+  }
+
+  async #delete(target: CollectionTarget, keyField: string, keys: readonly KeyValue[], due: DueCondition | undefined): Promise<number> {
     const table = this.#table(target, 'delete');
     this.#column(table, keyField);
+    if (due !== undefined) this.#column(table, due.ageField);
     let deleted = 0;
     try {
       for (const batch of chunks(distinct(keys), MAX_BATCH)) {
         const where = predicate(keyField, batch.length);
-        deleted += this.#db.prepare(`delete from ${table.from} where ${where.sql}`).run(...new Array<KeyValue[]>(where.repeat).fill(batch).flat()).changes;
+        const params: unknown[] = new Array<KeyValue[]>(where.repeat).fill(batch).flat();
+        const sql = `delete from ${table.from} where ${where.sql}${due === undefined ? '' : ` and ${ageCompare(due.ageField, '<')}`}`;
+        deleted += this.#db.prepare(sql).run(...params, ...(due === undefined ? [] : [due.cutoff])).changes;
       }
     } catch (err) {
       throw this.#error(err, 'delete', table);
@@ -146,9 +205,12 @@ export class SqliteDataConnector implements DataConnector {
     return deleted;
   }
 
-  async updateRows(target: CollectionTarget, keyField: string, changes: readonly RowChange[]): Promise<number> {
+  async #update(target: CollectionTarget, keyField: string, changes: readonly RowChange[], due: DueCondition | undefined): Promise<number> {
     const table = this.#table(target, 'update');
     this.#column(table, keyField);
+    if (due !== undefined) this.#column(table, due.ageField);
+    const dueSql = due === undefined ? '' : ` and ${ageCompare(due.ageField, '<')}`;
+    const dueParams = due === undefined ? [] : [due.cutoff];
     for (const change of changes) for (const f of Object.keys(change.set)) this.#column(table, f);
     let changed = 0;
     try {
@@ -163,7 +225,7 @@ export class SqliteDataConnector implements DataConnector {
             const assignments = entries.map(([f]) => `${quoteSqliteIdent(f)} = ?`).join(', ');
             const same = entries.map(([f]) => `${quoteSqliteIdent(f)} collate binary is ?`).join(' and ');
             const values = entries.map(([, v]) => v);
-            n += this.#db.prepare(`update ${table.from} set ${assignments} where ${where.sql} and not (${same})`).run(...values, ...new Array<string[]>(where.repeat).fill(keys).flat(), ...values).changes;
+            n += this.#db.prepare(`update ${table.from} set ${assignments} where ${where.sql} and not (${same})${dueSql}`).run(...values, ...new Array<string[]>(where.repeat).fill(keys).flat(), ...values, ...dueParams).changes;
           }
           return n;
         });

@@ -9,6 +9,10 @@ export interface DeliveryOutcome {
   readonly status?: number;
   /** A short, id-only description of the failure (never payload content). */
   readonly error?: string;
+  /** For retryable failures: the earliest retry the target asked for (e.g. HTTP `Retry-After`), in ms. */
+  readonly retryAfterMs?: number;
+  /** For non-retryable failures: the target is gone for good (HTTP 410): the subscription should be disabled. */
+  readonly gone?: boolean;
   readonly durationMs: number;
 }
 

@@ -129,7 +129,8 @@ export class RequestEngine {
     const receivedAt = toIso(now);
     const deadline = computeDeadline({ regime, type: input.type, receivedAt });
     const verified = input.authenticated === true || !needsVerification(regime, input.type);
-    const channel = input.authenticated === true ? 'authenticated' : (input.channel ?? 'api');
+    // The privacy center verifies the person itself (sign-in code), so its requests keep their channel.
+    const channel = input.channel === 'privacy_center' ? 'privacy_center' : input.authenticated === true ? 'authenticated' : (input.channel ?? 'api');
     const subject = requestSubject(id);
     const sealed = await this.#cipher.encryptField(subject, JSON.stringify(identities), identitiesContext(id));
     const sealedCorrections = corrections === undefined ? null : await this.#cipher.encryptField(subject, JSON.stringify(corrections), correctionsContext(id));
@@ -170,7 +171,7 @@ export class RequestEngine {
         })
         .execute();
       await this.#event(trx, id, null, 'received', input.actor, `${input.type} request under ${regime} (${deadline.citation})`);
-      await this.#event(trx, id, 'received', status, input.actor, verified ? (input.authenticated === true ? 'authenticated by the application' : 'no verification needed for this right') : 'verification code sent');
+      await this.#event(trx, id, 'received', status, input.actor, verified ? (channel === 'privacy_center' ? 'identity verified by the privacy center sign-in' : input.authenticated === true ? 'authenticated by the application' : 'no verification needed for this right') : 'verification code sent');
       if (code !== undefined && mail !== undefined) {
         await trx.insertInto('verification_codes').values({ request_id: id, code_digest: this.#codeDigest(id, code), expires_at: toIso(now + this.#options.codeTtlMs), attempts: 0, sent_at: receivedAt }).execute();
         await trx.insertInto('mail_outbox').values({ id: uuidv7(now), request_id: id, template: 'verification_code', to_sealed: mail.to, body_sealed: mail.body, created_at: receivedAt, claimed_until: null, sent_at: null }).execute();
@@ -187,6 +188,43 @@ export class RequestEngine {
     const row = await this.#store.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
     if (row === undefined) throw new CustodianError('CST_ERR_REQUEST_NOT_FOUND', 'no such request', { details: { id } });
     return this.#view(row);
+  }
+
+  /**
+   * Requests naming the identity `kind`/`value` (found by its keyed digest, never by the value), newest first.
+   * For the privacy center: a verified person sees only the requests made for their own identity.
+   * Scans `identity_digests` with LIKE: O(requests) per call, bounded by `limit`.
+   */
+  async listByIdentity(kind: string, value: string, options: { limit?: number } = {}): Promise<RequestView[]> {
+    const digest = this.#cipher.keyedDigest(`identity:${kind}:${value}`);
+    const rows = await this.#store.db
+      .selectFrom('requests')
+      .selectAll()
+      .where('identity_digests', 'like', `%"${digest}"%`)
+      .orderBy('id', 'desc')
+      .limit(Math.min(options.limit ?? 100, 1000))
+      .execute();
+    return rows.map((r) => this.#view(r));
+  }
+
+  /** The request if it names the identity `kind`/`value`; CST_ERR_REQUEST_NOT_FOUND otherwise (as if it did not exist). */
+  async getForIdentity(id: string, kind: string, value: string): Promise<RequestView> {
+    const row = await this.#store.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    const digest = this.#cipher.keyedDigest(`identity:${kind}:${value}`);
+    const digests = row === undefined ? [] : (JSON.parse(row.identity_digests) as string[]);
+    if (row === undefined || !digests.some((d) => equalDigests(d, digest))) throw new CustodianError('CST_ERR_REQUEST_NOT_FOUND', 'no such request', { details: { id } });
+    return this.#view(row);
+  }
+
+  /**
+   * Queues a message that belongs to no request (e.g. a privacy center sign-in code) in the mail outbox,
+   * sealed under `keySubject`'s key; {@link dispatchOutbox} sends it, {@link outbox} shows it (dev sink).
+   */
+  async queueMail(input: { to: string; template: string; body: string; keySubject: string }): Promise<void> {
+    const now = this.#clock.now();
+    const to = await this.#cipher.encryptField(input.keySubject, input.to, mailContext(null, 'to'));
+    const body = await this.#cipher.encryptField(input.keySubject, input.body, mailContext(null, 'body'));
+    await this.#store.db.insertInto('mail_outbox').values({ id: uuidv7(now), request_id: null, template: input.template.slice(0, 64), to_sealed: to, body_sealed: body, created_at: toIso(now), claimed_until: null, sent_at: null }).execute();
   }
 
   /** The lifecycle of a request, oldest first (status changes with actor and reason). */
@@ -520,7 +558,7 @@ export function requestSubject(id: string): string {
   return `request:${id}`;
 }
 
-const MAIL_SUBJECTS: Readonly<Record<string, string>> = { verification_code: 'Your verification code' };
+const MAIL_SUBJECTS: Readonly<Record<string, string>> = { verification_code: 'Your verification code', privacy_center_code: 'Your privacy center sign-in code', breach_individual: 'Important: a security incident involving your personal data', breach_authority: 'Personal data breach notification' };
 
 const correctionsContext = (id: string) => `custodian.requests.corrections:${id}`;
 const identitiesContext = (id: string) => `custodian.requests.identities:${id}`;

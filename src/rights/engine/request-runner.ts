@@ -32,6 +32,21 @@ export interface RequestRunnerDeps {
    * (keyed by request): consent checks and propagation honour them from then on.
    */
   readonly withdraw?: (input: { subjectId: string; purposes: readonly string[]; jurisdiction: string; requestId: string; actor: string }) => Promise<number>;
+  /**
+   * Restricts processing of a subject in the consent ledger (restriction requests, GDPR Art. 18), idempotently:
+   * `changed` is false when the subject was restricted already. Consent checks and propagation honour it.
+   */
+  readonly restrict?: (input: { subjectId: string; requestId: string; actor: string }) => Promise<{ changed: boolean }>;
+}
+
+/** Options of {@link RequestRunner.run}. */
+export interface RunOptions {
+  readonly signal?: AbortSignal;
+  /**
+   * Called after every step with the steps done in this run, the step's label, and the steps this run expects in
+   * all (from the plan; lookups repeated for reference cycles can make `done` pass it, so it is at least `done`).
+   */
+  readonly onStep?: (done: number, step: string, total: number) => void;
 }
 
 /** What one run did. */
@@ -57,7 +72,7 @@ export class RequestRunner {
   }
 
   /** Runs request `id` to its end (or until `signal` aborts); `busy` when another worker holds it. */
-  async run(id: string, worker: string, options: { signal?: AbortSignal; onStep?: (done: number, step: string) => void } = {}): Promise<RunReport> {
+  async run(id: string, worker: string, options: RunOptions = {}): Promise<RunReport> {
     const request = await this.#d.engine.get(id);
     if (request.status !== 'in_progress') {
       throw new CustodianError('CST_ERR_REQUEST_INVALID_TRANSITION', `only requests in progress run; this one is ${request.status}`, { details: { status: request.status } });
@@ -79,14 +94,15 @@ export class RequestRunner {
     }
   }
 
-  async #execute(id: string, worker: string, type: string, options: { signal?: AbortSignal; onStep?: (done: number, step: string) => void }, counted: (n: number) => void): Promise<RunReport> {
+  async #execute(id: string, worker: string, type: string, options: RunOptions, counted: (n: number) => void): Promise<RunReport> {
     let steps = 0;
     const kind = kindOf(type);
+    if (type === 'restriction') return this.#restrict(id, worker);
     const current = await this.#d.dataMap();
     if (current === undefined) throw new CustodianError('CST_ERR_DATAMAP_NOT_FOUND', 'no data map is stored: requests are planned from it');
     if (type === 'opt_out' || type === 'objection') return this.#withdraw(id, worker, type, current.map);
     if (kind === undefined) {
-      // Restriction needs a person's judgement: recorded for the team to act on (docs/requests.md).
+      // No other type is left; kept so a new request type fails safe into the team's hands (docs/requests.md).
       const done = await this.#d.engine.setStatus(id, 'awaiting_input', worker, `${type} requests are carried out by the privacy team; Custodian tracks the deadline`);
       return { id, status: done.status, steps };
     }
@@ -105,6 +121,7 @@ export class RequestRunner {
       const hashKey = await this.#d.cipher.systemSecret('erasure-hash');
       const executor = new PlanExecutor(plan, { connectors: connect, hashKey });
       let context = (await this.#context(id)) ?? executor.start(kind, identities);
+      const expected = Math.max(plannedSteps(plan, kind) - context.done.length, 0);
       for (let step = executor.next(context); step !== undefined; step = executor.next(context)) {
         if (options.signal?.aborted === true) throw options.signal.reason;
         const result = await executor.runStep(step, context, options.signal ? { signal: options.signal } : {});
@@ -112,7 +129,7 @@ export class RequestRunner {
         steps++;
         counted(steps);
         await this.#save(id, worker, current.version, step.kind, stepLabel(step), context, result.outcome);
-        options.onStep?.(steps, stepLabel(step));
+        options.onStep?.(steps, stepLabel(step), Math.max(expected, steps));
       }
       const outcomes = await this.#outcomes(id);
       const errors = outcomes.filter((o) => o.error !== undefined).map((o) => ({ collection: o.collection, code: o.error!.code }));
@@ -162,6 +179,32 @@ export class RequestRunner {
   }
 
   /**
+   * Restriction (GDPR Art. 18; LGPD Art. 18, IV) restricts processing of the subject's user ids in the consent
+   * ledger: from then on consent checks refuse every purpose not based on a legal obligation, and connected
+   * services hear `subject.restricted` (emitted by the ledger in its own transaction). Idempotent, so a run cut
+   * short and resumed restricts nothing twice. Without a user id it waits for the privacy team, as before.
+   */
+  async #restrict(id: string, worker: string): Promise<RunReport> {
+    const identities = await this.#d.engine.identitiesOf(id);
+    const subjects = identities.user_id ?? [];
+    if (subjects.length === 0 || this.#d.restrict === undefined) {
+      const done = await this.#d.engine.setStatus(id, 'awaiting_input', worker, 'the consent ledger is keyed by the application’s user id: give a user_id identity, or carry the restriction out by hand');
+      return { id, status: done.status, steps: 0 };
+    }
+    let changed = 0;
+    for (const subjectId of subjects) if ((await this.#d.restrict({ subjectId, requestId: id, actor: worker })).changed) changed++;
+    const done = await this.#d.engine.setStatus(
+      id,
+      'completed',
+      worker,
+      `processing of ${subjects.length} subject(s) restricted in the consent ledger (GDPR Art. 18)`,
+      { restricted: subjects.length, alreadyRestricted: subjects.length - changed, reason: 'subject_request' },
+      { subjectIds: subjects },
+    );
+    return { id, status: done.status, steps: subjects.length };
+  }
+
+  /**
    * Writes the corrections of a rectification request to the subject's own rows (found by the access plan,
    * by primary key). A correction whose collection holds no row of the subject, or has no single primary
    * key, is reported as not applied. Idempotent: applying again changes nothing.
@@ -192,6 +235,22 @@ export class RequestRunner {
       await this.#d.audit?.record(trx, [{ actor: worker, action: 'request.rectified', targetType: 'request', targetId: id, details: { corrected, notApplied: notApplied.length } }]);
     });
     return { corrected, notApplied };
+  }
+
+  /**
+   * The steps executed so far for a request, in order: phase (`lookup`, `erase`, `cut`, …), target
+   * (`<kind>:<dataset>.<collection>`), status (`done`/`failed`) and the error code and message of a failed step.
+   * Outcomes (which can hold personal data) stay sealed: this is the progress view for the admin console.
+   */
+  async tasks(id: string, options: { limit?: number } = {}): Promise<Array<{ seq: number; phase: string; target: string; status: string; attempts: number; error: string | null; updatedAt: string }>> {
+    const rows = await this.#d.store.db
+      .selectFrom('request_tasks')
+      .select(['seq', 'phase', 'target', 'status', 'attempts', 'error', 'updated_at'])
+      .where('request_id', '=', id)
+      .orderBy('seq')
+      .limit(options.limit ?? 1000)
+      .execute();
+    return rows.map((r) => ({ seq: Number(r.seq), phase: r.phase, target: r.target, status: r.status, attempts: Number(r.attempts), error: r.error, updatedAt: storedToIso(r.updated_at) }));
   }
 
   /** The access package of a request (JSON text), decrypted; CST_ERR_REQUEST_NOT_FOUND when there is none. */
@@ -413,6 +472,11 @@ export class RequestRunner {
 function kindOf(type: string): RequestKind | undefined {
   // Rectification finds the subject's rows with the access plan, then writes the corrections to them.
   return type === 'access' || type === 'portability' || type === 'rectification' ? 'access' : type === 'erasure' ? 'erasure' : undefined;
+}
+
+/** The steps a plan runs when nothing repeats: a lookup per step, and for erasure the cuts and the changes. */
+function plannedSteps(plan: Plan, kind: RequestKind): number {
+  return plan.steps.length + (kind === 'erasure' ? plan.cuts.length + plan.erasureSequence.length : 0);
 }
 
 function stepLabel(step: { kind: string; collection: string; field?: string }): string {

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Custodian } from '../../app/index.js';
 import { CustodianError } from '../../core/index.js';
-import { actorOf } from '../auth.js';
+import { SCOPES } from '../../auth/index.js';
+import { actorOf, principalOf } from '../auth.js';
 import { apiKeyCreateBody, apiKeyCreated, apiKeyList, apiKeyParams, errorBody, errorResponses } from '../schemas.js';
 
 /** API key administration. */
@@ -25,6 +26,23 @@ export function apiKeyRoutes(custodian: Custodian): FastifyPluginAsyncZod {
       '/api-keys',
       { config: { scope: 'admin' }, schema: { tags: ['api-keys'], summary: 'List API keys (never secrets)', response: { 200: apiKeyList, ...errorResponses } } },
       async () => ({ apiKeys: await apiKeys.list() }),
+    );
+
+    app.get(
+      '/me',
+      {
+        config: { scope: 'authenticated' },
+        schema: {
+          tags: ['api-keys'],
+          summary: 'The calling API key: its id, name and scopes (what a console may show)',
+          querystring: z.object({}).strict(),
+          response: { 200: z.object({ id: z.string(), name: z.string(), scopes: z.array(z.enum(SCOPES)).readonly() }), ...errorResponses },
+        },
+      },
+      async (request) => {
+        const p = principalOf(request);
+        return { id: p.id, name: p.name, scopes: p.scopes };
+      },
     );
 
     app.delete(

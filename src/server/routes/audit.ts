@@ -83,6 +83,23 @@ export function auditRoutes(custodian: Custodian): FastifyPluginAsyncZod {
       },
       async (request) => audit.consistency(request.query.tree, request.query.from, request.query.to),
     );
+    app.post(
+      '/audit/verify',
+      {
+        config: { scope: 'audit:read' },
+        schema: {
+          tags: ['audit'],
+          summary: 'Recompute one tree from the store and check every signed head and stored subtree hash',
+          description: 'The server-side check of `custodian audit verify`: the first problem with its position, or the verified size and root. Offline verification needs only the public key (docs/audit.md).',
+          querystring: z.object({ tree }).strict(),
+          response: {
+            200: z.object({ ok: z.boolean(), tree: z.enum(TREES), size: z.number().optional(), rootHash: z.string().optional(), headsChecked: z.number().optional(), position: z.number().nullable().optional(), problem: z.string().optional() }),
+            ...errorResponses,
+          },
+        },
+      },
+      async (request) => audit.verify(request.query.tree),
+    );
     app.get(
       '/consent/events/:id/proof',
       {

@@ -14,6 +14,8 @@ import {
   historyResponse,
   recordBody,
   recordResponse,
+  snapshotQuery,
+  snapshotResponse,
   stateResponse,
   subjectParams,
 } from '../schemas.js';
@@ -80,6 +82,22 @@ export function consentRoutes(custodian: Custodian, metrics: ServerMetrics): Fas
         metrics.consentChecks.inc({ allowed: String(result.allowed) });
         return result;
       },
+    );
+
+    app.get(
+      '/consent/snapshot',
+      {
+        config: { scope: 'consent:read' },
+        schema: {
+          tags: ['consent'],
+          summary: 'Page through the current consent state of every subject (for clients keeping a local copy)',
+          description:
+            'Rows in (subjectId, purpose) order. `sequence` is the event outbox position read before the first page (carried by the cursor): subscribe to the event bus first, then page, then apply events whose consentEventId is newer than the row’s eventId.',
+          querystring: snapshotQuery,
+          response: { 200: snapshotResponse, ...errorResponses },
+        },
+      },
+      async (request) => ledger.snapshot(request.query, { head: () => custodian.outbox.head() }),
     );
 
     app.post(

@@ -3,8 +3,8 @@ import { z } from 'zod';
 import type { Custodian } from '../../app/index.js';
 import { CustodianError, toIso } from '../../core/index.js';
 import type { DataMap } from '../../datamap/index.js';
-import { assessTransfers, buildDataFlowGraph, buildRopa, ropaToCsv, ropaToHtml, screenDpia } from '../../datamap/reports/index.js';
-import { errorResponses } from '../schemas.js';
+import { assessTransfers, buildDataFlowGraph, buildRopa, graphToSvg, ropaToCsv, ropaToHtml, screenDpia } from '../../datamap/reports/index.js';
+import { errorResponses, instant } from '../schemas.js';
 
 const anyObject = z.unknown();
 const regime = z.enum(['EU', 'UK']).default('EU').describe('Whose transfer rules apply: the EEA’s or the United Kingdom’s');
@@ -66,17 +66,53 @@ export function reportRoutes(custodian: Custodian): FastifyPluginAsyncZod {
     );
 
     app.get(
+      '/reports/consent-rates',
+      {
+        config: { scope: 'consent:read' },
+        schema: {
+          tags: ['reports'],
+          summary: 'Grant, denial and withdrawal counts and rates per purpose over time (aggregates, no subject)',
+          description: 'Buckets are UTC days (`YYYY-MM-DD`) or months (`YYYY-MM`) over `[from, to)`; default the last 30 days by day; at most 366 buckets. Empty buckets are zeros.',
+          querystring: z.object({ from: instant.optional(), to: instant.optional(), bucket: z.enum(['day', 'month']).default('day') }).strict(),
+          response: {
+            200: z.object({
+              from: z.string(),
+              to: z.string(),
+              bucket: z.enum(['day', 'month']),
+              buckets: z.array(z.string()).readonly(),
+              purposes: z
+                .array(
+                  z.object({
+                    purpose: z.string(),
+                    series: z.array(z.object({ bucket: z.string(), granted: z.number(), denied: z.number(), withdrawn: z.number(), total: z.number(), grantRate: z.number(), withdrawRate: z.number() })).readonly(),
+                  }),
+                )
+                .readonly(),
+            }),
+            ...errorResponses,
+          },
+        },
+      },
+      async (request) => custodian.ledger.rates(request.query),
+    );
+
+    app.get(
       '/datamap/graph',
       {
         config: { scope: 'datamap:read' },
         schema: {
           tags: ['datamap'],
           summary: 'Data flows: systems, recipients, countries and transfers as a graph (for the admin console)',
-          querystring: z.object({}).strict(),
+          description: '`format=json` (default) answers nodes and edges; `svg` a standalone drawing (no script, every text escaped).',
+          querystring: z.object({ format: z.enum(['json', 'svg']).default('json') }).strict(),
           response: { 200: anyObject, ...errorResponses },
         },
       },
-      async () => buildDataFlowGraph(await current()),
+      async (request, reply) => {
+        const graph = buildDataFlowGraph(await current());
+        if (request.query.format === 'svg') return reply.type('image/svg+xml; charset=utf-8').header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'").serializer((x: string) => x).send(graphToSvg(graph));
+        return graph;
+      },
     );
   };
 }

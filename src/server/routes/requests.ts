@@ -109,6 +109,29 @@ export function requestRoutes(custodian: Custodian): FastifyPluginAsyncZod {
       async (req) => ({ ...(await requests.get(req.params.id)), history: await requests.history(req.params.id) }),
     );
 
+    app.get(
+      '/requests/:id/tasks',
+      {
+        config: { scope: 'requests:read' },
+        schema: {
+          tags: ['requests'],
+          summary: 'Execution progress: the steps run so far across the systems, in order (outcomes stay sealed)',
+          params: z.object({ id }).strict(),
+          querystring: z.object({}).strict(),
+          response: {
+            200: z.object({
+              tasks: z.array(z.object({ seq: z.number(), phase: z.string(), target: z.string().describe('<kind>:<dataset>.<collection>'), status: z.string(), attempts: z.number(), error: z.string().nullable(), updatedAt: z.string() })).readonly(),
+            }),
+            ...errorResponses,
+          },
+        },
+      },
+      async (req) => {
+        await requests.get(req.params.id); // 404 for an unknown request
+        return { tasks: await custodian.runner.tasks(req.params.id) };
+      },
+    );
+
     app.post(
       '/requests/:id/verify',
       {

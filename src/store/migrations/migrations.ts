@@ -434,6 +434,275 @@ const m0007 = (kind: StoreKind): Migration => ({
   },
 });
 
+/**
+ * Delivery of outbox events to subscriptions: the subscriptions (target secrets and credentials only ever
+ * sealed), one delivery row per (subscription, outbox position) claimed by dispatchers with a lease, and the
+ * append-only log of every attempt.
+ */
+const m0008 = (kind: StoreKind): Migration => ({
+  async up(db) {
+    const t = types(kind);
+    const big = kind === 'postgres' ? 'bigint' : 'integer';
+    await db.schema
+      .createTable('event_subscriptions')
+      .addColumn('id', t.id, (c) => c.primaryKey())
+      .addColumn('name', 'varchar(200)', (c) => c.notNull())
+      .addColumn('kind', 'varchar(16)', (c) => c.notNull())
+      // JSON: the target without secrets (URL without credentials, stream, prefixes), for display.
+      .addColumn('target', 'text', (c) => c.notNull())
+      // The whole target configuration (URL with credentials, webhook secret), sealed under the subscription's key.
+      .addColumn('target_sealed', 'text', (c) => c.notNull())
+      .addColumn('filter_types', 'text', (c) => c.notNull())
+      .addColumn('filter_purposes', 'text', (c) => c.notNull())
+      .addColumn('max_attempts', 'integer', (c) => c.notNull())
+      .addColumn('created_at', t.instant, (c) => c.notNull())
+      .addColumn('created_by', 'varchar(128)', (c) => c.notNull())
+      .addColumn('deleted_at', t.instant)
+      .addColumn('disabled_at', t.instant)
+      .addColumn('disabled_reason', 'varchar(500)')
+      .addColumn('materialised_through', big, (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db.schema
+      .createTable('event_deliveries')
+      .addColumn('subscription_id', t.id, (c) => c.notNull())
+      .addColumn('seq', big, (c) => c.notNull())
+      .addColumn('event_id', t.id, (c) => c.notNull())
+      .addColumn('subject_id', 'varchar(256)')
+      .addColumn('status', 'varchar(16)', (c) => c.notNull().check(sql`status in ('pending', 'delivered', 'dead')`))
+      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('next_attempt_at', t.instant, (c) => c.notNull())
+      .addColumn('claimed_until', t.instant)
+      .addColumn('claimed_by', 'varchar(64)')
+      .addColumn('last_error', 'varchar(500)')
+      .addColumn('updated_at', t.instant, (c) => c.notNull())
+      .addColumn('delivered_at', t.instant)
+      .addPrimaryKeyConstraint('event_deliveries_pk', ['subscription_id', 'seq'])
+      .execute();
+    // Claiming: due pending rows in outbox order; ordering: the earliest pending row of a subject.
+    await db.schema.createIndex('event_deliveries_due').on('event_deliveries').columns(['status', 'next_attempt_at', 'seq']).execute();
+    await db.schema.createIndex('event_deliveries_subject').on('event_deliveries').columns(['subscription_id', 'subject_id', 'status', 'seq']).execute();
+    await db.schema
+      .createTable('event_delivery_attempts')
+      .addColumn('id', t.id, (c) => c.primaryKey())
+      .addColumn('subscription_id', t.id, (c) => c.notNull())
+      .addColumn('seq', big, (c) => c.notNull())
+      .addColumn('event_id', t.id, (c) => c.notNull())
+      .addColumn('attempt', 'integer', (c) => c.notNull())
+      .addColumn('at', t.instant, (c) => c.notNull())
+      .addColumn('outcome', 'varchar(16)', (c) => c.notNull())
+      .addColumn('http_status', 'integer')
+      .addColumn('error', 'varchar(500)')
+      .addColumn('duration_ms', 'integer', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('event_delivery_attempts_subscription').on('event_delivery_attempts').columns(['subscription_id', 'id']).execute();
+    await appendOnly(db, kind, 'event_delivery_attempts');
+  },
+});
+
+/**
+ * Restriction of processing (GDPR Art. 18; LGPD Art. 18, IV): the append-only history of restrictions and
+ * liftings per subject, and its projection (the current restriction per subject), kept in the same transaction.
+ * As for consent_state, the projection may only follow the history: each row must name an event of the same
+ * subject whose action and reason it repeats, may only move to a later event, and may not be deleted.
+ */
+const m0009 = (kind: StoreKind): Migration => ({
+  async up(db) {
+    const t = types(kind);
+    await db.schema
+      .createTable('subject_restrictions_events')
+      .addColumn('id', t.id, (c) => c.primaryKey())
+      .addColumn('subject_id', 'varchar(256)', (c) => c.notNull())
+      .addColumn('action', 'varchar(16)', (c) => c.notNull().check(sql`action in ('restricted', 'lifted')`))
+      .addColumn('reason', 'varchar(64)', (c) => c.notNull())
+      .addColumn('request_id', t.id)
+      .addColumn('actor', 'varchar(128)', (c) => c.notNull())
+      .addColumn('at', t.instant, (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('subject_restrictions_events_subject').on('subject_restrictions_events').columns(['subject_id', 'id']).execute();
+    await appendOnly(db, kind, 'subject_restrictions_events');
+    await db.schema
+      .createTable('subject_restrictions')
+      .addColumn('subject_id', 'varchar(256)', (c) => c.primaryKey())
+      .addColumn('restricted', t.flag, (c) => c.notNull())
+      .addColumn('reason', 'varchar(64)', (c) => c.notNull())
+      .addColumn('request_id', t.id)
+      // When the restriction in force began; null once lifted.
+      .addColumn('since', t.instant)
+      .addColumn('event_id', t.id, (c) => c.notNull())
+      .addColumn('updated_at', t.instant, (c) => c.notNull())
+      .execute();
+    const matches = `exists (select 1 from subject_restrictions_events e where e.id = new.event_id and e.subject_id = new.subject_id
+      and e.action = (case when new.restricted = 1 then 'restricted' else 'lifted' end) and e.reason = new.reason)`;
+    const message = 'subject_restrictions only follows subject_restrictions_events';
+    if (kind === 'sqlite') {
+      const guard = `select raise(abort, '${message}')`;
+      await sql.raw(`create trigger subject_restrictions_follows_insert before insert on subject_restrictions
+        when not ${matches} begin ${guard}; end`).execute(db);
+      await sql.raw(`create trigger subject_restrictions_follows_update before update on subject_restrictions
+        when new.event_id <= old.event_id or new.subject_id <> old.subject_id or not ${matches} begin ${guard}; end`).execute(db);
+      await sql.raw(`create trigger subject_restrictions_no_delete before delete on subject_restrictions begin ${guard}; end`).execute(db);
+      return;
+    }
+    await sql.raw(`create or replace function custodian_restrictions_follow_events() returns trigger language plpgsql as $$
+      begin
+        if tg_op = 'DELETE' then
+          raise exception '${message}' using errcode = 'P0403';
+        end if;
+        if tg_op = 'UPDATE' and (new.event_id <= old.event_id or new.subject_id <> old.subject_id) then
+          raise exception '${message}' using errcode = 'P0403';
+        end if;
+        if not ${matches} then
+          raise exception '${message}' using errcode = 'P0403';
+        end if;
+        return new;
+      end $$`).execute(db);
+    await sql`create trigger subject_restrictions_follows before insert or update or delete on subject_restrictions
+      for each row execute function custodian_restrictions_follow_events()`.execute(db);
+    await sql`create trigger subject_restrictions_no_truncate before truncate on subject_restrictions
+      for each statement execute function custodian_refuse_change()`.execute(db);
+  },
+});
+
+/**
+ * Breach response: incidents (free text sealed under a key of the incident), their append-only timeline, the
+ * escalations raised (one row per incident, rule and point: raised once), and who was notified when (recipients
+ * only as keyed digests; the messages themselves go through the sealed mail outbox).
+ */
+const m0011 = (kind: StoreKind): Migration => ({
+  async up(db) {
+    const t = types(kind);
+    await db.schema
+      .createTable('incidents')
+      .addColumn('id', t.id, (c) => c.primaryKey())
+      .addColumn('status', 'varchar(16)', (c) => c.notNull())
+      .addColumn('title', 'varchar(200)', (c) => c.notNull())
+      .addColumn('narrative_sealed', 'text', (c) => c.notNull())
+      .addColumn('detected_at', t.instant, (c) => c.notNull())
+      .addColumn('occurred_at', t.instant)
+      .addColumn('systems', 'text', (c) => c.notNull())
+      .addColumn('collections', 'text', (c) => c.notNull())
+      .addColumn('data_categories', 'text', (c) => c.notNull())
+      .addColumn('jurisdictions', 'text', (c) => c.notNull())
+      .addColumn('affected_count', 'integer')
+      .addColumn('records_count', 'integer')
+      .addColumn('encrypted', t.flag, (c) => c.notNull().defaultTo(0))
+      .addColumn('keys_compromised', t.flag, (c) => c.notNull().defaultTo(0))
+      .addColumn('nis2', t.flag, (c) => c.notNull().defaultTo(0))
+      .addColumn('override_outcome', 'varchar(32)')
+      .addColumn('subjects_count', 'integer')
+      .addColumn('source', 'varchar(64)', (c) => c.notNull())
+      .addColumn('created_by', 'varchar(128)', (c) => c.notNull())
+      .addColumn('created_at', t.instant, (c) => c.notNull())
+      .addColumn('updated_at', t.instant, (c) => c.notNull())
+      .addColumn('revision', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db.schema.createIndex('incidents_status').on('incidents').columns(['status', 'detected_at']).execute();
+    await db.schema
+      .createTable('incident_timeline')
+      .addColumn('id', t.id, (c) => c.primaryKey())
+      .addColumn('incident_id', t.id, (c) => c.notNull())
+      .addColumn('at', t.instant, (c) => c.notNull())
+      .addColumn('actor', 'varchar(128)', (c) => c.notNull())
+      .addColumn('kind', 'varchar(32)', (c) => c.notNull())
+      .addColumn('changes', 'text', (c) => c.notNull())
+      .addColumn('note_sealed', 'text')
+      .execute();
+    await db.schema.createIndex('incident_timeline_incident').on('incident_timeline').columns(['incident_id', 'id']).execute();
+    await appendOnly(db, kind, 'incident_timeline');
+    await db.schema
+      .createTable('incident_escalations')
+      .addColumn('incident_id', t.id, (c) => c.notNull())
+      .addColumn('rule_id', 'varchar(64)', (c) => c.notNull())
+      .addColumn('point', 'varchar(16)', (c) => c.notNull())
+      .addColumn('due_at', t.instant, (c) => c.notNull())
+      .addColumn('raised_at', t.instant, (c) => c.notNull())
+      .addPrimaryKeyConstraint('incident_escalations_pk', ['incident_id', 'rule_id', 'point', 'due_at'])
+      .execute();
+    await db.schema
+      .createTable('incident_notifications')
+      .addColumn('id', t.id, (c) => c.primaryKey())
+      .addColumn('incident_id', t.id, (c) => c.notNull())
+      .addColumn('audience', 'varchar(16)', (c) => c.notNull())
+      .addColumn('stage', 'varchar(16)', (c) => c.notNull())
+      .addColumn('jurisdiction', 'varchar(16)')
+      .addColumn('recipient_digest', 'varchar(64)', (c) => c.notNull())
+      .addColumn('mail_id', t.id, (c) => c.notNull())
+      .addColumn('actor', 'varchar(128)', (c) => c.notNull())
+      .addColumn('notified_at', t.instant, (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('incident_notifications_incident').on('incident_notifications').columns(['incident_id', 'audience']).execute();
+    await appendOnly(db, kind, 'incident_notifications');
+  },
+});
+
+/**
+ * Retention (docs/retention.md): legal holds (a subject only as a keyed digest of its identity, or a whole
+ * system or collection), retention runs with their report, per-rule progress (the keyset cursor saved after
+ * every batch, so a run killed at any point resumes where it stopped), and the lease that keeps one run at a
+ * time across processes.
+ */
+const m0010 = (kind: StoreKind): Migration => ({
+  async up(db) {
+    const t = types(kind);
+    await db.schema
+      .createTable('legal_holds')
+      .addColumn('id', t.id, (c) => c.primaryKey())
+      .addColumn('scope', 'varchar(16)', (c) => c.notNull().check(sql`scope in ('subject', 'system', 'collection')`))
+      .addColumn('system_key', 'varchar(128)')
+      .addColumn('collection', 'varchar(300)')
+      .addColumn('identity_kind', 'varchar(64)')
+      .addColumn('subject_digest', 'varchar(64)')
+      .addColumn('reason', 'varchar(1000)', (c) => c.notNull())
+      .addColumn('until', t.instant)
+      .addColumn('created_by', 'varchar(128)', (c) => c.notNull())
+      .addColumn('created_at', t.instant, (c) => c.notNull())
+      .addColumn('released_by', 'varchar(128)')
+      .addColumn('released_at', t.instant)
+      .execute();
+    await db.schema.createIndex('legal_holds_active').on('legal_holds').columns(['released_at', 'scope']).execute();
+    await db.schema
+      .createTable('retention_runs')
+      .addColumn('id', t.id, (c) => c.primaryKey())
+      .addColumn('status', 'varchar(16)', (c) => c.notNull().check(sql`status in ('running', 'completed', 'failed')`))
+      .addColumn('dry_run', t.flag, (c) => c.notNull().defaultTo(0))
+      .addColumn('system_key', 'varchar(128)')
+      .addColumn('datamap_version', 'integer', (c) => c.notNull())
+      .addColumn('as_of', t.instant, (c) => c.notNull())
+      .addColumn('actor', 'varchar(128)', (c) => c.notNull())
+      .addColumn('started_at', t.instant, (c) => c.notNull())
+      .addColumn('finished_at', t.instant)
+      .addColumn('resumed', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('error', 'varchar(1000)')
+      .execute();
+    await db.schema.createIndex('retention_runs_status').on('retention_runs').columns(['status', 'started_at']).execute();
+    await db.schema
+      .createTable('retention_progress')
+      .addColumn('run_id', t.id, (c) => c.notNull())
+      .addColumn('collection', 'varchar(300)', (c) => c.notNull())
+      .addColumn('rule', 'integer', (c) => c.notNull())
+      .addColumn('system_key', 'varchar(128)', (c) => c.notNull())
+      .addColumn('action', 'varchar(16)', (c) => c.notNull())
+      .addColumn('cutoff', t.instant, (c) => c.notNull())
+      .addColumn('cursor', 'text')
+      .addColumn('state', 'varchar(16)', (c) => c.notNull())
+      .addColumn('matched', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('deleted', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('anonymised', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('skipped', 'text', (c) => c.notNull())
+      .addColumn('error', 'varchar(1000)')
+      .addColumn('updated_at', t.instant, (c) => c.notNull())
+      .addPrimaryKeyConstraint('retention_progress_pk', ['run_id', 'collection', 'rule'])
+      .execute();
+    await db.schema
+      .createTable('retention_lease')
+      .addColumn('name', 'varchar(64)', (c) => c.primaryKey())
+      .addColumn('owner', 'varchar(128)', (c) => c.notNull())
+      .addColumn('run_id', t.id)
+      .addColumn('until', t.instant, (c) => c.notNull())
+      .execute();
+  },
+});
+
 /** Forward-only migrations for `kind`, in the order they apply (names sort lexically). */
 export function migrationsFor(kind: StoreKind): Record<string, Migration> {
   return {
@@ -444,5 +713,9 @@ export function migrationsFor(kind: StoreKind): Record<string, Migration> {
     '0005_datamap': m0005(kind),
     '0006_requests': m0006(kind),
     '0007_event_outbox': m0007(kind),
+    '0008_event_delivery': m0008(kind),
+    '0009_restrictions': m0009(kind),
+    '0010_retention': m0010(kind),
+    '0011_incidents': m0011(kind),
   };
 }

@@ -28,6 +28,42 @@ export interface ConformanceFixture {
   readonly seed: (rows: Array<Record<string, string | number | null>>) => Promise<void>;
   /** Drops everything the fixture created (database, files, keys) and closes the connector if still open. */
   readonly cleanup: () => Promise<void>;
+  /**
+   * Retention (findExpired, countExpired, deleteExpired, updateExpired): a collection `visits` with `id` (key,
+   * string), `at` (the age field: a date-time type, or ISO-8601 text where the engine has none), `email` and
+   * `note` (strings); `seed` REPLACES its content (`at` given as ISO-8601 UTC with milliseconds, or null).
+   * Adapters that cannot find rows by age leave it out: the suite then expects CST_ERR_CONNECTOR_UNSUPPORTED.
+   */
+  readonly visits?: {
+    readonly target: CollectionTarget;
+    readonly seed: (rows: Array<{ id: string; at: string | null; email: string; note: string | null }>) => Promise<void>;
+  };
+}
+
+/** The cutoff of the retention cases: rows with `at` strictly before it are due. */
+export const VISITS_CUTOFF = '2025-01-01T00:00:00.000Z';
+
+/**
+ * Visits v-00001…v-000n: odd numbers are due (2020…), even ones are not (2030…), every seventh has no age,
+ * and two sit at the boundary: `v-90001` one millisecond before the cutoff (due), `v-90002` exactly at it (not due).
+ */
+export function visits(n: number): Array<{ id: string; at: string | null; email: string; note: string | null }> {
+  const rows = Array.from({ length: n }, (_, k) => {
+    const i = k + 1;
+    const at = i % 7 === 0 ? null : i % 2 === 1 ? `2020-0${1 + (i % 9)}-1${i % 10}T10:00:00.000Z` : `2030-0${1 + (i % 9)}-1${i % 10}T10:00:00.000Z`;
+    return { id: `v-${String(i).padStart(5, '0')}`, at, email: `visitor${i}@example.com`, note: `note ${i}` };
+  });
+  rows.push({ id: 'v-90001', at: '2024-12-31T23:59:59.999Z', email: 'edge1@example.com', note: 'edge' });
+  rows.push({ id: 'v-90002', at: VISITS_CUTOFF, email: 'edge2@example.com', note: 'edge' });
+  return rows;
+}
+
+/** The ids of {@link visits} that are due, in key order. */
+export function dueVisitIds(n: number): string[] {
+  return visits(n)
+    .filter((v) => v.at !== null && v.at < VISITS_CUTOFF)
+    .map((v) => v.id)
+    .sort();
 }
 
 /** A seeded person: deterministic, synthetic (example.com addresses). */
@@ -300,6 +336,87 @@ export function describeConformance(name: string, setup: () => Promise<Conforman
       const controller = new AbortController();
       controller.abort();
       await expect(collect(f.connector.find(people(), 'id', ['p-00001'], ['id'], { signal: controller.signal }))).rejects.toThrow();
+    });
+
+    describe('retention', () => {
+      const due = { ageField: 'at', cutoff: VISITS_CUTOFF };
+      const page = (afterKey: string | undefined, limit: number) =>
+        f.connector.findExpired(f.visits!.target, { ...due, keyField: 'id', afterKey, limit, fields: ['email', 'note'] });
+
+      it('pages through the rows past due in key order (keyset), with the asked fields', async () => {
+        if (f.visits === undefined) {
+          await expectCode(f.connector.findExpired(people(), { ...due, keyField: 'id', limit: 10, fields: [] }), 'CST_ERR_CONNECTOR_UNSUPPORTED');
+          await expectCode(f.connector.countExpired(people(), due), 'CST_ERR_CONNECTOR_UNSUPPORTED');
+          await expectCode(f.connector.deleteExpired(people(), 'id', ['p-00001'], due), 'CST_ERR_CONNECTOR_UNSUPPORTED');
+          await expectCode(f.connector.updateExpired(people(), 'id', [{ key: 'p-00001', set: { note: null } }], due), 'CST_ERR_CONNECTOR_UNSUPPORTED');
+          return;
+        }
+        await f.visits.seed(visits(40));
+        const seen: string[] = [];
+        let after: string | undefined;
+        for (let n = 0; n < 100; n++) {
+          const rows = await page(after, 3);
+          expect(rows.length).toBeLessThanOrEqual(3);
+          if (rows.length === 0) break;
+          for (const r of rows) {
+            expect(String(r.email)).toMatch(/@example\.com$/);
+            expect(r).toHaveProperty('note');
+          }
+          seen.push(...rows.map((r) => String(r.id)));
+          after = String(rows.at(-1)!.id);
+        }
+        expect(seen).toEqual(dueVisitIds(40));
+        expect(await page('v-99999', 3)).toEqual([]);
+      });
+
+      it('counts rows past due, and those due within a window', async () => {
+        if (f.visits === undefined) return;
+        await f.visits.seed(visits(40));
+        expect(await f.connector.countExpired(f.visits.target, due)).toBe(dueVisitIds(40).length);
+        // Only the boundary row lies in [2024-06-01, cutoff).
+        expect(await f.connector.countExpired(f.visits.target, due, { from: '2024-06-01T00:00:00.000Z' })).toBe(1);
+        expect(await f.connector.countExpired(f.visits.target, { ageField: 'at', cutoff: '2031-01-01T00:00:00.000Z' }, { from: VISITS_CUTOFF })).toBe(
+          visits(40).filter((v) => v.at !== null && v.at >= VISITS_CUTOFF).length,
+        );
+      });
+
+      it('deletes only keys still past due (re-checked in the statement); deleting again deletes nothing', async () => {
+        if (f.visits === undefined) return;
+        await f.visits.seed(visits(20));
+        const dueIds = dueVisitIds(20);
+        const all = visits(20).map((v) => v.id);
+        expect(await f.connector.deleteExpired(f.visits.target, 'id', [...all, ...HOSTILE_VALUES.slice(0, 10)], due)).toBe(dueIds.length);
+        expect(await f.connector.deleteExpired(f.visits.target, 'id', all, due)).toBe(0);
+        expect(await page(undefined, 100)).toEqual([]);
+        const left = (await collect(f.connector.find(f.visits.target, 'id', all, ['id']))).rows.map((r) => String(r.id)).sort();
+        expect(left).toEqual(all.filter((id) => !dueIds.includes(id)).sort());
+      });
+
+      it('updates only rows still past due, idempotently', async () => {
+        if (f.visits === undefined) return;
+        await f.visits.seed(visits(20));
+        const dueIds = dueVisitIds(20);
+        const changes = visits(20).map((v) => ({ key: v.id, set: { email: 'anonymised', note: null } }));
+        expect(await f.connector.updateExpired(f.visits.target, 'id', changes, due)).toBe(dueIds.length);
+        expect(await f.connector.updateExpired(f.visits.target, 'id', changes, due)).toBe(0);
+        const rows = (await collect(f.connector.find(f.visits.target, 'id', visits(20).map((v) => v.id), ['id', 'email', 'note']))).rows;
+        for (const r of rows) {
+          if (dueIds.includes(String(r.id))) {
+            expect(r.email).toBe('anonymised');
+            expect(r.note ?? null).toBeNull();
+          } else expect(r.email).not.toBe('anonymised');
+        }
+      });
+
+      it('treats a hostile resume key as data', async () => {
+        if (f.visits === undefined) return;
+        await f.visits.seed(visits(10));
+        for (const v of HOSTILE_VALUES.slice(0, 12)) {
+          const rows = await page(v, 50);
+          // Collations differ per engine: what matters is that the value is data (no error, only due rows).
+          for (const r of rows) expect(dueVisitIds(10)).toContain(String(r.id));
+        }
+      });
     });
 
     it('closes (last: the connector is unusable afterwards)', async () => {

@@ -35,6 +35,10 @@ describeConformance('jsonl', async () => {
     connector,
     target: (collection) => ({ name: collection, options: { fields: FIELDS } }),
     seed: async (rows) => writeFile(join(dir, 'people.jsonl'), jsonl(rows)),
+    visits: {
+      target: { name: 'visits', options: { fields: 'id,at,email,note' } },
+      seed: async (rows) => writeFile(join(dir, 'visits.jsonl'), jsonl(rows)),
+    },
     cleanup: async () => {
       await connector.close();
       await rm(dir, { recursive: true, force: true });

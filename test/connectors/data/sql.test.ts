@@ -177,10 +177,21 @@ for (const engine of ['postgres', 'mysql', 'sqlite'] as const) {
   describeConformance(engine, async (): Promise<ConformanceFixture> => {
     const h = await HARNESSES[engine]();
     await createPeople(h);
+    // Retention: the age column in each engine's own date-time type (SQLite: ISO-8601 text).
+    const at = engine === 'postgres' ? 'timestamptz(3)' : engine === 'mysql' ? 'datetime(3)' : 'text';
+    await h.exec(`create table ${quote(engine, 'visits')} (${quote(engine, 'id')} ${engine === 'mysql' ? 'varchar(64)' : 'text'} primary key, ${quote(engine, 'at')} ${at}, ${quote(engine, 'email')} ${text(engine)}, ${quote(engine, 'note')} ${text(engine)})`);
     const connector = await openDataConnector(h.url);
     return {
       connector,
       target: (collection) => target(collection),
+      visits: {
+        target: target('visits'),
+        seed: async (rows) => {
+          await h.exec(`delete from ${quote(engine, 'visits')}`);
+          const when = (v: string | null) => (v === null || engine !== 'mysql' ? v : v.replace('T', ' ').replace('Z', ''));
+          await h.insert('visits', ['id', 'at', 'email', 'note'], rows.map((r) => [r.id, when(r.at), r.email, r.note]));
+        },
+      },
       seed: async (rows) => {
         await h.exec(`delete from ${quote(engine, 'people')}`);
         await h.insert('people', PEOPLE_COLUMNS, rowValues(rows));

@@ -1,0 +1,306 @@
+import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { CustodianError, LEGAL_BASES, honoursGpc, toIso, type Clock, type LegalBasis, type Purpose, type RequestType } from '../core/index.js';
+import { offeredIn, type ConsentStatus, type PurposeState, type RecordContext, type ConsentEventInput } from '../ledger/index.js';
+import { normaliseIdentities } from '../rights/engine/identities.js';
+import type { CreateRequestInput, RequestView } from '../rights/engine/request-engine.js';
+import type { Branding, PrivacyCenterLanguage } from './branding.js';
+import type { PrivacySession, SessionStore } from './session-store.js';
+
+/** What the privacy center needs from the rest of Custodian: a small, named set of services. */
+export interface PrivacyCenterDeps {
+  readonly clock: Clock;
+  readonly sessions: SessionStore;
+  /** Keyed digest (HMAC under a key of the store): stable, not reversible without the key. */
+  readonly digest: (text: string) => string;
+  readonly requests: {
+    create(input: CreateRequestInput): Promise<RequestView>;
+    listByIdentity(kind: string, value: string, options?: { limit?: number }): Promise<RequestView[]>;
+    getForIdentity(id: string, kind: string, value: string): Promise<RequestView>;
+    queueMail(input: { to: string; template: string; body: string; keySubject: string }): Promise<void>;
+  };
+  readonly ledger: {
+    state(subjectId: string): Promise<PurposeState[]>;
+    record(events: readonly ConsentEventInput[], ctx: RecordContext): Promise<unknown>;
+  };
+  readonly purposes: { list(): readonly Purpose[] };
+  readonly packages: { packageLink(id: string, ttlMs: number): Promise<{ token: string; expiresAt: string }> };
+  readonly branding: () => Branding;
+}
+
+/** Maps a verified e-mail address to the application's user id; undefined when the application has no such user. */
+export type SubjectLookup = (email: string) => Promise<string | undefined>;
+
+/** Options of {@link PrivacyCenter}. */
+export interface PrivacyCenterOptions {
+  /** Lifetime of a sign-in code (default 10 minutes). */
+  readonly codeTtlMs?: number;
+  /** Wrong codes accepted before a code is used up (default 5). */
+  readonly maxCodeAttempts?: number;
+  /** Codes sent to one address per 15 minutes (default 5); more are silently not sent. */
+  readonly maxCodesPerWindow?: number;
+  /** Lifetime of a session (default 30 minutes), counted from sign-in. */
+  readonly sessionTtlMs?: number;
+  /** The operator's lookup of the application's user id (see docs/privacy-center.md). */
+  readonly lookupSubject?: SubjectLookup;
+  /** CUSTODIAN_GPC_EVERYWHERE: honour GPC whatever the jurisdiction. */
+  readonly gpcEverywhere?: boolean;
+}
+
+/** A purpose as the privacy center shows it, with the person's current decision. */
+export interface PrivacyPurposeView {
+  readonly key: string;
+  readonly title: string;
+  readonly description: string;
+  readonly legalBasis: LegalBasis;
+  /** The article the legal basis rests on, e.g. `GDPR Art. 6(1)(a)`. */
+  readonly legalBasisArticle: string;
+  /** Whether the person can grant or withdraw here (consent-based, GPC opt-out, or objectable purposes). */
+  readonly changeable: boolean;
+  readonly status: ConsentStatus;
+  readonly decidedAt: string | null;
+  readonly method: string | null;
+  readonly gpcOptOut: boolean;
+}
+
+/** The consent page: purposes offered in the center's jurisdiction and the Global Privacy Control outcome. */
+export interface PrivacyConsentView {
+  readonly jurisdiction: string;
+  readonly purposes: readonly PrivacyPurposeView[];
+  /** `signal`: the browser sent `Sec-GPC: 1`; `honoured`: the jurisdiction (or CUSTODIAN_GPC_EVERYWHERE) applies it to the person's choices. */
+  readonly gpc: { readonly signal: boolean; readonly honoured: boolean };
+}
+
+/** A new session: the cookie token (give it to the browser only) and the CSRF token the page sends back. */
+export interface OpenedSession {
+  readonly token: string;
+  readonly csrfToken: string;
+  readonly expiresAt: string;
+}
+
+const WINDOW_MS = 15 * 60_000;
+const TOKEN = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * The privacy center for data subjects: e-mail sign-in with a one-time code, then a session scoped to that
+ * verified address — its consent decisions (on the subject id the address maps to) and its own requests.
+ * Every answer before sign-in is the same whether or not the address is known (no enumeration), and a
+ * session can only reach its own requests: any other id is "not found".
+ */
+export class PrivacyCenter {
+  readonly #d: PrivacyCenterDeps;
+  readonly #codeTtlMs: number;
+  readonly #maxAttempts: number;
+  readonly #maxPerWindow: number;
+  readonly #sessionTtlMs: number;
+  readonly #lookup: SubjectLookup | undefined;
+  readonly #gpcEverywhere: boolean;
+
+  constructor(deps: PrivacyCenterDeps, options: PrivacyCenterOptions = {}) {
+    this.#d = deps;
+    this.#codeTtlMs = options.codeTtlMs ?? 10 * 60_000;
+    this.#maxAttempts = options.maxCodeAttempts ?? 5;
+    this.#maxPerWindow = options.maxCodesPerWindow ?? 5;
+    this.#sessionTtlMs = options.sessionTtlMs ?? 30 * 60_000;
+    this.#lookup = options.lookupSubject;
+    this.#gpcEverywhere = options.gpcEverywhere ?? false;
+  }
+
+  /** The branding and offer of the page. */
+  branding(): Branding {
+    return this.#d.branding();
+  }
+
+  /**
+   * Starts a sign-in: sends a six-digit code to `email` through the mail outbox and returns the challenge id.
+   * The answer is the same for every well-formed address, known or not; past the per-address limit the code
+   * is silently not sent (the answer still looks the same).
+   */
+  async startSignIn(email: string, language: PrivacyCenterLanguage = 'en'): Promise<{ challengeId: string; expiresAt: string }> {
+    const address = normaliseIdentities({ email }, ['email']).email![0]!;
+    const now = this.#d.clock.now();
+    const id = randomBytes(16).toString('base64url');
+    const expiresAt = now + this.#codeTtlMs;
+    const emailDigest = this.#d.digest(`privacy-center:email:${address}`);
+    const recent = await this.#d.sessions.recentChallenges(emailDigest, now - WINDOW_MS);
+    if (recent < this.#maxPerWindow) {
+      const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+      await this.#d.sessions.putChallenge({ id, email: address, emailDigest, codeDigest: this.#codeDigest(id, code), expiresAt, attempts: 0, createdAt: now });
+      const minutes = Math.round(this.#codeTtlMs / 60_000);
+      await this.#d.requests.queueMail({ to: address, template: 'privacy_center_code', body: MAIL[language](code, minutes, this.#d.branding().name), keySubject: `privacy-center:${emailDigest}` });
+    }
+    return { challengeId: id, expiresAt: toIso(expiresAt) };
+  }
+
+  /**
+   * Checks the code of a challenge and opens a session for its address. Wrong codes count; at the limit the
+   * challenge is used up. An unknown, expired or used-up challenge is CST_ERR_PRIVACY_CODE_EXPIRED.
+   */
+  async verifySignIn(challengeId: string, code: string): Promise<OpenedSession> {
+    const now = this.#d.clock.now();
+    const challenge = await this.#d.sessions.getChallenge(challengeId);
+    if (challenge === undefined || challenge.expiresAt <= now || challenge.attempts >= this.#maxAttempts) {
+      if (challenge !== undefined) await this.#d.sessions.deleteChallenge(challengeId);
+      throw new CustodianError('CST_ERR_PRIVACY_CODE_EXPIRED', 'the code has expired or was used up: ask for a new one');
+    }
+    if (!(/^\d{6}$/.test(code) && equalHex(this.#codeDigest(challengeId, code), challenge.codeDigest))) {
+      const counted = await this.#d.sessions.countAttempt(challengeId);
+      const left = this.#maxAttempts - (counted?.attempts ?? this.#maxAttempts);
+      if (left <= 0) {
+        await this.#d.sessions.deleteChallenge(challengeId);
+        throw new CustodianError('CST_ERR_PRIVACY_CODE_EXPIRED', 'too many wrong codes: ask for a new one');
+      }
+      throw new CustodianError('CST_ERR_PRIVACY_CODE_INVALID', 'the code is not right', { details: { attemptsLeft: left } });
+    }
+    await this.#d.sessions.deleteChallenge(challengeId);
+    const userId = (await this.#lookup?.(challenge.email)) ?? null;
+    const subjectId = userId ?? `pc_${this.#d.digest(`privacy-center:subject:email:${challenge.email}`)}`;
+    const token = randomBytes(32).toString('base64url');
+    const tokenHash = sha256(token);
+    const expiresAt = now + this.#sessionTtlMs;
+    await this.#d.sessions.putSession({ tokenHash, email: challenge.email, subjectId, userId, createdAt: now, expiresAt });
+    return { token, csrfToken: this.#csrfToken(tokenHash), expiresAt: toIso(expiresAt) };
+  }
+
+  /** The live session of a cookie token; CST_ERR_PRIVACY_SESSION_REQUIRED when there is none. */
+  async session(token: string | undefined): Promise<PrivacySession> {
+    const session = token !== undefined && TOKEN.test(token) ? await this.#d.sessions.getSession(sha256(token)) : undefined;
+    if (session === undefined || session.expiresAt <= this.#d.clock.now()) {
+      if (session !== undefined) await this.#d.sessions.deleteSession(session.tokenHash);
+      throw new CustodianError('CST_ERR_PRIVACY_SESSION_REQUIRED', 'sign in with your e-mail address');
+    }
+    return session;
+  }
+
+  /** The CSRF token of a session: derived from it (keyed digest), so nothing more is stored. */
+  csrfTokenOf(session: PrivacySession): string {
+    return this.#csrfToken(session.tokenHash);
+  }
+
+  /** Refuses a state-changing call whose CSRF token is not the session's (CST_ERR_PRIVACY_CSRF). */
+  checkCsrf(session: PrivacySession, given: string | undefined): void {
+    if (given === undefined || !equalHex(given, this.#csrfToken(session.tokenHash))) {
+      throw new CustodianError('CST_ERR_PRIVACY_CSRF', 'missing or wrong CSRF token: reload the page');
+    }
+  }
+
+  /** Ends a session (sign-out). */
+  async signOut(session: PrivacySession): Promise<void> {
+    await this.#d.sessions.deleteSession(session.tokenHash);
+  }
+
+  /** The purposes offered in the center's jurisdiction with the person's current decisions. */
+  async consent(session: PrivacySession, gpcSignal: boolean): Promise<PrivacyConsentView> {
+    const jurisdiction = this.#d.branding().jurisdiction;
+    const offered = this.#d.purposes.list().filter((p) => offeredIn(p, jurisdiction));
+    const state = new Map((await this.#d.ledger.state(session.subjectId)).map((s) => [s.purpose, s]));
+    return {
+      jurisdiction,
+      purposes: offered.map((p) => {
+        const s = state.get(p.key);
+        return {
+          key: p.key,
+          title: p.title,
+          description: p.description,
+          legalBasis: p.legalBasis,
+          legalBasisArticle: LEGAL_BASES[p.legalBasis].article,
+          changeable: isChangeable(p),
+          status: s?.status ?? 'none',
+          decidedAt: s?.decidedAt ?? null,
+          method: s?.method ?? null,
+          gpcOptOut: p.gpcOptOut,
+        };
+      }),
+      gpc: { signal: gpcSignal, honoured: gpcSignal && (this.#gpcEverywhere || honoursGpc(jurisdiction)) },
+    };
+  }
+
+  /**
+   * Records the person's grant or withdrawal for one purpose (method `privacy_center`, with the GPC flag, so the
+   * ledger's GPC rule applies in the same batch). Unknown or not changeable purposes are CST_ERR_NOT_FOUND.
+   */
+  async decide(session: PrivacySession, purposeKey: string, decision: 'granted' | 'withdrawn', ctx: { gpc: boolean; requestId?: string }): Promise<PrivacyConsentView> {
+    const jurisdiction = this.#d.branding().jurisdiction;
+    const purpose = this.#d.purposes.list().find((p) => p.key === purposeKey && offeredIn(p, jurisdiction));
+    if (purpose === undefined || !isChangeable(purpose)) throw new CustodianError('CST_ERR_NOT_FOUND', 'no such purpose to decide on here', { details: { purpose: purposeKey } });
+    // Withdrawing from a purpose that does not rest on consent is an objection (GDPR Art. 21(1)): recorded as `denied`.
+    const recorded = decision === 'withdrawn' && purpose.legalBasis !== 'consent' ? 'denied' : decision;
+    await this.#d.ledger.record([{ subjectId: session.subjectId, purpose: purpose.key, decision: recorded, jurisdiction, method: 'privacy_center' }], {
+      actor: this.#actor(session),
+      gpc: ctx.gpc,
+      ...(ctx.requestId !== undefined ? { requestId: ctx.requestId } : {}),
+    });
+    return this.consent(session, ctx.gpc);
+  }
+
+  /** Makes a request for the verified address (and user id): already verified, so no code is sent. */
+  async createRequest(session: PrivacySession, input: { type: RequestType; jurisdiction?: string; corrections?: Readonly<Record<string, string | null>>; requestId?: string }): Promise<RequestView> {
+    const branding = this.#d.branding();
+    const jurisdiction = input.jurisdiction ?? branding.jurisdiction;
+    if (!branding.jurisdictions.includes(jurisdiction) || !branding.requestTypes.includes(input.type)) {
+      throw new CustodianError('CST_ERR_REQUEST_RIGHT_NOT_AVAILABLE', 'this privacy center does not take that request', { details: { jurisdiction, type: input.type } });
+    }
+    return this.#d.requests.create({
+      type: input.type,
+      jurisdiction,
+      identities: session.userId === null ? { email: session.email } : { email: session.email, user_id: session.userId },
+      authenticated: true,
+      channel: 'privacy_center',
+      ...(input.corrections !== undefined ? { corrections: input.corrections } : {}),
+      actor: this.#actor(session),
+      ...(input.requestId !== undefined ? { requestId: input.requestId } : {}),
+    });
+  }
+
+  /** The session's own requests (made for its verified address, from any channel), newest first. */
+  async requests(session: PrivacySession): Promise<RequestView[]> {
+    return this.#d.requests.listByIdentity('email', session.email, { limit: 100 });
+  }
+
+  /** One of the session's own requests; any other id is CST_ERR_REQUEST_NOT_FOUND (never "forbidden"). */
+  async request(session: PrivacySession, id: string): Promise<RequestView> {
+    return this.#d.requests.getForIdentity(id, 'email', session.email);
+  }
+
+  /** A signed, one-hour download link to the package of one of the session's completed access or portability requests. */
+  async packageLink(session: PrivacySession, id: string): Promise<{ url: string; expiresAt: string }> {
+    const request = await this.request(session, id);
+    if ((request.type !== 'access' && request.type !== 'portability') || (request.status !== 'completed' && request.status !== 'partially_completed')) {
+      throw new CustodianError('CST_ERR_REQUEST_INVALID_TRANSITION', 'the package is not ready', { details: { status: request.status } });
+    }
+    const link = await this.#d.packages.packageLink(id, 60 * 60_000);
+    return { url: `/downloads/packages/${link.token}`, expiresAt: link.expiresAt };
+  }
+
+  #actor(session: PrivacySession): string {
+    // Names the session, not the person: the first 16 hex digits of the token's hash.
+    return `privacy_center:${session.tokenHash.slice(0, 16)}`;
+  }
+
+  #codeDigest(id: string, code: string): string {
+    return this.#d.digest(`privacy-center:code:${id}:${code}`);
+  }
+
+  #csrfToken(tokenHash: string): string {
+    return this.#d.digest(`privacy-center:csrf:${tokenHash}`);
+  }
+}
+
+/** Consent-based purposes, GPC opt-out purposes and those the person may object to (GDPR Art. 21(1)). */
+function isChangeable(p: Purpose): boolean {
+  return p.consentRequired || p.gpcOptOut || LEGAL_BASES[p.legalBasis].objectable;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+function equalHex(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+const MAIL: Readonly<Record<PrivacyCenterLanguage, (code: string, minutes: number, name: string) => string>> = {
+  en: (code, minutes, name) => `Your sign-in code for ${name} is ${code}. It expires in ${minutes} minutes. If you did not ask for it, ignore this message.`,
+  de: (code, minutes, name) => `Ihr Anmeldecode für ${name} lautet ${code}. Er ist ${minutes} Minuten gültig. Wenn Sie ihn nicht angefordert haben, ignorieren Sie diese Nachricht.`,
+};

@@ -1,0 +1,113 @@
+/** A pending sign-in: a one-time code sent to an e-mail address. */
+export interface SignInChallenge {
+  readonly id: string;
+  /** Normalised (trimmed, lower-cased) address; held only until the code is used or expires. */
+  readonly email: string;
+  /** Keyed digest of the address, for the per-address send limit. */
+  readonly emailDigest: string;
+  /** Keyed digest of the challenge id and the code; the code itself is never stored. */
+  readonly codeDigest: string;
+  readonly expiresAt: number;
+  readonly attempts: number;
+  readonly createdAt: number;
+}
+
+/** A signed-in person: the verified address and the ledger subject it maps to. */
+export interface PrivacySession {
+  /** SHA-256 (hex) of the cookie's random token; the token itself is never stored. */
+  readonly tokenHash: string;
+  readonly email: string;
+  readonly subjectId: string;
+  /** The application's user id, when the operator's lookup found one. */
+  readonly userId: string | null;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+}
+
+/**
+ * Where the privacy center keeps sign-in challenges and sessions. Entries expire on their own; a store may
+ * drop expired entries whenever it likes. The default adapter is {@link MemorySessionStore}.
+ */
+export interface SessionStore {
+  putChallenge(challenge: SignInChallenge): Promise<void>;
+  getChallenge(id: string): Promise<SignInChallenge | undefined>;
+  /** Counts the wrong code; undefined when the challenge is gone. */
+  countAttempt(id: string): Promise<SignInChallenge | undefined>;
+  deleteChallenge(id: string): Promise<void>;
+  /** Codes sent for `emailDigest` at or after `since` (used or not). O(1): at most 20 times are kept per address. */
+  recentChallenges(emailDigest: string, since: number): Promise<number>;
+  putSession(session: PrivacySession): Promise<void>;
+  getSession(tokenHash: string): Promise<PrivacySession | undefined>;
+  deleteSession(tokenHash: string): Promise<void>;
+}
+
+/**
+ * An in-process {@link SessionStore}: right for one `serve` process (the default). Several replicas behind a
+ * load balancer need sticky sessions or a shared adapter (see docs/privacy-center.md). Bounded: past
+ * `maxEntries` the oldest entries are dropped (Map iteration order is insertion order), so a flood of sign-ins
+ * cannot exhaust memory. Expired entries are swept on writes: amortised O(1) per operation.
+ */
+export class MemorySessionStore implements SessionStore {
+  readonly #challenges = new Map<string, SignInChallenge>();
+  readonly #sessions = new Map<string, PrivacySession>();
+  /** Send times per address digest, for the per-address limit (kept apart: a used challenge still counts). */
+  readonly #sent = new Map<string, number[]>();
+  readonly #now: () => number;
+  readonly #maxEntries: number;
+
+  constructor(options: { now: () => number; maxEntries?: number }) {
+    this.#now = options.now;
+    this.#maxEntries = options.maxEntries ?? 100_000;
+  }
+
+  async putChallenge(challenge: SignInChallenge): Promise<void> {
+    this.#sweep(this.#challenges);
+    this.#challenges.set(challenge.id, challenge);
+    const times = this.#sent.get(challenge.emailDigest) ?? [];
+    this.#sent.delete(challenge.emailDigest); // re-insert: the Map stays ordered by last send
+    this.#sent.set(challenge.emailDigest, [...times.slice(-19), challenge.createdAt]);
+    if (this.#sent.size > this.#maxEntries) this.#sent.delete(this.#sent.keys().next().value!);
+  }
+
+  async getChallenge(id: string): Promise<SignInChallenge | undefined> {
+    return this.#challenges.get(id);
+  }
+
+  async countAttempt(id: string): Promise<SignInChallenge | undefined> {
+    const c = this.#challenges.get(id);
+    if (c === undefined) return undefined;
+    const next = { ...c, attempts: c.attempts + 1 };
+    this.#challenges.set(id, next);
+    return next;
+  }
+
+  async deleteChallenge(id: string): Promise<void> {
+    this.#challenges.delete(id);
+  }
+
+  async recentChallenges(emailDigest: string, since: number): Promise<number> {
+    return (this.#sent.get(emailDigest) ?? []).filter((t) => t >= since).length;
+  }
+
+  async putSession(session: PrivacySession): Promise<void> {
+    this.#sweep(this.#sessions);
+    this.#sessions.set(session.tokenHash, session);
+  }
+
+  async getSession(tokenHash: string): Promise<PrivacySession | undefined> {
+    return this.#sessions.get(tokenHash);
+  }
+
+  async deleteSession(tokenHash: string): Promise<void> {
+    this.#sessions.delete(tokenHash);
+  }
+
+  #sweep<T extends { expiresAt: number }>(map: Map<string, T>): void {
+    const now = this.#now();
+    // Oldest first: stop at the first live entry, so a sweep costs what it removes (plus one).
+    for (const [key, value] of map) {
+      if (value.expiresAt > now && map.size < this.#maxEntries) break;
+      map.delete(key);
+    }
+  }
+}

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { BREACH_DEADLINE_RULES, breachDeadlines, type BreachDeadlineInput } from '../../src/core/index.js';
+
+// Monday 2 March 2026, 09:00 UTC.
+const detectedAt = '2026-03-02T09:00:00.000Z';
+const base: BreachDeadlineInput = { jurisdictions: [], detectedAt, outcome: 'authority', nis2: false, encrypted: false, keysCompromised: false, affectedCount: 1000 };
+
+describe('breach deadlines', () => {
+  const table: Array<[string, Partial<BreachDeadlineInput>, string, string | null, string]> = [
+    ['GDPR authority: 72 h from awareness', { jurisdictions: ['EU'] }, 'EU.gdpr.authority', '2026-03-05T09:00:00.000Z', 'GDPR Art. 33(1)'],
+    ['GDPR individuals: without undue delay', { jurisdictions: ['EU'], outcome: 'authority_and_individuals' }, 'EU.gdpr.individuals', null, 'GDPR Art. 34(1)'],
+    ['UK GDPR authority: 72 h', { jurisdictions: ['UK'] }, 'UK.ukgdpr.authority', '2026-03-05T09:00:00.000Z', 'UK GDPR Art. 33(1)'],
+    ['NIS2 early warning: 24 h', { jurisdictions: ['EU'], nis2: true }, 'EU.nis2.early_warning', '2026-03-03T09:00:00.000Z', 'NIS2) Art. 23(4)(a)'],
+    ['NIS2 incident notification: 72 h', { jurisdictions: ['EU'], nis2: true }, 'EU.nis2.notification', '2026-03-05T09:00:00.000Z', 'Art. 23(4)(b)'],
+    ['LGPD: 3 business days (Mon → Thu)', { jurisdictions: ['BR'] }, 'BR.lgpd.authority', '2026-03-05T09:00:00.000Z', 'Resolution CD/ANPD No. 15/2024'],
+    ['Texas individuals: 60 days', { jurisdictions: ['US-TX'] }, 'US-TX.individuals', '2026-05-01T09:00:00.000Z', '§521.053(b)'],
+    ['Texas Attorney General: 30 days (≥ 250)', { jurisdictions: ['US-TX'] }, 'US-TX.authority', '2026-04-01T09:00:00.000Z', '§521.053(i)'],
+    ['Colorado individuals: 30 days', { jurisdictions: ['US-CO'] }, 'US-CO.individuals', '2026-04-01T09:00:00.000Z', '§6-1-716(2)(a)'],
+    ['Florida individuals: 30 days', { jurisdictions: ['US-FL'] }, 'US-FL.individuals', '2026-04-01T09:00:00.000Z', '§501.171(4)(a)'],
+    ['California individuals: 30 days', { jurisdictions: ['US-CA'] }, 'US-CA.individuals', '2026-04-01T09:00:00.000Z', '§1798.82(a)'],
+    ['New York individuals: 30 days', { jurisdictions: ['US-NY'] }, 'US-NY.individuals', '2026-04-01T09:00:00.000Z', '§899-aa(2)'],
+  ];
+  it.each(table)('%s', (_name, input, ruleId, dueAt, citation) => {
+    const d = breachDeadlines({ ...base, ...input }).find((x) => x.ruleId === ruleId);
+    expect(d).toBeDefined();
+    expect(d!.dueAt).toBe(dueAt);
+    expect(d!.citation).toContain(citation);
+  });
+
+  it('counts LGPD business days over a weekend', () => {
+    // Thursday 5 March → Tuesday 10 March.
+    const d = breachDeadlines({ ...base, jurisdictions: ['BR'], detectedAt: '2026-03-05T09:00:00.000Z' }).find((x) => x.ruleId === 'BR.lgpd.authority');
+    expect(d!.dueAt).toBe('2026-03-10T09:00:00.000Z');
+  });
+
+  it('applies no GDPR duty when the assessment says none, and no individuals duty without high risk', () => {
+    expect(breachDeadlines({ ...base, jurisdictions: ['EU'], outcome: 'none' })).toEqual([]);
+    expect(breachDeadlines({ ...base, jurisdictions: ['EU'] }).map((d) => d.ruleId)).toEqual(['EU.gdpr.authority']);
+  });
+
+  it('applies NIS2 windows only to incidents flagged NIS2', () => {
+    expect(breachDeadlines({ ...base, jurisdictions: ['EU'], outcome: 'none', nis2: true }).map((d) => d.ruleId)).toEqual(['EU.nis2.early_warning', 'EU.nis2.notification', 'EU.nis2.final_report']);
+  });
+
+  it('keeps the US encryption safe harbour and the resident thresholds', () => {
+    expect(breachDeadlines({ ...base, jurisdictions: ['US-TX'], encrypted: true })).toEqual([]);
+    expect(breachDeadlines({ ...base, jurisdictions: ['US-TX'], encrypted: true, keysCompromised: true })).toHaveLength(2);
+    expect(breachDeadlines({ ...base, jurisdictions: ['US-TX'], affectedCount: 249 }).map((d) => d.ruleId)).toEqual(['US-TX.individuals']);
+    expect(breachDeadlines({ ...base, jurisdictions: ['US-CA'], affectedCount: 500 }).map((d) => d.ruleId)).toEqual(['US-CA.individuals']);
+  });
+
+  it('orders by due time, open-ended duties last', () => {
+    const all = breachDeadlines({ ...base, jurisdictions: ['EU', 'US-TX'], outcome: 'authority_and_individuals', nis2: true });
+    const due = all.map((d) => d.dueAt);
+    expect(due.at(-1)).toBeNull();
+    const fixed = due.filter((d): d is string => d !== null);
+    expect([...fixed].sort()).toEqual(fixed);
+  });
+
+  it('cites a provision for every rule', () => {
+    for (const r of BREACH_DEADLINE_RULES) expect(r.citation.length).toBeGreaterThan(5);
+  });
+});

@@ -1,0 +1,240 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildWeb } from '../../scripts/build-web.mjs';
+import type { Custodian } from '../../src/app/index.js';
+import { buildServer } from '../../src/server/index.js';
+import { custodianFixture } from '../support/stores.js';
+
+// Real browser: Debian's Chromium through playwright-core (never `npx playwright install`). Under CI=true a
+// missing Chromium fails the suite (launch throws); elsewhere the suite is skipped.
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const runs = existsSync(CHROMIUM) || process.env.CI === 'true';
+
+// The callbacks given to page.evaluate run in the browser. The Node tsconfig has no DOM library, so they are
+// typed against these minimal shapes of what they use (module-scoped: nothing leaks into other files).
+interface DomElement {
+  readonly id: string;
+  readonly tagName: string;
+  readonly textContent: string | null;
+  readonly outerHTML: string;
+  readonly className: string;
+  readonly labels?: ArrayLike<unknown> | null;
+  getAttribute(name: string): string | null;
+  hasAttribute(name: string): boolean;
+  matches(selector: string): boolean;
+}
+declare const document: {
+  readonly documentElement: DomElement & { readonly lang: string };
+  readonly activeElement: DomElement | null;
+  querySelector(selector: string): DomElement | null;
+  querySelectorAll(selector: string): ArrayLike<DomElement>;
+};
+declare function getComputedStyle(el: DomElement): { readonly outlineStyle: string; readonly outlineWidth: string; readonly fontSize: string; readonly minWidth: string };
+
+/** Problems an automated accessibility audit would flag first: unlabeled controls, nameless buttons, images without alt, duplicate ids. */
+async function audit(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const problems: string[] = [];
+    if (!/^[a-z]{2}/.test(document.documentElement.lang)) problems.push('html has no lang');
+    const named = (el: DomElement) => (el.getAttribute('aria-label') ?? '').trim() !== '' || (el.getAttribute('aria-labelledby') ?? '') !== '';
+    for (const el of Array.from(document.querySelectorAll('input, select, textarea'))) {
+      const labels = el.labels;
+      if ((labels == null || labels.length === 0) && !named(el)) problems.push(`control without label: ${el.id || el.outerHTML.slice(0, 60)}`);
+    }
+    for (const el of Array.from(document.querySelectorAll('button, a[href]'))) {
+      if ((el.textContent ?? '').trim() === '' && !named(el)) problems.push(`nameless ${el.tagName.toLowerCase()}`);
+    }
+    for (const img of Array.from(document.querySelectorAll('img'))) if (!img.hasAttribute('alt')) problems.push('img without alt');
+    const ids = Array.from(document.querySelectorAll('[id]')).map((e) => e.id);
+    for (const id of new Set(ids)) if (ids.filter((x) => x === id).length > 1) problems.push(`duplicate id ${id}`);
+    if (document.querySelector('[role="status"][aria-live="polite"]') === null) problems.push('no live region');
+    if (document.querySelectorAll('h1').length !== 1) problems.push('not exactly one h1');
+    return problems;
+  });
+}
+
+/** Presses Tab (at most `max` times) until the focused element matches `selector`; proves it is reachable by keyboard. */
+async function tabTo(page: Page, selector: string, max = 40): Promise<void> {
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press('Tab');
+    if (await page.evaluate((s) => document.activeElement?.matches(s) === true, selector)) return;
+  }
+  throw new Error(`${selector} not reachable with Tab`);
+}
+
+/** The focused element shows a visible focus indicator (outline of at least 2px). */
+async function focusVisible(page: Page): Promise<boolean> {
+  return page.evaluate(() => {
+    const el = document.activeElement;
+    if (el === null) return false;
+    const s = getComputedStyle(el);
+    return s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2;
+  });
+}
+
+describe.skipIf(!runs)('privacy center in a real browser', () => {
+  let custodian: Custodian;
+  let app: FastifyInstance;
+  let cleanup: () => Promise<void>;
+  let browser: Browser;
+  let base: string;
+  let dir: string;
+  const errors: string[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'custodian-pc-browser-'));
+    const webDir = await buildWeb({ outDir: join(dir, 'web') });
+    const configFile = join(dir, 'privacy-center.json');
+    await writeFile(configFile, JSON.stringify({ name: 'Example Shop', jurisdiction: 'US-CA', jurisdictions: ['US-CA', 'EU'], languages: ['en', 'de'] }));
+    const f = await custodianFixture('sqlite', { config: { privacyCenter: { configFile, webDir, sessionMinutes: 30 } } });
+    custodian = f.custodian;
+    cleanup = f.cleanup;
+    app = await buildServer(custodian, { logLevel: false });
+    base = await app.listen({ host: '127.0.0.1', port: 0 });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 20_000 });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    await cleanup?.();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function open(context: BrowserContext): Promise<Page> {
+    const page = await context.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${base}/privacy`);
+    return page;
+  }
+
+  async function codeFor(email: string): Promise<string> {
+    for (let i = 0; i < 50; i++) {
+      const mail = (await custodian.requests.outbox()).filter((m) => m.to === email && m.template === 'privacy_center_code').at(-1);
+      const code = mail?.body.match(/\b(\d{6})\b/)?.[1];
+      if (code !== undefined) return code;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('no code in the dev mail sink');
+  }
+
+  /** Signs in with the keyboard only: Tab to the field, type, Enter; the code field gets the focus. */
+  async function signIn(page: Page, email: string): Promise<void> {
+    await page.waitForSelector('#email');
+    await tabTo(page, '#email');
+    expect(await focusVisible(page)).toBe(true);
+    await page.keyboard.type(email);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#code');
+    await page.waitForFunction(() => document.activeElement?.id === 'code');
+    await page.keyboard.type(await codeFor(email));
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#consent-title');
+  }
+
+  const subjectOf = (email: string) => `pc_${custodian.keyring.keyedDigest(`privacy-center:subject:email:${email}`)}`;
+  const stateOf = async (email: string, purpose: string) => (await custodian.ledger.state(subjectOf(email))).find((s) => s.purpose === purpose);
+
+  it('signs in, withdraws and grants, makes an access request and lists it — keyboard only', async () => {
+    const context = await browser.newContext({ locale: 'en-GB' });
+    const page = await open(context);
+    const csp = (await page.request.get(`${base}/privacy`)).headers()['content-security-policy'];
+    expect(csp).toContain("script-src 'self'");
+    expect(await page.getAttribute('html', 'lang')).toBe('en');
+    await page.waitForSelector('#email');
+    expect(await audit(page)).toEqual([]);
+
+    const email = 'ada@example.com';
+    await signIn(page, email);
+    expect(await page.textContent('[role="status"]')).toContain('signed in');
+    expect(await page.$('#gpc-notice')).toBeNull();
+    await page.waitForSelector('[data-purpose="analytics.reporting"]');
+    expect(await audit(page)).toEqual([]);
+    // Plain-language description and legal basis are shown.
+    const card = await page.textContent('[data-purpose="analytics.reporting"]');
+    expect(card).toContain('Aggregate statistics');
+    expect(card).toContain('GDPR Art. 6(1)(a)');
+
+    await tabTo(page, 'button[aria-label="Allow: Analytics"]');
+    expect(await focusVisible(page)).toBe(true);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('[data-purpose="analytics.reporting"] .state[data-status="granted"]');
+    expect((await stateOf(email, 'analytics.reporting'))?.status).toBe('granted');
+    await page.keyboard.press('Tab'); // Withdraw sits right after Allow, with the same look.
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toBe('Withdraw: Analytics');
+    await page.keyboard.press('Space');
+    await page.waitForSelector('[data-purpose="analytics.reporting"] .state[data-status="withdrawn"]');
+    expect(await page.textContent('[role="status"]')).toContain('You withdrew: Analytics');
+    const state = await stateOf(email, 'analytics.reporting');
+    expect(state).toMatchObject({ status: 'withdrawn', method: 'privacy_center' });
+    const [allow, withdraw] = await page.evaluate(() =>
+      Array.from(document.querySelectorAll('[data-purpose="analytics.reporting"] button.choice')).map((b) => b.className + getComputedStyle(b).fontSize + getComputedStyle(b).minWidth),
+    );
+    expect(allow).toBe(withdraw);
+
+    await tabToText(page, 'New request', 'Shift+Tab'); // the navigation sits above the main content
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#new-title');
+    await page.waitForFunction(() => document.activeElement?.id === 'new-title');
+    expect(await audit(page)).toEqual([]);
+    await tabTo(page, '#type-access');
+    expect(await page.isChecked('#type-access')).toBe(true);
+    await tabToText(page, 'Send request');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#requests-title');
+    await page.waitForSelector('table.requests tbody tr');
+    expect(await audit(page)).toEqual([]);
+    const row = await page.textContent('table.requests tbody tr');
+    expect(row).toContain('See my data');
+    expect(row).toContain('In progress');
+    expect(await page.textContent('[role="status"]')).toContain('Your request was received');
+    const own = await custodian.requests.listByIdentity('email', email);
+    expect(own).toHaveLength(1);
+    expect(own[0]).toMatchObject({ type: 'access', channel: 'privacy_center', status: 'in_progress' });
+    expect(await page.getAttribute(`tr[data-request="${own[0]!.id}"] td[data-status]`, 'data-status')).toBe('in_progress');
+
+    await tabToText(page, 'Sign out', 'Shift+Tab');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#email');
+    expect(errors).toEqual([]);
+    await context.close();
+  }, 60_000);
+
+  it('says the Global Privacy Control signal was applied when Sec-GPC: 1 is honoured, in German too', async () => {
+    const context = await browser.newContext({ locale: 'de-DE', extraHTTPHeaders: { 'Sec-GPC': '1' } });
+    const page = await open(context);
+    expect(await page.getAttribute('html', 'lang')).toBe('de');
+    await page.waitForSelector('#email');
+    expect(await page.textContent('h1')).toBe('Anmelden');
+    const email = 'grace@example.com';
+    await signIn(page, email);
+    await page.waitForSelector('#gpc-notice');
+    expect(await page.textContent('#gpc-notice')).toMatch(/Global-Privacy-Control-Signal Ihres Browsers wurde angewendet/);
+    // A choice made with the signal carries it, and the ledger's GPC rule opts out of sale/sharing purposes.
+    await page.click('button[aria-label="Erlauben: Analytics"]');
+    await page.waitForSelector('[data-purpose="analytics.reporting"] .state[data-status="granted"]');
+    expect((await custodian.ledger.history(subjectOf(email))).events.find((e) => e.purpose === 'analytics.reporting')?.gpc).toBe(true);
+    expect((await stateOf(email, 'marketing.advertising'))).toMatchObject({ status: 'denied', method: 'gpc' });
+    expect(await audit(page)).toEqual([]);
+    expect(errors).toEqual([]);
+    await context.close();
+  }, 60_000);
+
+  /** Presses Tab (or Shift+Tab) until a control whose text is `text` has the focus. */
+  async function tabToText(page: Page, text: string, key: 'Tab' | 'Shift+Tab' = 'Tab'): Promise<void> {
+    for (let i = 0; i < 60; i++) {
+      await page.keyboard.press(key);
+      if (await page.evaluate((t) => document.activeElement?.textContent?.trim() === t, text)) return;
+    }
+    throw new Error(`"${text}" not reachable with Tab`);
+  }
+});
