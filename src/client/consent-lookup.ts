@@ -24,11 +24,26 @@ export interface ConsentLookup {
   checkMany(subjectIds: readonly string[], purpose: string, options?: ConsentLookupCallOptions): Promise<Map<string, ConsentDecision>>;
   /** Fails with `CST_ERR_CONSENT_UNKNOWN_PURPOSE` when `purpose` is not configured (optional: checked before any record is read). */
   assertPurpose?(purpose: string, options?: ConsentLookupCallOptions): Promise<void>;
+  /**
+   * Optional change feed: calls `listener` with the subjects whose consent may have changed (null: anyone's).
+   * While `healthy()` is true, a decision stays valid until a change names its subject, so the filter need not
+   * look it up again on a timer.
+   */
+  watchChanges?(listener: (subjectIds: readonly string[] | null) => void): ChangeFeed;
+}
+
+/** A running change feed of a {@link ConsentLookup}. */
+export interface ChangeFeed {
+  healthy(): boolean;
+  stop(): void;
 }
 
 /** What {@link ledgerLookup} needs from the consent ledger (its `checkMany`). */
 export interface LedgerLike {
   checkMany(pairs: readonly { subjectId: string; purpose: string }[]): Promise<ReadonlyArray<{ readonly subjectId: string; readonly allowed: boolean; readonly status: string }>>;
+  /** The ledger's change notices (local writes and, while watching, other processes'). */
+  onChange?(listener: (subjectIds: readonly string[] | null) => void): () => void;
+  changeFeedHealthy?(): boolean;
 }
 
 /** What {@link ledgerLookup} needs to validate a purpose up front (the purpose registry's `require`). */
@@ -68,6 +83,14 @@ export function ledgerLookup(ledger: LedgerLike, options: LedgerLookupOptions = 
       }
       return out;
     },
+    ...(ledger.onChange === undefined || ledger.changeFeedHealthy === undefined
+      ? {}
+      : {
+          watchChanges(listener: (subjectIds: readonly string[] | null) => void): ChangeFeed {
+            const stop = ledger.onChange!(listener);
+            return { healthy: () => ledger.changeFeedHealthy!(), stop };
+          },
+        }),
     ...(purposes === undefined
       ? {}
       : {

@@ -1,6 +1,6 @@
 import { CustodianError, isStorableText, systemClock, type Clock } from '../core/index.js';
 import { LEDGER_LIMITS } from '../ledger/index.js';
-import type { ConsentDecision, ConsentLookup } from './consent-lookup.js';
+import type { ChangeFeed, ConsentDecision, ConsentLookup } from './consent-lookup.js';
 
 /**
  * Why a record was dropped:
@@ -60,6 +60,13 @@ export interface FilterByConsentOptions<R> {
    * Default: the larger of `recheckMs` and 60,000 ms.
    */
   readonly recheckDeniedMs?: number;
+  /**
+   * When the lookup has a healthy change feed (an in-process ledger that watches its store), decisions are
+   * dropped as soon as a change names their subject — a withdrawal is honoured as fast as the feed reports it
+   * (in-process: at once; other processes: PostgreSQL NOTIFY, SQLite's 50 ms poll) — and looked up again at the
+   * latest after this safety net. Default 60,000 ms. Without a healthy feed `recheckMs` applies.
+   */
+  readonly watchedMaxAgeMs?: number;
   /** Decisions kept in memory (about 100 bytes each); the oldest go first. Default 1,000,000. */
   readonly maxCachedDecisions?: number;
   readonly signal?: AbortSignal;
@@ -139,6 +146,10 @@ export class ConsentFilter<R> {
   readonly #maxCached: number;
   readonly #signal: AbortSignal | undefined;
   readonly #clock: Clock;
+  readonly #watchedMaxAgeMs: number;
+  readonly #feed: ChangeFeed | undefined;
+  /** Bumped by every change notice: a lookup that overlapped one is not cached. */
+  #generation = 0;
   /** subject → at * CODE_SPACE + verdict code, in order of lookup (oldest first). */
   readonly #cache = new Map<string, number>();
   /** Per window: distinct subjects to look up → their verdict once known. */
@@ -167,6 +178,13 @@ export class ConsentFilter<R> {
     this.#maxCached = positive('maxCachedDecisions', options.maxCachedDecisions, 1_000_000);
     this.#signal = options.signal;
     this.#clock = options.clock ?? systemClock;
+    this.#watchedMaxAgeMs = positive('watchedMaxAgeMs', options.watchedMaxAgeMs, 60_000);
+    // With a healthy change feed a cached decision holds until a change names its subject (or anyone's).
+    this.#feed = this.#lookup.watchChanges?.((ids) => {
+      this.#generation++;
+      if (ids === null) this.#cache.clear();
+      else for (const id of ids) this.#cache.delete(id);
+    });
   }
 
   /** Checks the purpose with the lookup, when it can (fails with `CST_ERR_CONSENT_UNKNOWN_PURPOSE`). */
@@ -197,8 +215,9 @@ export class ConsentFilter<R> {
     const cache = this.#cache;
     const pending = this.#pending;
     const now = this.#clock.now();
-    const recheck = this.#recheckMs;
-    const recheckDenied = this.#recheckDeniedMs;
+    const watched = this.#feed?.healthy() === true;
+    const recheck = watched ? Math.max(this.#recheckMs, this.#watchedMaxAgeMs) : this.#recheckMs;
+    const recheckDenied = watched ? Math.max(this.#recheckDeniedMs, this.#watchedMaxAgeMs) : this.#recheckDeniedMs;
     let waiting = 0;
     for (let i = 0; i < count; i++) {
       const s = this.#subjectOf(records[i]!);
@@ -253,6 +272,7 @@ export class ConsentFilter<R> {
     const started = performance.now();
     // Cached with the time the window was decided, before the query: the recheck bound is never stretched.
     const stamp = Math.floor(decidedAt) * CODE_SPACE;
+    const generation = this.#generation;
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < ids.length) {
@@ -265,7 +285,8 @@ export class ConsentFilter<R> {
           const code = codeOf(decisions.get(id));
           this.#pending.set(id, code);
           this.#cache.delete(id);
-          this.#cache.set(id, stamp + code);
+          // A change noticed while this lookup ran may postdate its answer: use it for this window only.
+          if (generation === this.#generation) this.#cache.set(id, stamp + code);
         }
       }
     };
@@ -288,6 +309,7 @@ export class ConsentFilter<R> {
   /** Marks the end of the run: later summaries keep this duration. */
   finish(): FilterSummary {
     this.#endedAt ??= performance.now();
+    this.#feed?.stop();
     return this.summary();
   }
 

@@ -191,6 +191,7 @@ export class ConsentLedger {
   readonly #maxSubjects: number;
   readonly #gpcEverywhere: boolean;
   readonly #cache = new Map<string, CacheEntry>();
+  readonly #changeListeners = new Set<(subjectIds: readonly string[] | null) => void>();
   #generation = 0;
 
   constructor(deps: ConsentLedgerDeps, options: ConsentLedgerOptions = {}) {
@@ -218,10 +219,26 @@ export class ConsentLedger {
       if (subjectIds === null) {
         this.#generation++;
         this.#cache.clear();
+        for (const l of this.#changeListeners) l(null);
       } else {
         this.#invalidate(subjectIds);
       }
     });
+  }
+
+  /**
+   * Calls `listener` whenever the consent state of subjects may have changed: with their ids after a local write
+   * or a notice naming them, with `null` when anything may have changed (a SQLite commit by another connection,
+   * a lost notice). Only complete while {@link changeFeedHealthy}. Returns the function that stops it.
+   */
+  onChange(listener: (subjectIds: readonly string[] | null) => void): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
+  }
+
+  /** Whether other processes' changes are being watched right now (see {@link watch}). */
+  changeFeedHealthy(): boolean {
+    return this.#watch?.healthy === true;
   }
 
   /** Stops the change feed started by {@link watch}. */
@@ -843,6 +860,7 @@ export class ConsentLedger {
   #invalidate(subjectIds: readonly string[]): void {
     this.#generation++;
     for (const id of subjectIds) this.#cache.delete(id);
+    for (const l of this.#changeListeners) l(subjectIds);
   }
 }
 

@@ -203,14 +203,35 @@ describe('filterByConsent', () => {
     expect(await summary).toMatchObject({ read: 5, kept: 5 });
   });
 
-  it('honours a withdrawal recorded mid-run once the decision is older than recheckMs', async () => {
+  it('with the ledger change feed, honours a withdrawal from the next window on, without waiting for recheckMs', async () => {
+    const subject = fresh('mid-run-feed');
+    await decide(subject, PURPOSE, 'granted');
+    const input = Array.from({ length: 50 }, (_, i) => ({ i, user_id: subject }));
+    const kept: number[] = [];
+    const lookup = ledgerLookup(custodian.ledger);
+    expect(lookup.watchChanges).toBeDefined();
+    const { records, summary } = filterByConsent(input, { purpose: PURPOSE, subjectField: 'user_id', lookup, windowSize: 10, recheckMs: 60_000, clock });
+    for await (const r of records) {
+      kept.push(r.i);
+      if (r.i === 15) await decide(subject, PURPOSE, 'withdrawn');
+    }
+    // Windows 0–9 and 10–19 were decided before the withdrawal; its change notice dropped the cached grant, so
+    // the window 20–29 is looked up again and dropped, although the recheck bound (60 s) had not elapsed.
+    expect(kept).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    const s = await summary;
+    expect(s).toMatchObject({ read: 50, kept: 20, lookups: 2 });
+    expect(s.dropped.withdrawn).toBe(30);
+  });
+
+  it('without a change feed, honours a withdrawal recorded mid-run once the decision is older than recheckMs', async () => {
     const subject = fresh('mid-run');
     await decide(subject, PURPOSE, 'granted');
     const W = 10;
     const RECHECK = 1000;
     const input = Array.from({ length: 50 }, (_, i) => ({ i, user_id: subject }));
     const kept: number[] = [];
-    const { records, summary } = filterByConsent(input, { purpose: PURPOSE, subjectField: 'user_id', lookup: ledgerLookup(custodian.ledger), windowSize: W, recheckMs: RECHECK, clock });
+    const { watchChanges: _feed, ...timerOnly } = ledgerLookup(custodian.ledger);
+    const { records, summary } = filterByConsent(input, { purpose: PURPOSE, subjectField: 'user_id', lookup: timerOnly, windowSize: W, recheckMs: RECHECK, clock });
     for await (const r of records) {
       kept.push(r.i);
       if (r.i === 15) {
