@@ -118,7 +118,7 @@ async function endToEnd(path: Path): Promise<Latencies> {
     const reader = await custodian.apiKeys.create({ name: 'bench reader', scopes: ['consent:read'], createdBy: 'bench' });
     if (path === 'dispatcher') {
       await custodian.subscriptions.create({ name: 'bench', target: { kind: 'nats', url: NATS_URL, stream, subjectPrefix }, types: ['consent.granted', 'consent.denied', 'consent.withdrawn'] }, 'bench');
-      await custodian.dispatcher.start();
+      await custodian.dispatcher.start({ onError: (err) => console.error('dispatcher error:', (err as { code?: string }).code ?? (err as Error).message) });
     } else {
       relay = directRelay(custodian, natsTarget({ url: NATS_URL, stream, subjectPrefix }));
     }

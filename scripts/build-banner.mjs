@@ -42,5 +42,6 @@ export async function buildBanner(options = {}) {
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { gzipSync } = await import('node:zlib');
   const code = await buildBanner();
-  console.log(`dist/banner/banner.js: ${code.length} bytes, ${gzipSync(code, { level: 9 }).length} bytes gzipped`);
+  // The goal (docs/ui.md, test/banner/banner-size.test.ts): at most 15 KiB gzipped.
+  console.log(`dist/banner/banner.js: ${code.length} bytes, ${gzipSync(code, { level: 9 }).length} bytes gzipped (goal: at most 15360)`);
 }

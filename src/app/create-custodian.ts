@@ -8,13 +8,13 @@ import { EventDispatcher, EventSubscriptions, Outbox, type EventDispatcherOption
 import { RequestEngine } from '../rights/engine/request-engine.js';
 import { RequestRunner } from '../rights/engine/request-runner.js';
 import { RetentionService, type RetentionServiceOptions } from '../retention/index.js';
-import { openDataConnector } from '../connectors/data/index.js';
+import { openDataConnector, type DataConnector } from '../connectors/data/index.js';
 import { smtpMailer, type Mailer } from '../connectors/mail/smtp-mailer.js';
-import { resolveConnection } from '../datamap/index.js';
+import { resolveConnection, type DataMap } from '../datamap/index.js';
 import { CustodianError } from '../core/index.js';
 import { openStore, type MigrationReport, type Store } from '../store/index.js';
 import { MemorySessionStore, PrivacyCenter, loadBranding, type SessionStore, type SubjectLookup } from '../privacy-center/index.js';
-import { IncidentService, scanSqlCollection } from '../breach/index.js';
+import { IncidentService } from '../breach/index.js';
 import type { CustodianConfig } from './config.js';
 
 /** A wired Custodian: the services every interface calls. */
@@ -123,6 +123,12 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
         },
       },
     );
+    // Requests, retention and breach scoping open the systems of the data map the same way.
+    const connectSystem = async (map: DataMap, systemKey: string): Promise<DataConnector> => {
+      const connection = map.system(systemKey)?.connection;
+      if (connection === undefined) throw new CustodianError('CST_ERR_CONNECTOR_UNSUPPORTED', `system ${systemKey} has no connection in the data map`, { details: { system: systemKey } });
+      return openDataConnector(resolveConnection(connection, config.env));
+    };
     const runner = new RequestRunner({
       store,
       engine: requests,
@@ -130,11 +136,7 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
       clock,
       audit,
       dataMap: () => datamap.currentView(),
-      connect: async (map, systemKey) => {
-        const connection = map.system(systemKey)?.connection;
-        if (connection === undefined) throw new CustodianError('CST_ERR_CONNECTOR_UNSUPPORTED', `system ${systemKey} has no connection in the data map`, { details: { system: systemKey } });
-        return openDataConnector(resolveConnection(connection, config.env));
-      },
+      connect: connectSystem,
       sign: (bytes) => ({ signature: audit.signStatement(bytes), publicKey: audit.statementKey() }),
       withdraw: async ({ subjectId, purposes: keys, jurisdiction, requestId, actor }) => {
         // Only purposes the ledger knows and offers in the request's jurisdiction can be withdrawn there.
@@ -152,11 +154,7 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
         clock,
         audit,
         dataMap: () => datamap.currentView(),
-        connect: async (map, systemKey) => {
-          const connection = map.system(systemKey)?.connection;
-          if (connection === undefined) throw new CustodianError('CST_ERR_CONNECTOR_UNSUPPORTED', `system ${systemKey} has no connection in the data map`, { details: { system: systemKey } });
-          return openDataConnector(resolveConnection(connection, config.env));
-        },
+        connect: connectSystem,
         digest: (text) => keyring.keyedDigest(text),
         identitiesOf: (id) => requests.identitiesOf(id),
         hashKey: () => keyring.systemSecret('erasure-hash'),
@@ -187,7 +185,7 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
       audit,
       events: outbox,
       dataMap: () => datamap.currentView(),
-      scan: (_map, entry, fields, window, scanOptions) => scanSqlCollection(resolveConnection(entry.system.connection!, config.env), entry, fields, window, scanOptions),
+      connect: connectSystem,
     });
     const close = async () => {
       await dispatcher.stop();

@@ -23,6 +23,7 @@ import {
   type EventSink,
 } from '../core/index.js';
 import type { CollectionEntry, DataMap } from '../datamap/index.js';
+import { MAX_SCAN_PAGE, type DataConnector, type KeyValue } from '../connectors/data/index.js';
 import type { Executor, Store } from '../store/index.js';
 import type { Selectable } from 'kysely';
 import { assessRisk, type RiskAssessment } from './assess.js';
@@ -50,14 +51,13 @@ export interface IncidentCipher {
   keyedDigest(text: string): string;
 }
 
-/** A batch of rows read from one collection of a connected system. */
-export type ScannedRow = Readonly<Record<string, unknown>>;
-
 /**
- * Reads every row of a collection (only `fields`), optionally where `window.field` lies in [from, to), streamed
- * in batches. Provided by the composition root from the connectors; scoping says which collections it cannot scan.
+ * Rows asked of a connector per page while scoping (keyset pages; see {@link IncidentService.affectedSubjects}).
+ * The largest page connectors allow: JSONL and Redis read the whole file or key space once per page.
  */
-export type CollectionScan = (map: DataMap, collection: CollectionEntry, fields: readonly string[], window: { field: string; from?: string; to?: string } | undefined, options: { signal?: AbortSignal }) => AsyncIterable<readonly ScannedRow[]>;
+export const SCOPE_PAGE_ROWS = MAX_SCAN_PAGE;
+/** Largest batch {@link IncidentService.affectedSubjects} yields. */
+export const SCOPE_BATCH_ROWS = 1_000;
 
 export interface IncidentServiceDeps {
   readonly store: Store;
@@ -67,7 +67,11 @@ export interface IncidentServiceDeps {
   readonly events?: EventSink;
   /** The current data map (validation of systems/collections, scoping, DPO contact). */
   readonly dataMap: () => Promise<{ map: DataMap; version: number } | undefined>;
-  readonly scan?: CollectionScan;
+  /**
+   * Opens a data connector for a system of the data map (connection `${VAR}`s resolved), the same path the
+   * request runner and retention use. Without it scoping reports every collection as skipped.
+   */
+  readonly connect?: (map: DataMap, systemKey: string) => Promise<DataConnector>;
 }
 
 export interface IncidentServiceOptions {
@@ -469,9 +473,20 @@ export class IncidentService {
 
   /**
    * The people with rows in the affected collections, found through the data map's identity fields and the
-   * connectors, optionally only rows whose timestamp field lies in [from, to). Streamed in batches; identities
-   * go only to the caller (never to logs or the audit log). When the stream is read to its end, the number of
-   * distinct people is stored on the incident and audited. Memory: one 16-byte digest per distinct person.
+   * data connectors (`DataConnector.scan`: keyset pages of {@link SCOPE_PAGE_ROWS} rows by the collection's
+   * primary key), optionally only rows whose timestamp field ({@link windowField}) lies in [from, to). Each
+   * system is opened once through `deps.connect` and closed however the stream ends. Streamed in batches of
+   * at most {@link SCOPE_BATCH_ROWS}; identities go only to the caller (never to logs or the audit log).
+   *
+   * De-duplication is per identity kind: a row is streamed only when at least one of its identity values was
+   * not streamed before under that kind (across collections and systems), and it counts as a new person only
+   * when none of them was (a row sharing an e-mail address with an earlier one is the same person). When the
+   * stream is read to its end, that count is stored on the incident and audited. Memory: one 16-byte digest
+   * per distinct identity value; time: one page statement (or file/key-space pass) per page.
+   *
+   * Collections that cannot be scoped are reported through `onProgress` with `skipped` and in the timeline,
+   * not fatal: no identity field, no connection, no primary key to page by (unless the only identity field
+   * can serve), or a connector that answers CST_ERR_CONNECTOR_UNSUPPORTED (HTTP systems; Redis with a window).
    */
   async *affectedSubjects(id: string, options: { from?: string; to?: string; signal?: AbortSignal; onProgress?: (p: ScopeProgress) => void; actor?: string } = {}): AsyncGenerator<readonly AffectedSubject[]> {
     for (const [path, v] of [['from', options.from], ['to', options.to]] as const) if (v !== undefined && !isIsoInstant(v)) invalid([{ path, message: 'must be an ISO-8601 instant' }]);
@@ -480,60 +495,116 @@ export class IncidentService {
     if (current === undefined) throw new CustodianError('CST_ERR_DATAMAP_NOT_FOUND', 'no data map is stored: scoping needs one');
     const { map } = current;
     const collections = scopeCollections(map, JSON.parse(row.collections) as string[], JSON.parse(row.systems) as string[]);
-    const seen = new Set<string>();
+    const tally = new IdentityTally((text) => this.#deps.cipher.keyedDigest(text));
+    let subjects = 0;
     const scanned: string[] = [];
-    for (const entry of collections) {
-      const idFields = entry.collection.fields.filter((f) => f.identity !== undefined);
-      if (idFields.length === 0 || this.#deps.scan === undefined || entry.system.connection === undefined) {
-        options.onProgress?.({ collection: entry.address, rows: 0, done: true, skipped: idFields.length === 0 ? 'no identity field' : 'no connection or scanner' });
-        continue;
+    const skipped: string[] = [];
+    const skip = (address: string, reason: string): void => {
+      skipped.push(address);
+      options.onProgress?.({ collection: address, rows: 0, done: true, skipped: reason });
+    };
+    const connect = this.#deps.connect;
+    // One connector per system, shared by its collections, closed however the stream ends.
+    const connectors = new Map<string, Promise<DataConnector>>();
+    const connectorOf = (system: string): Promise<DataConnector> => {
+      let c = connectors.get(system);
+      if (c === undefined) {
+        c = connect!(map, system);
+        connectors.set(system, c);
       }
-      const timeField = windowField(entry);
-      const window = timeField !== undefined && (options.from !== undefined || options.to !== undefined) ? { field: timeField, ...(options.from ? { from: options.from } : {}), ...(options.to ? { to: options.to } : {}) } : undefined;
-      let rows = 0;
-      let unsupported = false;
-      const stream = this.#deps.scan(map, entry, idFields.map((f) => f.name), window, options.signal ? { signal: options.signal } : {});
-      const batches = async function* () {
+      return c;
+    };
+    try {
+      for (const entry of collections) {
+        const idFields = entry.collection.fields.filter((f) => f.identity !== undefined);
+        if (idFields.length === 0) {
+          skip(entry.address, 'no identity field');
+          continue;
+        }
+        if (connect === undefined || entry.system.connection === undefined) {
+          skip(entry.address, 'no connection');
+          continue;
+        }
+        // Keyset pages need a unique key; a lone identity field can serve, as rows sharing its value are one person.
+        const keyField = entry.collection.fields.find((f) => f.primaryKey === true)?.name ?? (idFields.length === 1 ? idFields[0]!.name : undefined);
+        if (keyField === undefined) {
+          skip(entry.address, 'no primary key to page by');
+          continue;
+        }
+        const timeField = windowField(entry);
+        const window = timeField !== undefined && (options.from !== undefined || options.to !== undefined) ? { timeField, from: options.from, to: options.to } : {};
+        const target = { name: entry.collection.name, options: entry.collection.connector ?? {} };
+        let connector: DataConnector;
         try {
-          yield* stream;
+          connector = await connectorOf(entry.system.key);
         } catch (err) {
-          // A system kind that cannot be read whole is reported, not fatal: the other collections are still scoped.
-          if (rows === 0 && err instanceof CustodianError && err.code === 'CST_ERR_CONNECTOR_UNSUPPORTED') {
-            unsupported = true;
-            return;
+          // No connector for this kind of system (URL scheme): reported like a kind that cannot scan.
+          if (err instanceof CustodianError && err.code === 'CST_ERR_CONNECTOR_UNSUPPORTED') {
+            skip(entry.address, err.message);
+            continue;
           }
           throw err;
         }
-      };
-      for await (const batch of batches()) {
-        const out: AffectedSubject[] = [];
-        for (const r of batch) {
-          const identities: Record<string, string> = {};
-          for (const f of idFields) {
-            const v = r[f.name];
-            if (typeof v === 'string' ? v !== '' : typeof v === 'number' || typeof v === 'bigint') identities[f.identity!] = String(v);
+        let rows = 0;
+        let after: KeyValue | undefined;
+        let unsupported: string | undefined;
+        for (;;) {
+          options.signal?.throwIfAborted();
+          let page: readonly Readonly<Record<string, unknown>>[];
+          try {
+            page = await connector.scan(target, { keyField, fields: idFields.map((f) => f.name), afterKey: after, limit: SCOPE_PAGE_ROWS, ...window }, options.signal ? { signal: options.signal } : {});
+          } catch (err) {
+            // A system kind that cannot be read whole is reported, not fatal: the other collections are still scoped.
+            if (rows === 0 && err instanceof CustodianError && err.code === 'CST_ERR_CONNECTOR_UNSUPPORTED') {
+              unsupported = err.message;
+              break;
+            }
+            throw err;
           }
-          if (Object.keys(identities).length === 0) continue;
-          const key = Object.entries(identities).sort().map(([k, v]) => `${k}=${v}`)[0]!;
-          seen.add(this.#deps.cipher.keyedDigest(key).slice(0, 32));
-          out.push({ collection: entry.address, identities });
+          // Only an empty page ends the collection: a Redis page may come back short while keys remain.
+          if (page.length === 0) break;
+          for (let at = 0; at < page.length; at += SCOPE_BATCH_ROWS) {
+            const batch = page.slice(at, at + SCOPE_BATCH_ROWS);
+            const out: AffectedSubject[] = [];
+            for (const r of batch) {
+              const identities: Record<string, string> = {};
+              for (const f of idFields) {
+                const v = r[f.name];
+                if (typeof v === 'string' ? v !== '' : typeof v === 'number' || typeof v === 'bigint') identities[f.identity!] = String(v);
+              }
+              if (Object.keys(identities).length === 0) continue;
+              const seen = tally.add(identities);
+              if (seen === 'all') continue;
+              if (seen === 'none') subjects++;
+              out.push({ collection: entry.address, identities });
+            }
+            rows += batch.length;
+            options.onProgress?.({ collection: entry.address, rows, done: false });
+            if (out.length > 0) yield out;
+          }
+          const last = page[page.length - 1]![keyField];
+          // The connector orders keys (by the engine's collation); a key that is not text or a number, or a page
+          // that does not move on, would loop forever.
+          if ((typeof last !== 'string' && typeof last !== 'number') || last === after) {
+            throw new CustodianError('CST_ERR_CONNECTOR_FAILED', `the key field of collection ${entry.address} cannot be paged by (its values are not text or numbers)`, { details: { collection: entry.address, field: keyField } });
+          }
+          after = last;
         }
-        rows += batch.length;
-        options.onProgress?.({ collection: entry.address, rows, done: false });
-        if (out.length > 0) yield out;
+        if (unsupported !== undefined) {
+          skip(entry.address, unsupported);
+          continue;
+        }
+        scanned.push(entry.address);
+        options.onProgress?.({ collection: entry.address, rows, done: true });
       }
-      if (unsupported) {
-        options.onProgress?.({ collection: entry.address, rows: 0, done: true, skipped: 'system kind not scannable' });
-        continue;
-      }
-      scanned.push(entry.address);
-      options.onProgress?.({ collection: entry.address, rows, done: true });
+    } finally {
+      await Promise.all([...connectors.values()].map(async (c) => (await c.catch(() => undefined))?.close().catch(() => undefined)));
     }
     const now = this.#deps.clock.now();
     await this.#deps.store.transaction(async (trx) => {
-      await breachDb(trx).updateTable('incidents').set({ subjects_count: seen.size, updated_at: toIso(now) }).where('id', '=', id).execute();
-      await this.#timeline(trx, id, options.actor ?? 'system', 'scoped', { subjects: seen.size, collections: scanned, ...(options.from ? { from: options.from } : {}), ...(options.to ? { to: options.to } : {}) }, null, now);
-      await this.#deps.audit?.record(trx, [{ actor: options.actor ?? 'system', action: 'incident.scoped', targetType: 'incident', targetId: id, details: { subjects: seen.size, collections: scanned } }]);
+      await breachDb(trx).updateTable('incidents').set({ subjects_count: subjects, updated_at: toIso(now) }).where('id', '=', id).execute();
+      await this.#timeline(trx, id, options.actor ?? 'system', 'scoped', { subjects, collections: scanned, ...(skipped.length > 0 ? { skipped } : {}), ...(options.from ? { from: options.from } : {}), ...(options.to ? { to: options.to } : {}) }, null, now);
+      await this.#deps.audit?.record(trx, [{ actor: options.actor ?? 'system', action: 'incident.scoped', targetType: 'incident', targetId: id, details: { subjects, collections: scanned, ...(skipped.length > 0 ? { skipped } : {}) } }]);
     });
   }
 
@@ -813,6 +884,36 @@ function checkList(v: readonly unknown[], path: string): string[] {
 }
 
 /** The collections to scope: those named, else every collection of the systems named. */
+/**
+ * The identity values scoping has streamed, per identity kind, as 16-byte keyed digests (never the values):
+ * O(1) per value, memory O(distinct values). E-mail addresses compare without case.
+ */
+class IdentityTally {
+  readonly #digest: (text: string) => string;
+  readonly #known = new Map<string, Set<string>>();
+
+  constructor(digest: (text: string) => string) {
+    this.#digest = digest;
+  }
+
+  /** Records the identities of one row: whether `none`, `some` or `all` of its values were recorded before. */
+  add(identities: Readonly<Record<string, string>>): 'none' | 'some' | 'all' {
+    let fresh = 0;
+    let old = 0;
+    for (const [kind, value] of Object.entries(identities)) {
+      const digest = this.#digest(`${kind}=${kind === 'email' ? value.trim().toLowerCase() : value}`).slice(0, 32);
+      let set = this.#known.get(kind);
+      if (set === undefined) this.#known.set(kind, (set = new Set()));
+      if (set.has(digest)) old++;
+      else {
+        set.add(digest);
+        fresh++;
+      }
+    }
+    return old === 0 ? 'none' : fresh === 0 ? 'all' : 'some';
+  }
+}
+
 function scopeCollections(map: DataMap, collections: readonly string[], systems: readonly string[]): CollectionEntry[] {
   if (collections.length > 0) return collections.flatMap((c) => map.collection(c) ?? []);
   return map.collections().filter((c) => systems.includes(c.system.key));

@@ -447,10 +447,14 @@ export class EventDispatcher {
     const gone = new Set<string>();
     await this.#d.store.transaction(async (trx) => {
       const attempts = [];
+      // The common outcomes (delivered on the first attempt, released unattempted) are written with one statement
+      // per subscription, not one per event: a round of 256 deliveries is a few statements, not 256 round trips.
+      const released = new Map<string, number[]>();
+      const deliveredFirst = new Map<string, number[]>();
       for (const { claim, outcome } of results) {
         const row = trx.updateTable('event_deliveries').where('subscription_id', '=', claim.subscriptionId).where('seq', '=', claim.seq).where('claimed_by', '=', token).where('status', '=', 'pending');
         if (outcome === undefined) {
-          await row.set({ claimed_until: null, claimed_by: null }).execute();
+          released.set(claim.subscriptionId, [...(released.get(claim.subscriptionId) ?? []), claim.seq]);
           continue;
         }
         const attempt = claim.attempts + 1;
@@ -458,7 +462,8 @@ export class EventDispatcher {
         let status: 'delivered' | 'failed' | 'dead';
         if (outcome.ok) {
           status = 'delivered';
-          await row.set({ status: 'delivered', attempts: attempt, delivered_at: now, claimed_until: null, claimed_by: null, last_error: null, updated_at: now }).execute();
+          if (attempt === 1) deliveredFirst.set(claim.subscriptionId, [...(deliveredFirst.get(claim.subscriptionId) ?? []), claim.seq]);
+          else await row.set({ status: 'delivered', attempts: attempt, delivered_at: now, claimed_until: null, claimed_by: null, last_error: null, updated_at: now }).execute();
           delivered++;
         } else if (outcome.retryable && attempt < claim.maxAttempts) {
           status = 'failed';
@@ -484,7 +489,17 @@ export class EventDispatcher {
           duration_ms: Math.max(0, Math.round(outcome.durationMs)),
         });
       }
-      if (attempts.length > 0) await trx.insertInto('event_delivery_attempts').values(attempts).execute();
+      const held = (subscriptionId: string, seqs: readonly number[]) =>
+        trx.updateTable('event_deliveries').where('subscription_id', '=', subscriptionId).where('seq', 'in', seqs).where('claimed_by', '=', token).where('status', '=', 'pending');
+      for (const [subscriptionId, seqs] of released) {
+        for (let i = 0; i < seqs.length; i += 1000) await held(subscriptionId, seqs.slice(i, i + 1000)).set({ claimed_until: null, claimed_by: null }).execute();
+      }
+      for (const [subscriptionId, seqs] of deliveredFirst) {
+        for (let i = 0; i < seqs.length; i += 1000) {
+          await held(subscriptionId, seqs.slice(i, i + 1000)).set({ status: 'delivered', attempts: 1, delivered_at: now, claimed_until: null, claimed_by: null, last_error: null, updated_at: now }).execute();
+        }
+      }
+      for (let i = 0; i < attempts.length; i += 500) await trx.insertInto('event_delivery_attempts').values(attempts.slice(i, i + 500)).execute();
       for (const id of gone) {
         await trx.updateTable('event_subscriptions').set({ disabled_at: now, disabled_reason: 'the target answered 410 Gone' }).where('id', '=', id).where('disabled_at', 'is', null).execute();
       }

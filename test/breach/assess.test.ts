@@ -50,7 +50,8 @@ describe('assessRisk', () => {
       fc.property(input, fc.constantFrom(...SPECIAL_CATEGORIES.filter((s) => s.fideslangVersion === undefined).map((s) => s.key)), fc.nat({ max: 5_000_000 }), (i, special, more) => {
         const before = outcomeRank(assessRisk(i).outcome);
         expect(outcomeRank(assessRisk({ ...i, dataCategories: [...i.dataCategories, special] }).outcome)).toBeGreaterThanOrEqual(before);
-        const raised = i.affectedCount === null ? more : i.affectedCount + more;
+        // From an unknown count, a rise is to at least one person (0 people is the "nobody affected" case, compared with 1 below).
+        const raised = i.affectedCount === null ? more + 1 : i.affectedCount + more;
         expect(outcomeRank(assessRisk({ ...i, affectedCount: raised }).outcome)).toBeGreaterThanOrEqual(i.affectedCount === null ? outcomeRank(assessRisk({ ...i, affectedCount: 1 }).outcome) : before);
       }),
       { numRuns: 500 },

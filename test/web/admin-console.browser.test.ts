@@ -8,11 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Custodian } from '../../src/app/index.js';
 import { buildServer } from '../../src/server/index.js';
 import { buildAdmin } from '../../scripts/build-web.mjs';
-import { RUN_BROWSER_TESTS, launchChromium } from '../support/browser.js';
+import { RUN_BROWSER_TESTS, VIEWPORT, checkPage, expectAccessible, launchChromium } from '../support/browser.js';
 import { custodianFixture } from '../support/stores.js';
 
 // A real browser against a real server: the admin console, signed in with pasted API keys, driven by the keyboard
-// where it matters (sign-in, decisions), checking that the strict CSP lets the built page run.
+// where it matters (sign-in, decisions), checking that the strict CSP lets the built page run. Every page is checked
+// with axe-core (WCAG 2.2 A/AA) and screenshotted into artifacts/screenshots/ (docs/ui.md).
 
 /** The few browser globals the page functions use (this test compiles against Node's lib, without the DOM). */
 interface BrowserGlobals {
@@ -61,10 +62,11 @@ describe.skipIf(!RUN_BROWSER_TESTS)('admin console in Chromium', () => {
     await rm(webDir, { recursive: true, force: true });
   });
 
-  /** Opens the console, types the key into the sign-in form with the keyboard and presses Enter. */
-  const signIn = async (page: Page, key: string) => {
+  /** Opens the console, types the key into the sign-in form with the keyboard and presses Enter; `atLogin` runs on the sign-in page. */
+  const signIn = async (page: Page, key: string, atLogin?: () => Promise<void>) => {
     await page.goto(`${base}/admin`);
     await page.getByLabel('API key').waitFor();
+    await atLogin?.();
     await page.keyboard.press('Tab'); // the skip link comes first
     await page.getByLabel('API key').focus();
     await page.keyboard.type(key);
@@ -81,11 +83,11 @@ describe.skipIf(!RUN_BROWSER_TESTS)('admin console in Chromium', () => {
   };
 
   it('signs in with an admin key, works the request queue, verifies the audit log and shows the data map', async () => {
-    const context = await browser.newContext({ locale: 'en-GB', acceptDownloads: true });
+    const context = await browser.newContext({ locale: 'en-GB', acceptDownloads: true, viewport: VIEWPORT });
     const page = await context.newPage();
     const errors = cspErrors(page);
     try {
-      await signIn(page, adminKey);
+      await signIn(page, adminKey, () => checkPage(page, 'admin', 'login'));
       // The key lives in sessionStorage only.
       expect(await page.evaluate(() => [(globalThis as unknown as BrowserGlobals).sessionStorage.length, (globalThis as unknown as BrowserGlobals).localStorage.length])).toStrictEqual([1, 0]);
       const nav = page.locator('nav');
@@ -98,6 +100,7 @@ describe.skipIf(!RUN_BROWSER_TESTS)('admin console in Chromium', () => {
       expect(new Set(rows)).toStrictEqual(new Set([ids.approve, ids.reject, ids.access]));
       expect(await page.locator(`tr[data-request="${ids.approve}"]`).textContent()).toMatch(/erasure.*awaiting_approval/);
       expect(await page.locator(`tr[data-request="${ids.approve}"]`).textContent()).toMatch(/\d+ d \d+ h left/);
+      await checkPage(page, 'admin', 'requests');
 
       // A filter narrows the queue (server-side).
       await page.getByLabel('Type').selectOption('access');
@@ -114,6 +117,7 @@ describe.skipIf(!RUN_BROWSER_TESTS)('admin console in Chromium', () => {
       expect(await page.evaluate(() => (globalThis as unknown as BrowserGlobals).document.activeElement?.tagName)).toBe('H1'); // focus moves to the new page
       await page.getByRole('heading', { level: 2, name: 'Progress across systems' }).waitFor();
       await page.getByText('No execution result yet').waitFor(); // from GET /v1/requests/{id}/tasks: nothing ran yet
+      await checkPage(page, 'admin', 'request');
       await page.getByRole('button', { name: 'Approve' }).focus();
       expect(await page.evaluate(() => (globalThis as unknown as BrowserGlobals).getComputedStyle((globalThis as unknown as BrowserGlobals).document.activeElement).outlineStyle)).not.toBe('none');
       await page.keyboard.press('Enter');
@@ -140,6 +144,17 @@ describe.skipIf(!RUN_BROWSER_TESTS)('admin console in Chromium', () => {
       await page.locator('[data-verified]').waitFor({ timeout: 15_000 });
       expect(await page.locator('[data-verify-results] li').allTextContents()).toStrictEqual([expect.stringMatching(/^The audit tree verifies/), expect.stringMatching(/^The consent tree verifies/)]);
       expect(await page.locator('#verify-progress').getAttribute('value')).toBe('2');
+      await checkPage(page, 'admin', 'audit');
+
+      // Consent: rates per purpose, and one subject's history with proofs.
+      await nav.getByRole('link', { name: 'Consent' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Consent rates' }).waitFor();
+      await page.locator('article[data-purpose] svg[role="img"]').first().waitFor();
+      await page.getByLabel('Subject id').fill('u-access');
+      await page.getByRole('button', { name: 'Look up' }).click();
+      // The visible text ("Download") starts the accessible name (WCAG 2.5.3 Label in Name).
+      await page.getByRole('button', { name: /^Download: Proof of consent, / }).first().waitFor();
+      await checkPage(page, 'admin', 'consent');
 
       // Data map: the SVG graph (fetched with the key, shown through a blob: URL), flows, Art. 30 and DPIA.
       await nav.getByRole('link', { name: 'Data map' }).click();
@@ -152,14 +167,48 @@ describe.skipIf(!RUN_BROWSER_TESTS)('admin console in Chromium', () => {
         return (i?.naturalWidth ?? 0) > 0;
       });
       await page.locator('tr[data-dpia]').first().waitFor();
+      await checkPage(page, 'admin', 'datamap');
       const download = page.waitForEvent('download');
       await page.getByRole('button', { name: 'Download CSV' }).click();
       expect((await download).suggestedFilename()).toBe('ropa.csv');
 
-      // Incidents: the API exists here; nothing open.
+      // Incidents: nothing open yet; the admin reports one with the form, submitted from the keyboard.
       await nav.getByRole('link', { name: 'Incidents' }).click();
       await page.getByRole('heading', { level: 1, name: 'Open incidents' }).waitFor();
       await page.getByText('Nothing to show.').waitFor();
+      const form = page.locator('form[data-new-incident]');
+      await form.getByRole('heading', { level: 2, name: 'Report an incident' }).waitFor();
+      await form.getByRole('group', { name: 'Helpdesk' }).getByRole('checkbox', { name: 'helpdesk.tickets' }).waitFor(); // the data map's collections, by system
+      await expectAccessible(page, 'admin incidents (none open, empty form)');
+      await form.getByLabel('Title', { exact: true }).fill('Helpdesk export exposed');
+      await form.getByLabel(/What happened/).fill('A misconfigured share exposed a helpdesk ticket export.');
+      await form.getByRole('checkbox', { name: 'helpdesk.tickets' }).check();
+      await form.getByLabel(/People affected/).fill('120');
+      expect(await form.getByLabel(/Jurisdictions/).inputValue()).toBe('EU');
+      const opened = page.waitForResponse((r) => r.url().endsWith('/v1/incidents') && r.request().method() === 'POST');
+      await form.getByLabel(/People affected/).focus();
+      await page.keyboard.press('Enter');
+      expect((await opened).status()).toBe(201);
+      await page.locator('[role="status"]', { hasText: 'Incident opened: Helpdesk export exposed.' }).waitFor();
+      const incidentRow = page.locator('tbody tr', { hasText: 'Helpdesk export exposed' });
+      await incidentRow.waitFor();
+      // Detected now: the 72-hour clock of the supervisory authority (GDPR Art. 33(1)) has just started.
+      // (The page's clock ticks every 30 s, so "now" may be a little before the detection: up to 3 d 0 h.)
+      expect(await incidentRow.textContent()).toMatch(/^Helpdesk export exposedopen.* UTC(2 d 23|3 d 0) h left(authority|high)/);
+      expect(await form.getByLabel('Title', { exact: true }).inputValue()).toBe(''); // the form is ready for the next one
+      await checkPage(page, 'admin', 'incidents');
+      const incidents = await custodian.incidents.list();
+      expect(incidents).toHaveLength(1);
+      expect(incidents[0]).toMatchObject({ title: 'Helpdesk export exposed', status: 'open', systems: ['support'], collections: ['helpdesk.tickets'], affectedCount: 120, jurisdictions: ['EU'], encrypted: false, source: 'manual' });
+      expect(incidents[0]!.dataCategories.length).toBeGreaterThan(0); // derived from the collection's fields
+      expect(incidents[0]!.createdBy).toMatch(/^key:/);
+      // The audit log records who opened it.
+      await nav.getByRole('link', { name: 'Audit' }).click();
+      await page.getByLabel('Action').fill('incident.opened');
+      await page.getByRole('button', { name: 'Apply' }).click();
+      await page.locator('td', { hasText: 'incident.opened' }).first().waitFor();
+      expect(await page.locator('tbody tr').count()).toBe(1);
+      expect((await custodian.audit.list({ action: 'incident.opened' })).entries).toHaveLength(1);
 
       // A client route reloads into the same page (SPA fallback), still signed in within the tab.
       await page.goto(`${base}/admin/requests/${ids.reject}`);
@@ -193,6 +242,7 @@ describe.skipIf(!RUN_BROWSER_TESTS)('admin console in Chromium', () => {
       const chart = page.locator('article[data-purpose] svg[role="img"]').first();
       await chart.waitFor();
       expect(await chart.locator('title').textContent()).toMatch(/^Zustimmungs- und Widerrufsrate/);
+      await expectAccessible(page, 'admin consent (German)');
       expect(errors).toStrictEqual([]);
     } finally {
       await context.close();

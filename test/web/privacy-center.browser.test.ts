@@ -1,20 +1,61 @@
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWeb } from '../../scripts/build-web.mjs';
 import type { Custodian } from '../../src/app/index.js';
 import { buildServer } from '../../src/server/index.js';
+import { RUN_BROWSER_TESTS, VIEWPORT, checkPage, expectAccessible, launchChromium } from '../support/browser.js';
 import { custodianFixture } from '../support/stores.js';
 
 // Real browser: Debian's Chromium through playwright-core (never `npx playwright install`). Under CI=true a
-// missing Chromium fails the suite (launch throws); elsewhere the suite is skipped.
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const runs = existsSync(CHROMIUM) || process.env.CI === 'true';
+// missing Chromium fails the suite (launch throws); elsewhere the suite is skipped. Every page is checked with
+// axe-core (WCAG 2.2 A/AA) and screenshotted into artifacts/screenshots/ (docs/ui.md).
+
+/** The application the data map points at: one SQLite table of customers, found by e-mail address. */
+function shopDatabase(path: string): void {
+  const db = new Database(path);
+  db.exec('create table customers (id text primary key, email text not null unique, name text, city text)');
+  const insert = db.prepare('insert into customers values (?, ?, ?, ?)');
+  insert.run('c-1', 'lin@example.com', 'Lin', 'Lisbon');
+  insert.run('c-2', 'sam@example.com', 'Sam', 'Porto');
+  db.close();
+}
+const manifest = (path: string) => ({
+  version: 1,
+  organization: { name: 'Example Shop' },
+  purposes: [{ key: 'accounts', title: 'Customer accounts', legalBasis: 'contract' }],
+  systems: [
+    {
+      key: 'shop',
+      name: 'Shop',
+      owner: 'Platform',
+      connection: `sqlite:${path}`,
+      purposes: ['accounts'],
+      datasets: [
+        {
+          key: 'shop_db',
+          collections: [
+            {
+              name: 'customers',
+              erasure: 'delete_row',
+              fields: [
+                { name: 'id', primaryKey: true, dataCategories: ['user.unique_id'], identity: 'user_id', indexed: true },
+                { name: 'email', dataCategories: ['user.contact.email'], identity: 'email', indexed: true },
+                { name: 'name', dataCategories: ['user.name'] },
+                { name: 'city', dataCategories: ['user.contact.address.city'] },
+              ],
+            },
+          ],
+        },
+      ],
+    },
+  ],
+});
 
 // The callbacks given to page.evaluate run in the browser. The Node tsconfig has no DOM library, so they are
 // typed against these minimal shapes of what they use (module-scoped: nothing leaks into other files).
@@ -78,7 +119,7 @@ async function focusVisible(page: Page): Promise<boolean> {
   });
 }
 
-describe.skipIf(!runs)('privacy center in a real browser', () => {
+describe.skipIf(!RUN_BROWSER_TESTS)('privacy center in a real browser', () => {
   let custodian: Custodian;
   let app: FastifyInstance;
   let cleanup: () => Promise<void>;
@@ -95,9 +136,12 @@ describe.skipIf(!runs)('privacy center in a real browser', () => {
     const f = await custodianFixture('sqlite', { config: { privacyCenter: { configFile, webDir, sessionMinutes: 30 } } });
     custodian = f.custodian;
     cleanup = f.cleanup;
+    const shop = join(dir, 'shop.db');
+    shopDatabase(shop);
+    await custodian.datamap.put(manifest(shop), { actor: 'test' });
     app = await buildServer(custodian, { logLevel: false });
     base = await app.listen({ host: '127.0.0.1', port: 0 });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 20_000 });
+    browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {
@@ -127,8 +171,8 @@ describe.skipIf(!runs)('privacy center in a real browser', () => {
     throw new Error('no code in the dev mail sink');
   }
 
-  /** Signs in with the keyboard only: Tab to the field, type, Enter; the code field gets the focus. */
-  async function signIn(page: Page, email: string): Promise<void> {
+  /** Signs in with the keyboard only: Tab to the field, type, Enter; the code field gets the focus. `atCode` runs on the code page. */
+  async function signIn(page: Page, email: string, atCode?: () => Promise<void>): Promise<void> {
     await page.waitForSelector('#email');
     await tabTo(page, '#email');
     expect(await focusVisible(page)).toBe(true);
@@ -136,6 +180,7 @@ describe.skipIf(!runs)('privacy center in a real browser', () => {
     await page.keyboard.press('Enter');
     await page.waitForSelector('#code');
     await page.waitForFunction(() => document.activeElement?.id === 'code');
+    await atCode?.();
     await page.keyboard.type(await codeFor(email));
     await page.keyboard.press('Enter');
     await page.waitForSelector('#consent-title');
@@ -145,20 +190,22 @@ describe.skipIf(!runs)('privacy center in a real browser', () => {
   const stateOf = async (email: string, purpose: string) => (await custodian.ledger.state(subjectOf(email))).find((s) => s.purpose === purpose);
 
   it('signs in, withdraws and grants, makes an access request and lists it — keyboard only', async () => {
-    const context = await browser.newContext({ locale: 'en-GB' });
+    const context = await browser.newContext({ locale: 'en-GB', viewport: VIEWPORT });
     const page = await open(context);
     const csp = (await page.request.get(`${base}/privacy`)).headers()['content-security-policy'];
     expect(csp).toContain("script-src 'self'");
     expect(await page.getAttribute('html', 'lang')).toBe('en');
     await page.waitForSelector('#email');
     expect(await audit(page)).toEqual([]);
+    await checkPage(page, 'privacy', 'sign-in');
 
     const email = 'ada@example.com';
-    await signIn(page, email);
+    await signIn(page, email, () => checkPage(page, 'privacy', 'code'));
     expect(await page.textContent('[role="status"]')).toContain('signed in');
     expect(await page.$('#gpc-notice')).toBeNull();
     await page.waitForSelector('[data-purpose="analytics.reporting"]');
     expect(await audit(page)).toEqual([]);
+    await checkPage(page, 'privacy', 'consent');
     // Plain-language description and legal basis are shown.
     const card = await page.textContent('[data-purpose="analytics.reporting"]');
     expect(card).toContain('Aggregate statistics');
@@ -186,6 +233,7 @@ describe.skipIf(!runs)('privacy center in a real browser', () => {
     await page.waitForSelector('#new-title');
     await page.waitForFunction(() => document.activeElement?.id === 'new-title');
     expect(await audit(page)).toEqual([]);
+    await checkPage(page, 'privacy', 'new-request');
     await tabTo(page, '#type-access');
     expect(await page.isChecked('#type-access')).toBe(true);
     await tabToText(page, 'Send request');
@@ -193,6 +241,7 @@ describe.skipIf(!runs)('privacy center in a real browser', () => {
     await page.waitForSelector('#requests-title');
     await page.waitForSelector('table.requests tbody tr');
     expect(await audit(page)).toEqual([]);
+    await expectAccessible(page, 'privacy requests (in progress)');
     const row = await page.textContent('table.requests tbody tr');
     expect(row).toContain('See my data');
     expect(row).toContain('In progress');
@@ -225,8 +274,56 @@ describe.skipIf(!runs)('privacy center in a real browser', () => {
     expect((await custodian.ledger.history(subjectOf(email))).events.find((e) => e.purpose === 'analytics.reporting')?.gpc).toBe(true);
     expect((await stateOf(email, 'marketing.advertising'))).toMatchObject({ status: 'denied', method: 'gpc' });
     expect(await audit(page)).toEqual([]);
+    await expectAccessible(page, 'privacy consent (German, GPC notice)');
     expect(errors).toEqual([]);
     await context.close();
+  }, 60_000);
+
+  it('a subject asks for an access package, and downloads it in the browser once it is ready', async () => {
+    const context = await browser.newContext({ locale: 'en-GB', viewport: VIEWPORT, acceptDownloads: true });
+    const page = await open(context);
+    try {
+      const email = 'lin@example.com';
+      await signIn(page, email);
+      await page.getByRole('button', { name: 'New request' }).click();
+      await page.waitForSelector('#new-title');
+      await page.check('#type-access');
+      await page.getByRole('button', { name: 'Send request' }).click();
+      await page.waitForSelector('table.requests tbody tr');
+      const [request] = await custodian.requests.listByIdentity('email', email);
+      expect(request).toMatchObject({ type: 'access', status: 'in_progress' });
+      const row = page.locator(`tr[data-request="${request!.id}"]`);
+      expect(await row.textContent()).toContain('Not ready yet');
+      expect(await row.getByRole('button').count()).toBe(0);
+
+      // The worker's job, in-process: read the subject's rows from every system of the data map.
+      expect((await custodian.runner.run(request!.id, 'w-browser-test')).status).toBe('completed');
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      await page.waitForSelector(`tr[data-request="${request!.id}"] td[data-status="completed"]`);
+      const button = row.getByRole('button', { name: 'Download' });
+      await button.waitFor();
+      await checkPage(page, 'privacy', 'requests');
+
+      // Download goes through a signed one-hour link; the browser saves the ZIP.
+      const download = page.waitForEvent('download');
+      await button.click();
+      const file = await download;
+      expect(file.suggestedFilename()).toBe(`custodian-${request!.id}.zip`);
+      const zipPath = join(dir, 'downloaded.zip');
+      await file.saveAs(zipPath);
+      expect((await readFile(zipPath)).subarray(0, 4).toString('latin1')).toBe('PK\x03\x04');
+      expect(execFileSync('unzip', ['-Z1', zipPath], { encoding: 'utf8' }).trim().split('\n').sort()).toStrictEqual(['csv/shop_db.customers.csv', 'package.json', 'report.html']);
+      const pkg = JSON.parse(execFileSync('unzip', ['-p', zipPath, 'package.json'], { encoding: 'utf8' })) as { requestId: string; collections: Array<{ collection: string; rows: unknown[] }> };
+      expect(pkg.requestId).toBe(request!.id);
+      // Lin's row, and nobody else's.
+      expect(pkg.collections.find((c) => c.collection === 'shop_db.customers')?.rows).toStrictEqual([{ id: 'c-1', email, name: 'Lin', city: 'Lisbon' }]);
+      expect(JSON.stringify(pkg)).not.toContain('sam@example.com');
+      // The download is on record.
+      expect((await custodian.audit.list({ action: 'request.package_downloaded' })).entries.length).toBeGreaterThan(0);
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
   }, 60_000);
 
   /** Presses Tab (or Shift+Tab) until a control whose text is `text` has the focus. */

@@ -73,6 +73,78 @@ export function instantOf(value: unknown): number | undefined {
   return Number.isNaN(ms) ? undefined : ms;
 }
 
+/**
+ * One page of a whole collection in key order, for breach scoping (docs/breach.md): keyset pagination on
+ * `keyField` (pass the last key seen as `afterKey`), optionally only rows whose `timeField` holds an instant
+ * in [`from`, `to`). Time values are read as {@link DueCondition} describes (date/time columns, ISO-8601 text
+ * with no zone = UTC, epoch seconds); a row whose time field is null or not an instant lies outside every
+ * window. Retention's {@link DataConnector.findExpired} is this query with `to` = the cutoff.
+ */
+export interface ScanQuery {
+  /** The collection's primary key field: pages are ordered by it and `afterKey` is compared with it. */
+  readonly keyField: string;
+  /** Fields to return besides the key (the identity fields, for scoping). */
+  readonly fields: readonly string[];
+  /** Only rows whose key is greater than this (exclusive); undefined for the first page. */
+  readonly afterKey?: KeyValue | undefined;
+  /** Largest number of rows in the page (at most {@link MAX_SCAN_PAGE}). */
+  readonly limit: number;
+  /** The field the time window applies to; required when `from` or `to` is given. */
+  readonly timeField?: string | undefined;
+  /** UTC ISO-8601 instant: only rows at or after it (inclusive). */
+  readonly from?: string | undefined;
+  /** UTC ISO-8601 instant: only rows strictly before it (exclusive). */
+  readonly to?: string | undefined;
+}
+
+/** Largest page {@link DataConnector.scan} returns. */
+export const MAX_SCAN_PAGE = 10_000;
+
+/** A {@link ScanQuery} checked: the page size clamped, the window bounds as UTC ISO instants with milliseconds. */
+export interface CheckedScan {
+  readonly keyField: string;
+  readonly fields: readonly string[];
+  readonly afterKey: KeyValue | undefined;
+  readonly limit: number;
+  /** Present when the query has a window. */
+  readonly window: { readonly field: string; readonly from: string | undefined; readonly to: string | undefined } | undefined;
+}
+
+/**
+ * Checks a {@link ScanQuery} the same way for every adapter: `from`/`to` must be instants (CST_ERR_VALIDATION,
+ * never passed on to the engine), a window needs `timeField`, the limit is clamped to [1, {@link MAX_SCAN_PAGE}].
+ */
+export function checkScan(query: ScanQuery): CheckedScan {
+  const bound = (path: 'from' | 'to', value: string | undefined): string | undefined => {
+    if (value === undefined) return undefined;
+    const ms = instantOf(value);
+    if (ms === undefined) throw new CustodianError('CST_ERR_VALIDATION', `the scan window's ${path} is not an instant`, { details: { issues: [{ path, message: 'must be an ISO-8601 instant' }] } });
+    return new Date(ms).toISOString();
+  };
+  const from = bound('from', query.from);
+  const to = bound('to', query.to);
+  if ((from !== undefined || to !== undefined) && (query.timeField === undefined || query.timeField === '')) {
+    throw new CustodianError('CST_ERR_VALIDATION', 'a scan window needs the time field it applies to', { details: { issues: [{ path: 'timeField', message: 'required with from or to' }] } });
+  }
+  return {
+    keyField: query.keyField,
+    fields: query.fields,
+    afterKey: query.afterKey,
+    limit: Math.max(1, Math.min(MAX_SCAN_PAGE, Math.floor(Number.isFinite(query.limit) ? query.limit : 1))),
+    window: from === undefined && to === undefined ? undefined : { field: query.timeField!, from, to },
+  };
+}
+
+/** The scan that finds one page of rows past due: retention's `findExpired` is a scan with `to` = cutoff. */
+export function expiredScan(query: ExpiredQuery): ScanQuery {
+  return { keyField: query.keyField, fields: query.fields, afterKey: query.afterKey, limit: query.limit, timeField: query.ageField, to: query.cutoff };
+}
+
+/** CST_ERR_CONNECTOR_UNSUPPORTED for a scan (breach scoping) a connector kind cannot run; `why` says what to do. */
+export function scanUnsupported(kind: string, why: string): never {
+  throw new CustodianError('CST_ERR_CONNECTOR_UNSUPPORTED', `${kind} connectors cannot scan this collection: ${why}`, { details: { kind, operation: 'scan' } });
+}
+
 /** CST_ERR_CONNECTOR_UNSUPPORTED for a retention operation of a connector kind that cannot run it. */
 export function retentionUnsupported(kind: string, operation: string): never {
   throw new CustodianError('CST_ERR_CONNECTOR_UNSUPPORTED', `${kind} connectors do not support retention (${operation}): rows past due cannot be found by age there; declare no retention rule on this system's collections`, {
@@ -99,6 +171,14 @@ export interface DataConnector {
    * Connectors that cannot find rows by age (Redis, HTTP) answer CST_ERR_CONNECTOR_UNSUPPORTED.
    */
   findExpired(target: CollectionTarget, query: ExpiredQuery, options?: { readonly signal?: AbortSignal }): Promise<readonly Row[]>;
+  /**
+   * Breach scoping: one page of the rows of `target` in key order (see {@link ScanQuery}), with the key and
+   * `fields`, optionally within a time window. One bounded statement (or one streaming pass) per page; no
+   * lock is held between pages. Values (`afterKey`, bounds) are bound parameters or compared in Custodian,
+   * never text in a statement. Connectors that cannot enumerate a collection (HTTP), or cannot apply a window
+   * (Redis), answer CST_ERR_CONNECTOR_UNSUPPORTED.
+   */
+  scan(target: CollectionTarget, query: ScanQuery, options?: { readonly signal?: AbortSignal }): Promise<readonly Row[]>;
   /** Retention report: how many rows are past due (`age < cutoff`), or with `from`, how many have `from <= age < cutoff`. */
   countExpired(target: CollectionTarget, due: DueCondition, options?: { readonly from?: string; readonly signal?: AbortSignal }): Promise<number>;
   /**

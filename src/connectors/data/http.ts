@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CustodianError, uuidv7 } from '../../core/index.js';
-import { MAX_BATCH, retentionUnsupported, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
+import { MAX_BATCH, retentionUnsupported, scanUnsupported, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, signCustodianRequest } from './http-signature.js';
 
 /**
@@ -210,6 +210,14 @@ export class HttpDataConnector implements DataConnector {
         cursor = next;
       }
     }
+  }
+
+  /**
+   * Breach scoping would need the service to list a whole collection, which the callback protocol does not
+   * offer (it has lookups by value, deletes and updates only): CST_ERR_CONNECTOR_UNSUPPORTED.
+   */
+  async scan(): Promise<readonly Row[]> {
+    return scanUnsupported(this.kind, 'the Custodian callback protocol has no operation that lists a whole collection; scope this system by hand and record the count on the incident');
   }
 
   /** Retention needs rows found by age: not possible here (CST_ERR_CONNECTOR_UNSUPPORTED; docs/retention.md). */

@@ -6,7 +6,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'nod
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { CustodianError } from '../../core/index.js';
-import { MAX_BATCH, MAX_EXPIRED_PAGE, instantOf, type CollectionTarget, type DataConnector, type DueCondition, type ExpiredQuery, type KeyValue, type Row, type RowChange } from './data-connector.js';
+import { MAX_BATCH, checkScan, expiredScan, instantOf, type CheckedScan, type CollectionTarget, type DataConnector, type DueCondition, type ExpiredQuery, type ScanQuery, type KeyValue, type Row, type RowChange } from './data-connector.js';
 
 /**
  * The JSONL (NDJSON) data connector (docs/requests.md (Connectors beyond SQL)): personal data kept in files of one JSON object
@@ -276,28 +276,44 @@ export class JsonlDataConnector implements DataConnector {
     });
   }
 
-  /**
-   * One page of rows past due in key order: a streaming pass over the file keeping the `limit` smallest keys
-   * after `afterKey` (O(lines × log limit) time, O(limit) memory per page; keys that are not strings or numbers
-   * are never due, as they could not be deleted by key).
-   */
+  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+    return this.#page(target, checkScan(query), 'scan', options.signal);
+  }
+
   async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+    return this.#page(target, checkScan(expiredScan(query)), 'findExpired', options.signal);
+  }
+
+  /**
+   * One page in key order (scan and findExpired): a streaming pass over the file keeping the `limit` smallest
+   * keys after `afterKey` whose time field lies in the window (O(lines × log limit) time, O(limit) memory per
+   * page; keys that are not strings or numbers are skipped, as they could not be deleted or resumed by key).
+   * The window compares instants parsed as {@link instantOf} does (ISO-8601 text, epoch seconds).
+   */
+  async #page(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<readonly Row[]> {
     const file = await this.#file(target);
-    for (const f of [query.keyField, query.ageField, ...query.fields]) this.#checkField(file, f);
-    const cutoff = cutoffOf(query.cutoff);
-    const limit = Math.max(1, Math.min(MAX_EXPIRED_PAGE, Math.floor(query.limit)));
+    const window = query.window;
+    for (const f of [query.keyField, ...(window === undefined ? [] : [window.field]), ...query.fields]) this.#checkField(file, f);
+    const from = window?.from === undefined ? undefined : cutoffOf(window.from);
+    const to = window?.to === undefined ? undefined : cutoffOf(window.to);
+    const inWindow = (row: Record<string, unknown>): boolean => {
+      if (window === undefined) return true;
+      const at = instantOf(getPath(row, window.field));
+      return at !== undefined && (from === undefined || at >= from) && (to === undefined || at < to);
+    };
+    const limit = query.limit;
     const wanted = [...new Set(query.fields.filter((f) => f !== query.keyField))];
     // Sorted by key, at most `limit` long; the largest is dropped when a smaller one comes.
     const page: { key: KeyValue; row: Row }[] = [];
     try {
-      for await (const line of lines(file.path, options.signal)) {
+      for await (const line of lines(file.path, signal)) {
         const row = parse(line);
         if (row === 'blank' || row === 'malformed') continue;
         const key = getPath(row, query.keyField);
         if (typeof key !== 'string' && (typeof key !== 'number' || !Number.isFinite(key))) continue;
         if (query.afterKey !== undefined && compareKeys(key, query.afterKey) <= 0) continue;
         if (page.length === limit && compareKeys(key, page[page.length - 1]!.key) >= 0) continue;
-        if (!isDue(row, query.ageField, cutoff)) continue;
+        if (!inWindow(row)) continue;
         const out: Record<string, unknown> = { [query.keyField]: key };
         for (const f of wanted) out[f] = getPath(row, f) ?? null;
         let lo = 0;
@@ -311,8 +327,8 @@ export class JsonlDataConnector implements DataConnector {
         if (page.length > limit) page.pop();
       }
     } catch (err) {
-      if (options.signal?.aborted) throw err;
-      throw fsError(err, 'findExpired', file.display);
+      if (signal?.aborted) throw err;
+      throw fsError(err, operation, file.display);
     }
     return page.map((p) => p.row);
   }

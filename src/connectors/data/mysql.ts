@@ -3,7 +3,7 @@ import mysql from 'mysql2/promise';
 import { CustodianError, type ErrorCode } from '../../core/index.js';
 import { redactConnectionUrl } from '../open-schema-connector.js';
 import { quoteMysqlIdent } from '../mysql/mysql-schema-connector.js';
-import { MAX_BATCH, MAX_EXPIRED_PAGE, type CollectionTarget, type DataConnector, type DueCondition, type ExpiredQuery, type KeyValue, type Row, type RowChange } from './data-connector.js';
+import { MAX_BATCH, checkScan, expiredScan, type CheckedScan, type CollectionTarget, type DataConnector, type DueCondition, type ExpiredQuery, type ScanQuery, type KeyValue, type Row, type RowChange } from './data-connector.js';
 import { chunks, groupBySet, normalize } from './sql-shared.js';
 
 /** Rows {@link MysqlDataConnector.find} puts in one yielded batch (read from a back-pressured row stream). */
@@ -184,27 +184,44 @@ export class MysqlDataConnector implements DataConnector {
     }
   }
 
+  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+    return this.#page(target, checkScan(query), 'scan', options.signal);
+  }
+
   async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
-    options.signal?.throwIfAborted();
-    const table = await this.#table(target, 'findExpired');
+    return this.#page(target, checkScan(expiredScan(query)), 'findExpired', options.signal);
+  }
+
+  /** One keyset page (scan and findExpired): `select … where [window] and key > ? order by key limit n`. */
+  async #page(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<readonly Row[]> {
+    signal?.throwIfAborted();
+    const table = await this.#table(target, operation);
     const key = this.#column(table, query.keyField);
-    const age = ageCompare(this.#column(table, query.ageField), '<', query.cutoff);
     const select = [...new Set([query.keyField, ...query.fields])].map((f) => quoteMysqlIdent(this.#column(table, f).name)).join(', ');
-    // A validated integer, not input text: MySQL 8 refuses a bound LIMIT in prepared statements.
-    const limit = Math.max(1, Math.min(MAX_EXPIRED_PAGE, Math.floor(query.limit)));
-    const params: (string | number)[] = [age.value];
-    let where = age.sql;
+    const params: (string | number)[] = [];
+    const where: string[] = [];
+    if (query.window !== undefined) {
+      const time = this.#column(table, query.window.field);
+      for (const [op, bound] of [['>=', query.window.from], ['<', query.window.to]] as const) {
+        if (bound === undefined) continue;
+        const compare = ageCompare(time, op, bound);
+        where.push(compare.sql);
+        params.push(compare.value);
+      }
+    }
     if (query.afterKey !== undefined) {
       const after = comparable(key.comparison, [query.afterKey])[0];
       if (after === undefined) return [];
       params.push(after);
-      where += ` and ${quoteMysqlIdent(key.name)} > ?`;
+      where.push(`${quoteMysqlIdent(key.name)} > ?`);
     }
+    // A validated integer (checkScan), not input text: MySQL 8 refuses a bound LIMIT in prepared statements.
+    const sql = `select ${select} from ${table.from}${where.length === 0 ? '' : ` where ${where.join(' and ')}`} order by ${quoteMysqlIdent(key.name)} limit ${query.limit}`;
     try {
-      const [rows] = await this.#pool.execute<mysql.RowDataPacket[]>(`select ${select} from ${table.from} where ${where} order by ${quoteMysqlIdent(key.name)} limit ${limit}`, params);
+      const [rows] = await this.#pool.execute<mysql.RowDataPacket[]>(sql, params);
       return rows.map((r) => normalize({ ...r }));
     } catch (err) {
-      throw this.#error(err, 'findExpired', table);
+      throw this.#error(err, operation, table);
     }
   }
 

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { CustodianError, type ErrorCode } from '../../core/index.js';
 import { redactConnectionUrl } from '../open-schema-connector.js';
 import { quotePostgresIdent } from '../postgres/postgres-schema-connector.js';
-import { MAX_BATCH, MAX_EXPIRED_PAGE, type CollectionTarget, type DataConnector, type DueCondition, type ExpiredQuery, type KeyValue, type Row, type RowChange } from './data-connector.js';
+import { MAX_BATCH, checkScan, expiredScan, type CheckedScan, type CollectionTarget, type DataConnector, type DueCondition, type ExpiredQuery, type ScanQuery, type KeyValue, type Row, type RowChange } from './data-connector.js';
 import { chunks, groupBySet, normalize } from './sql-shared.js';
 
 /** Rows fetched from a PostgreSQL cursor per round trip, and so the largest batch {@link PostgresDataConnector.find} yields. */
@@ -190,26 +190,42 @@ export class PostgresDataConnector implements DataConnector {
     }
   }
 
+  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+    return this.#page(target, checkScan(query), 'scan', options.signal);
+  }
+
   async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
-    options.signal?.throwIfAborted();
-    const table = await this.#table(target, 'findExpired');
+    return this.#page(target, checkScan(expiredScan(query)), 'findExpired', options.signal);
+  }
+
+  /** One keyset page (scan and findExpired): `select … where [window] and key > $n order by key limit $1`. */
+  async #page(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<readonly Row[]> {
+    signal?.throwIfAborted();
+    const table = await this.#table(target, operation);
     const key = this.#column(table, query.keyField);
-    const age = this.#column(table, query.ageField);
     const select = [...new Set([query.keyField, ...query.fields])].map((f) => quotePostgresIdent(this.#column(table, f).name)).join(', ');
-    const limit = Math.max(1, Math.min(MAX_EXPIRED_PAGE, Math.floor(query.limit)));
-    const params: unknown[] = [query.cutoff, limit];
-    let where = ageCompare(age, '<', '$1');
+    const params: unknown[] = [query.limit];
+    const where: string[] = [];
+    if (query.window !== undefined) {
+      const time = this.#column(table, query.window.field);
+      for (const [op, bound] of [['>=', query.window.from], ['<', query.window.to]] as const) {
+        if (bound === undefined) continue;
+        params.push(bound);
+        where.push(ageCompare(time, op, `$${params.length}`));
+      }
+    }
     if (query.afterKey !== undefined) {
       const after = comparable(key.comparison, [query.afterKey])[0];
       if (after === undefined) return [];
       params.push(after);
-      where += ` and ${afterKey(key, '$3')}`;
+      where.push(afterKey(key, `$${params.length}`));
     }
+    const sql = `select ${select} from ${table.from}${where.length === 0 ? '' : ` where ${where.join(' and ')}`} order by ${keyOrder(key)} limit $1`;
     try {
-      const res = await this.#pool.query<Record<string, unknown>>(`select ${select} from ${table.from} where ${where} order by ${keyOrder(key)} limit $2`, params);
+      const res = await this.#pool.query<Record<string, unknown>>(sql, params);
       return res.rows.map(normalize);
     } catch (err) {
-      throw this.#error(err, 'findExpired', table);
+      throw this.#error(err, operation, table);
     }
   }
 

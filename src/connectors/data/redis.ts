@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { CustodianError } from '../../core/index.js';
-import { MAX_BATCH, retentionUnsupported, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
+import { MAX_BATCH, checkScan, retentionUnsupported, scanUnsupported, type CollectionTarget, type ScanQuery, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
 
 /**
  * The Redis data connector (docs/requests.md (Connectors beyond SQL)): personal data kept in Redis keys, one key per row
@@ -16,7 +16,7 @@ import { MAX_BATCH, retentionUnsupported, type CollectionTarget, type DataConnec
  * | `key`        | `set`: the key of the set, e.g. `suppressed-emails`                                             |
  * | `prefix`     | optional text put before every key (a namespace such as `app1:`)                                |
  * | `fields`     | optional comma-separated field names: other names are CST_ERR_CONNECTOR_SCHEMA (Redis has no schema) |
- * | `scan`       | `false` forbids lookups by a field other than the placeholder (default `true`, see below)       |
+ * | `scan`       | `false` forbids lookups by a field other than the placeholder, and whole-collection scans (breach scoping) (default `true`, see below) |
  *
  * **Lookups by the placeholder field** (or `member`) read exact keys: the placeholder is replaced by the value,
  * literally, and the keys are read with pipelined EXISTS+HMGET, GET or SISMEMBER, at most {@link MAX_BATCH}
@@ -291,6 +291,88 @@ export class RedisDataConnector implements DataConnector {
       });
       if (rows.length > 0) yield rows;
     }
+  }
+
+  /**
+   * Breach scoping: one page of the collection's rows in key order. The keys are enumerated with SCAN over the
+   * collection's pattern (SSCAN over the set for `set` collections), never a pattern made from a value, keeping
+   * the `limit` smallest key texts after `afterKey` (compared as strings, by UTF-16 code units); then their
+   * fields are read in pipelined batches. O(keys of the collection) per page, O(limit) memory. Pages follow
+   * the key placeholder field (`member` for sets) only. A time window is CST_ERR_CONNECTOR_UNSUPPORTED (Redis
+   * has no index by time), and so is a collection whose settings say `scan: false`.
+   */
+  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+    const layout = layoutOf(target);
+    const checked = checkScan(query);
+    this.#checkField(layout, checked.keyField);
+    const wanted = [...new Set(checked.fields.filter((f) => f !== layout.keyField))];
+    for (const f of wanted) this.#checkField(layout, f);
+    if (checked.keyField !== layout.keyField) {
+      scanUnsupported(this.kind, `Redis collection ${layout.collection} is paged by its key field ${layout.keyField} only`);
+    }
+    if (!layout.scan) {
+      scanUnsupported(this.kind, `Redis collection ${layout.collection} forbids enumerating its keys (scan: false)`);
+    }
+    if (checked.window !== undefined) {
+      scanUnsupported(this.kind, `Redis has no index by time, so collection ${layout.collection} cannot be scoped within a time window; scope it without from/to`);
+    }
+    let after = checked.afterKey === undefined ? undefined : typeof checked.afterKey === 'number' && !Number.isFinite(checked.afterKey) ? undefined : textOf(checked.afterKey);
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const page = await this.#smallestKeys(layout, after, checked.limit, options.signal);
+      if (page.length === 0) return [];
+      const rows: Row[] = [];
+      for (const batch of batches(page)) {
+        // Keys deleted since SCAN saw them, or of another type, are not rows: they are left out.
+        const hits = await this.#read(layout, undefined, wanted, batch.map((k) => (layout.type === 'set' ? layout.before + k : layout.before + k + layout.after)), 'scan');
+        for (const hit of hits) {
+          const row: Record<string, unknown> = { [layout.keyField]: hit.keyText };
+          if (layout.type !== 'set') wanted.forEach((f, i) => (row[f] = hit.values[i] ?? null));
+          rows.push(row);
+        }
+      }
+      // A full selection of keys that all vanished must not read as the end of the collection.
+      if (rows.length > 0 || page.length < checked.limit) return rows;
+      after = page.at(-1);
+    }
+  }
+
+  /** The `limit` smallest key texts (members for sets) greater than `after`, sorted; one SCAN/SSCAN pass. */
+  async #smallestKeys(layout: Layout, after: string | undefined, limit: number, signal: AbortSignal | undefined): Promise<string[]> {
+    const page: string[] = [];
+    const consider = (text: string): void => {
+      if (!admissible(layout, text) || (after !== undefined && text <= after)) return;
+      if (page.length === limit && text >= page[page.length - 1]!) return;
+      let lo = 0;
+      let hi = page.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (page[mid]! < text) lo = mid + 1;
+        else hi = mid;
+      }
+      if (page[lo] === text) return;
+      page.splice(lo, 0, text);
+      if (page.length > limit) page.pop();
+    };
+    const match = globEscape(layout.before) + '*' + globEscape(layout.after);
+    let cursor = '0';
+    do {
+      signal?.throwIfAborted();
+      let found: string[];
+      try {
+        if (layout.type === 'set') [cursor, found] = await this.#client.sscan(layout.before, cursor, 'COUNT', SCAN_COUNT);
+        else [cursor, found] = await this.#client.scan(cursor, 'MATCH', match, 'COUNT', SCAN_COUNT);
+      } catch (err) {
+        // SSCAN of a key of another type: the set collection has no members.
+        if (isWrongType(err)) return [];
+        throw redisError(err, this.#url, 'scan');
+      }
+      for (const key of found) {
+        if (layout.type === 'set') consider(key);
+        else if (key.length >= layout.before.length + layout.after.length) consider(key.slice(layout.before.length, key.length - layout.after.length));
+      }
+    } while (cursor !== '0');
+    return page;
   }
 
   /** Retention needs rows found by age: not possible here (CST_ERR_CONNECTOR_UNSUPPORTED; docs/retention.md). */

@@ -1,7 +1,7 @@
 import SQLite from 'better-sqlite3';
 import { CustodianError, type ErrorCode } from '../../core/index.js';
 import { quoteSqliteIdent } from '../sqlite/sqlite-schema-connector.js';
-import { MAX_BATCH, MAX_EXPIRED_PAGE, type CollectionTarget, type DataConnector, type DueCondition, type ExpiredQuery, type KeyValue, type Row, type RowChange } from './data-connector.js';
+import { MAX_BATCH, checkScan, expiredScan, type CheckedScan, type CollectionTarget, type DataConnector, type DueCondition, type ExpiredQuery, type ScanQuery, type KeyValue, type Row, type RowChange } from './data-connector.js';
 import { chunks, groupBySet, normalize } from './sql-shared.js';
 
 /** Rows per page of {@link SqliteDataConnector.find} (one keyset-paginated statement each). */
@@ -141,20 +141,41 @@ export class SqliteDataConnector implements DataConnector {
     }
   }
 
+  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+    return this.#page(target, checkScan(query), 'scan', options.signal);
+  }
+
   async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
-    options.signal?.throwIfAborted();
-    const table = this.#table(target, 'findExpired');
+    return this.#page(target, checkScan(expiredScan(query)), 'findExpired', options.signal);
+  }
+
+  /** One keyset page (scan and findExpired): `select … where [window] and key > ? order by key limit ?`. */
+  async #page(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<readonly Row[]> {
+    signal?.throwIfAborted();
+    const table = this.#table(target, operation);
     const wanted = [...new Set([query.keyField, ...query.fields])];
-    for (const f of [...wanted, query.ageField]) this.#column(table, f);
-    const limit = Math.max(1, Math.min(MAX_EXPIRED_PAGE, Math.floor(query.limit)));
+    for (const f of [...wanted, ...(query.window === undefined ? [] : [query.window.field])]) this.#column(table, f);
     const key = quoteSqliteIdent(query.keyField);
-    const after = query.afterKey === undefined ? '' : ` and ${key} > ?`;
-    const params: unknown[] = [query.cutoff, ...(query.afterKey === undefined ? [] : [query.afterKey]), limit];
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.window !== undefined) {
+      for (const [op, bound] of [['>=', query.window.from], ['<', query.window.to]] as const) {
+        if (bound === undefined) continue;
+        where.push(ageCompare(query.window.field, op));
+        params.push(bound);
+      }
+    }
+    if (query.afterKey !== undefined) {
+      if (typeof query.afterKey === 'number' && !Number.isFinite(query.afterKey)) return [];
+      where.push(`${key} > ?`);
+      params.push(query.afterKey);
+    }
     try {
-      const rows = this.#db.prepare(`select ${wanted.map(quoteSqliteIdent).join(', ')} from ${table.from} where ${ageCompare(query.ageField, '<')}${after} order by ${key} limit ?`).all(...params) as Record<string, unknown>[];
+      const sql = `select ${wanted.map(quoteSqliteIdent).join(', ')} from ${table.from}${where.length === 0 ? '' : ` where ${where.join(' and ')}`} order by ${key} limit ?`;
+      const rows = this.#db.prepare(sql).all(...params, query.limit) as Record<string, unknown>[];
       return rows.map(normalize);
     } catch (err) {
-      throw this.#error(err, 'findExpired', table);
+      throw this.#error(err, operation, table);
     }
   }
 

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_BATCH, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from '../../../src/connectors/data/data-connector.js';
+import { MAX_BATCH, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange, type ScanQuery } from '../../../src/connectors/data/data-connector.js';
 import { isCustodianError } from '../../../src/core/index.js';
 
 /*
@@ -34,6 +35,12 @@ export interface ConformanceFixture {
    * `note` (strings); `seed` REPLACES its content (`at` given as ISO-8601 UTC with milliseconds, or null).
    * Adapters that cannot find rows by age leave it out: the suite then expects CST_ERR_CONNECTOR_UNSUPPORTED.
    */
+  /**
+   * Breach scoping (`scan`): false for adapters that cannot enumerate a collection (HTTP); the suite then expects
+   * CST_ERR_CONNECTOR_UNSUPPORTED. Windows (`timeField`, `from`, `to`) are tested on `visits`; adapters without
+   * `visits` must answer a window with CST_ERR_CONNECTOR_UNSUPPORTED (Redis).
+   */
+  readonly scans?: boolean;
   readonly visits?: {
     readonly target: CollectionTarget;
     readonly seed: (rows: Array<{ id: string; at: string | null; email: string; note: string | null }>) => Promise<void>;
@@ -336,6 +343,100 @@ export function describeConformance(name: string, setup: () => Promise<Conforman
       const controller = new AbortController();
       controller.abort();
       await expect(collect(f.connector.find(people(), 'id', ['p-00001'], ['id'], { signal: controller.signal }))).rejects.toThrow();
+    });
+
+    describe('scan (breach scoping)', () => {
+      /** Every row of `target` through keyset pages of `limit`, until an empty page; checks each page's size and order. */
+      const scanAll = async (target: CollectionTarget, query: Omit<ScanQuery, 'limit' | 'afterKey'>, limit: number): Promise<Row[]> => {
+        const rows: Row[] = [];
+        let after: KeyValue | undefined;
+        for (let n = 0; n < 1000; n++) {
+          const page = await f.connector.scan(target, { ...query, afterKey: after, limit });
+          expect(page.length).toBeLessThanOrEqual(limit);
+          if (page.length === 0) return rows;
+          rows.push(...page);
+          after = page.at(-1)![query.keyField] as KeyValue;
+        }
+        throw new Error('scan did not end');
+      };
+
+      it('pages through the whole collection in key order, with the key and the asked fields', async () => {
+        if (f.scans === false) {
+          await expectCode(f.connector.scan(people(), { keyField: 'id', fields: ['email'], limit: 10 }), 'CST_ERR_CONNECTOR_UNSUPPORTED');
+          return;
+        }
+        await f.seed(all(25));
+        const rows = await scanAll(people(), { keyField: 'id', fields: ['email', 'name'] }, 7);
+        expect(rows.map((r) => String(r.id))).toEqual(all(25).map((p) => String(p.id)));
+        for (const r of rows) {
+          const i = Number(String(r.id).slice(2));
+          expect(r.email).toBe(`person${i}@example.com`);
+          expect(r.name).toBe(`Person ${i}`);
+        }
+        expect(await f.connector.scan(people(), { keyField: 'id', fields: ['email'], afterKey: 'p-99999', limit: 10 })).toEqual([]);
+        await f.seed([]);
+        expect(await f.connector.scan(people(), { keyField: 'id', fields: ['email'], limit: 10 })).toEqual([]);
+      });
+
+      it('treats hostile resume keys and window bounds as data, never as syntax', async () => {
+        if (f.scans === false) return;
+        await f.seed(all(5));
+        for (const v of HOSTILE_VALUES) {
+          const rows = await f.connector.scan(people(), { keyField: 'id', fields: ['email'], afterKey: v, limit: 50 });
+          // Collations differ per engine: what matters is that the value is data (no error, only real rows).
+          for (const r of rows) expect(all(5).map((p) => p.id)).toContain(String(r.id));
+        }
+        expect(await f.connector.scan(people(), { keyField: 'id', fields: ['email'], limit: 50 })).toHaveLength(5);
+        for (const v of HOSTILE_VALUES.slice(0, 8)) {
+          await expectCode(f.connector.scan(f.visits?.target ?? people(), { keyField: 'id', fields: ['email'], limit: 10, timeField: f.visits === undefined ? 'note' : 'at', from: v }), 'CST_ERR_VALIDATION');
+          await expectCode(f.connector.scan(f.visits?.target ?? people(), { keyField: 'id', fields: ['email'], limit: 10, timeField: f.visits === undefined ? 'note' : 'at', to: v }), 'CST_ERR_VALIDATION');
+        }
+      });
+
+      it('reports unknown collections and fields as CST_ERR_CONNECTOR_SCHEMA', async () => {
+        if (f.scans === false) return;
+        await expectCode(f.connector.scan(f.target('no_such_collection'), { keyField: 'id', fields: [], limit: 10 }), 'CST_ERR_CONNECTOR_SCHEMA');
+        await expectCode(f.connector.scan(people(), { keyField: 'id', fields: ['no_such_field'], limit: 10 }), 'CST_ERR_CONNECTOR_SCHEMA');
+      });
+
+      it('applies a time window [from, to) to the time field; rows without a time are outside every window', async () => {
+        if (f.scans === false) return;
+        if (f.visits === undefined) {
+          await expectCode(f.connector.scan(people(), { keyField: 'id', fields: ['email'], limit: 10, timeField: 'note', from: VISITS_CUTOFF }), 'CST_ERR_CONNECTOR_UNSUPPORTED');
+          return;
+        }
+        await f.visits.seed(visits(40));
+        const within = (from: string | undefined, to: string | undefined): string[] =>
+          visits(40)
+            // No bound at all is no window: rows without a time come too.
+            .filter((v) => (from === undefined && to === undefined) || (v.at !== null && (from === undefined || v.at >= from) && (to === undefined || v.at < to)))
+            .map((v) => v.id)
+            .sort();
+        const cases: Array<[string | undefined, string | undefined]> = [
+          ['2020-03-01T00:00:00.000Z', VISITS_CUTOFF],
+          [VISITS_CUTOFF, undefined],
+          [undefined, VISITS_CUTOFF],
+          ['2024-12-31T23:59:59.999Z', '2025-01-01T00:00:00.001Z'],
+          ['2040-01-01T00:00:00.000Z', undefined],
+        ];
+        for (const [from, to] of cases) {
+          const rows = await scanAll(f.visits.target, { keyField: 'id', fields: ['email'], timeField: 'at', from, to }, 4);
+          expect(rows.map((r) => String(r.id)), `window [${from}, ${to})`).toEqual(within(from, to));
+          for (const r of rows) expect(String(r.email)).toMatch(/@example\.com$/);
+        }
+        // Property: whatever the page size and window, keyset paging yields exactly the rows of the window, each
+        // once, in key order (the model is the filter above).
+        const instants = ['2020-01-01T00:00:00.000Z', '2020-05-15T00:00:00.000Z', '2024-12-31T23:59:59.999Z', VISITS_CUTOFF, '2030-04-01T00:00:00.000Z', '2031-01-01T00:00:00.000Z'];
+        await fc.assert(
+          fc.asyncProperty(fc.integer({ min: 1, max: 12 }), fc.option(fc.constantFrom(...instants), { nil: undefined }), fc.option(fc.constantFrom(...instants), { nil: undefined }), async (limit, from, to) => {
+            const rows = await scanAll(f.visits!.target, { keyField: 'id', fields: [], timeField: 'at', from, to }, limit);
+            expect(rows.map((r) => String(r.id))).toEqual(within(from, to));
+          }),
+          { numRuns: 15 },
+        );
+        // Without a window every row comes, those without a time too.
+        expect(await scanAll(f.visits.target, { keyField: 'id', fields: [] }, 16)).toHaveLength(visits(40).length);
+      });
     });
 
     describe('retention', () => {

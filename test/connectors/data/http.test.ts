@@ -29,6 +29,7 @@ describeConformance('http', async () => {
   const connector = await openHttpDataConnector(receiver.url.replace('http://', `http://custodian:${SECRET}@`));
   return {
     connector,
+    scans: false,
     target: (collection) => ({ name: collection, options: {} }),
     seed: async (rows) => {
       receiver.rows.set(

@@ -172,6 +172,26 @@ describe('redis data connector', () => {
     expect(await codeOf(collect(redis.find({ name: 'bad', options: { type: 'list', keyPattern: 'a:{id}' } }, 'id', ['1'], [])))).toBe('CST_ERR_CONNECTOR_SCHEMA');
   });
 
+  it('scans string and set collections and a key space holding other collections and other types', async () => {
+    const sessions: CollectionTarget = { name: 'sessions', options: { type: 'string', keyPattern: 'scan-session:{token}', prefix } };
+    for (const t of ['t3', 't1', 't2']) await admin.set(`${prefix}scan-session:${t}`, `${t}@example.com`);
+    // Another collection's keys (separator in the variable part) and a key of another type are not rows.
+    await admin.set(`${prefix}scan-session:t1:meta`, 'x');
+    await admin.sadd(`${prefix}scan-session:t0`, 'not a string');
+    expect(await redis.scan(sessions, { keyField: 'token', fields: ['value'], limit: 10 })).toEqual([
+      { token: 't1', value: 't1@example.com' },
+      { token: 't2', value: 't2@example.com' },
+      { token: 't3', value: 't3@example.com' },
+    ]);
+    // A page whose keys are all of another type does not read as the end: the next keys still come.
+    expect(await redis.scan(sessions, { keyField: 'token', fields: [], limit: 1 })).toEqual([{ token: 't1' }]);
+    const suppressed: CollectionTarget = { name: 'suppressed', options: { type: 'set', key: 'scan-suppressed', prefix } };
+    await admin.sadd(`${prefix}scan-suppressed`, 'b@example.com', 'a@example.com', 'c@example.com');
+    expect(await redis.scan(suppressed, { keyField: 'member', fields: [], afterKey: 'a@example.com', limit: 1 })).toEqual([{ member: 'b@example.com' }]);
+    expect(await codeOf(redis.scan(people(), { keyField: 'email', fields: [], limit: 10 }))).toBe('CST_ERR_CONNECTOR_UNSUPPORTED');
+    expect(await codeOf(redis.scan(people({ scan: 'false' }), { keyField: 'id', fields: [], limit: 10 }))).toBe('CST_ERR_CONNECTOR_UNSUPPORTED');
+  });
+
   it('reports malformed URLs and unreachable servers with connector codes, password hidden', async () => {
     expect(await codeOf(openRedisDataConnector('http://127.0.0.1:6379'))).toBe('CST_ERR_CONNECTOR_SCHEMA');
     const err = await openRedisDataConnector('redis://:hunter2@127.0.0.1:1/0').catch((e: unknown) => e);

@@ -145,6 +145,17 @@ export interface Incident {
   deadlines: Array<{ audience: string; stage: string; dueAt: string | null; met: boolean; overdue: boolean; citation: string; regime: string }>;
 }
 
+/** The fields of POST /v1/incidents that the console's form sets (the API takes more: docs/breach.md). */
+export interface NewIncident {
+  title: string;
+  description?: string;
+  detectedAt?: string;
+  collections?: string[];
+  affectedCount?: number;
+  encrypted?: boolean;
+  jurisdictions?: string[];
+}
+
 const enc = encodeURIComponent;
 
 export const api = {
@@ -159,10 +170,14 @@ export const api = {
   consentHistory: (subjectId: string) => call<{ events: ConsentEvent[] }>('GET', `/v1/subjects/${enc(subjectId)}/consent/history${qs({ limit: 200 })}`),
   audit: (f: { action?: string; from?: string; to?: string; subjectId?: string; cursor?: string }) => call<{ entries: AuditEntry[]; nextCursor: string | null }>('GET', `/v1/audit${qs({ ...f, limit: 50 })}`),
   verify: (tree: 'audit' | 'consent') => call<VerifyReport>('POST', `/v1/audit/verify${qs({ tree })}`, {}),
+  /** The current data map: only what the incident form offers (systems, datasets, collections). */
+  datamap: () => call<{ manifest: { systems: Array<{ key: string; name: string; datasets?: Array<{ key: string; collections: Array<{ name: string }> }> }> } }>('GET', '/v1/datamap'),
   graph: () => call<{ nodes: GraphNode[]; edges: GraphEdge[] }>('GET', '/v1/datamap/graph'),
   dpia: () => call<DpiaReport>('GET', '/v1/reports/dpia'),
   ropa: () => call<Record<string, unknown>>('GET', '/v1/reports/ropa'),
   incidents: () => call<{ incidents: Incident[] }>('GET', '/v1/incidents?limit=200'),
+  /** Records a breach; the server assesses it and computes its deadlines (needs `incidents:write`). */
+  createIncident: (body: NewIncident) => call<Incident>('POST', '/v1/incidents', body),
   /** A binary or text answer as a Blob (downloads, the data-flow SVG). */
   blob: async (path: string, method = 'GET'): Promise<Blob> => (await raw(method, path)).blob(),
 };

@@ -167,7 +167,7 @@ function Section({ me, section, path }: { me: Me; section: string; path: string 
   if (section === 'consent') return <ConsentPage />;
   if (section === 'audit') return <AuditPage />;
   if (section === 'datamap') return <DatamapPage />;
-  return <IncidentsPage />;
+  return <IncidentsPage canWrite={may(me, 'incidents:write')} />;
 }
 
 /** A page's h1, focused when the page opens so keyboard and screen-reader users start there. */
@@ -716,7 +716,7 @@ function ConsentPage() {
                 <td>{e.decision}</td>
                 <td>{e.method}</td>
                 <td>
-                  <button type="button" onClick={() => void proof(e.id)} aria-label={`${t('consent.proof')}: ${e.purpose}, ${e.recordedAt}`}>
+                  <button type="button" onClick={() => void proof(e.id)} aria-label={`${t('download')}: ${t('consent.proof')}, ${e.purpose}, ${e.recordedAt}`}>
                     {t('download')}
                   </button>
                 </td>
@@ -879,7 +879,7 @@ function AuditTable({ entries, onProof }: { entries: AuditEntry[]; onProof: (seq
               {e.seq === null ? (
                 t('audit.pending')
               ) : (
-                <button type="button" onClick={() => onProof(e.seq!)} aria-label={`${t('audit.proof')} #${e.seq}`}>
+                <button type="button" onClick={() => onProof(e.seq!)} aria-label={`${t('download')}: ${t('audit.proof')} #${e.seq}`}>
                   {t('download')}
                 </button>
               )}
@@ -996,9 +996,9 @@ function Dpia({ report }: { report: DpiaReport }) {
   );
 }
 
-function IncidentsPage() {
+function IncidentsPage({ canWrite }: { canWrite: boolean }) {
   const { t, lang } = useUi();
-  const { data, error } = useLoad(() => api.incidents(), []);
+  const { data, error, reload } = useLoad(() => api.incidents(), []);
   const now = useNow();
   // A server without the incidents API answers 404: say so, never invent data.
   if (error instanceof ApiError && error.status === 404)
@@ -1046,6 +1046,112 @@ function IncidentsPage() {
           </table>
         )}
       </Loading>
+      {canWrite ? <NewIncident onOpened={reload} /> : null}
     </section>
+  );
+}
+
+/** A datetime-local value (`2026-03-01T10:00`, the browser's time zone) as an ISO instant. */
+const instantOf = (local: string) => new Date(local).toISOString();
+
+/**
+ * Records a personal data breach (POST /v1/incidents): title, what happened, when it was detected (the GDPR Art. 33(1)
+ * 72 hours run from then), the collections of the data map it touched (the server derives the systems and the data
+ * categories from them), an estimate of the people affected, encryption, and the jurisdictions whose deadlines apply.
+ * The server assesses the risk and computes the deadlines.
+ */
+function NewIncident({ onOpened }: { onOpened: () => void }) {
+  const { t, announce } = useUi();
+  // Without `datamap:read` (or a data map) there is nothing to choose from: the form still records the incident.
+  const map = useLoad(() => api.datamap(), []);
+  const empty = { title: '', description: '', detectedAt: '', affected: '', encrypted: false, jurisdictions: 'EU', collections: [] as string[] };
+  const [draft, setDraft] = useState(empty);
+  const [problem, setProblem] = useState('');
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setProblem('');
+    setBusy(true);
+    try {
+      const jurisdictions = draft.jurisdictions
+        .split(',')
+        .map((j) => j.trim().toUpperCase())
+        .filter((j) => j !== '');
+      const created = await api.createIncident({
+        title: draft.title.trim(),
+        ...(draft.description.trim() === '' ? {} : { description: draft.description.trim() }),
+        ...(draft.detectedAt === '' ? {} : { detectedAt: instantOf(draft.detectedAt) }),
+        ...(draft.affected === '' ? {} : { affectedCount: Number(draft.affected) }),
+        ...(draft.collections.length === 0 ? {} : { collections: draft.collections }),
+        ...(jurisdictions.length === 0 ? {} : { jurisdictions }),
+        encrypted: draft.encrypted,
+      });
+      setDraft(empty);
+      announce(t('inc.opened', { title: created.title }));
+      onOpened();
+    } catch (err) {
+      setProblem(failure(t, err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="stack" onSubmit={(e) => void submit(e)} aria-labelledby="new-incident-h" data-new-incident>
+      <h2 id="new-incident-h">{t('inc.new')}</h2>
+      <p id="new-incident-intro">{t('inc.newIntro')}</p>
+      <label for="i-title">{t('inc.title')}</label>
+      <input id="i-title" required maxLength={200} autoComplete="off" value={draft.title} onInput={(e) => setDraft({ ...draft, title: e.currentTarget.value })} aria-describedby="new-incident-intro" />
+      <label for="i-description">{t('inc.description')}</label>
+      <textarea id="i-description" rows={3} maxLength={10_000} value={draft.description} onInput={(e) => setDraft({ ...draft, description: e.currentTarget.value })} />
+      <label for="i-detected">{t('inc.detectedAt')}</label>
+      <input id="i-detected" type="datetime-local" value={draft.detectedAt} onInput={(e) => setDraft({ ...draft, detectedAt: e.currentTarget.value })} />
+      {map.data !== undefined && map.data.manifest.systems.length > 0 ? (
+        <fieldset>
+          <legend>{t('inc.collections')}</legend>
+          {map.data.manifest.systems.map((system) => (
+            <fieldset key={system.key} class="system">
+              <legend>{system.name}</legend>
+              {(system.datasets ?? []).flatMap((dataset) =>
+                dataset.collections.map((c) => {
+                  const address = `${dataset.key}.${c.name}`;
+                  const id = `i-collection-${address.replace(/[^A-Za-z0-9_-]/g, '-')}`;
+                  return (
+                    <div class="field check" key={address}>
+                      <input
+                        id={id}
+                        type="checkbox"
+                        checked={draft.collections.includes(address)}
+                        onChange={(e) => setDraft({ ...draft, collections: e.currentTarget.checked ? [...draft.collections, address] : draft.collections.filter((k) => k !== address) })}
+                      />
+                      <label for={id}>
+                        <code>{address}</code>
+                      </label>
+                    </div>
+                  );
+                }),
+              )}
+            </fieldset>
+          ))}
+        </fieldset>
+      ) : null}
+      <label for="i-affected">{t('inc.affected')}</label>
+      <input id="i-affected" type="number" min={0} step={1} inputMode="numeric" value={draft.affected} onInput={(e) => setDraft({ ...draft, affected: e.currentTarget.value })} />
+      <div class="field check">
+        <input id="i-encrypted" type="checkbox" checked={draft.encrypted} onChange={(e) => setDraft({ ...draft, encrypted: e.currentTarget.checked })} />
+        <label for="i-encrypted">{t('inc.encrypted')}</label>
+      </div>
+      <label for="i-jurisdictions">{t('inc.jurisdictions')}</label>
+      <input id="i-jurisdictions" autoComplete="off" value={draft.jurisdictions} onInput={(e) => setDraft({ ...draft, jurisdictions: e.currentTarget.value })} />
+      {problem ? (
+        <p role="alert" class="error">
+          {problem}
+        </p>
+      ) : null}
+      <div class="row">
+        <button type="submit" disabled={busy}>
+          {t('inc.open')}
+        </button>
+      </div>
+    </form>
   );
 }

@@ -123,6 +123,17 @@ const en = {
   'inc.severity': 'severity {s}',
   'inc.met': 'notified',
   'inc.noDeadline': 'no fixed deadline',
+  'inc.new': 'Report an incident',
+  'inc.newIntro': 'Record a personal data breach as soon as you know of it: the deadlines to notify the supervisory authority (GDPR Art. 33) run from its detection. The risk is assessed from what you enter; you can complete it later.',
+  'inc.title': 'Title',
+  'inc.description': 'What happened (stored encrypted)',
+  'inc.detectedAt': 'Detected at (your local time; empty: now)',
+  'inc.collections': 'Data affected (collections of the data map, by system)',
+  'inc.affected': 'People affected (estimate)',
+  'inc.encrypted': 'The affected data was encrypted',
+  'inc.jurisdictions': 'Jurisdictions (comma-separated, e.g. EU, US-CA)',
+  'inc.open': 'Open incident',
+  'inc.opened': 'Incident opened: {title}.',
 } as const;
 
 export type StringKey = keyof typeof en;
@@ -250,6 +261,17 @@ const de: Partial<Record<StringKey, string>> = {
   'inc.severity': 'Schweregrad {s}',
   'inc.met': 'gemeldet',
   'inc.noDeadline': 'keine feste Frist',
+  'inc.new': 'Vorfall erfassen',
+  'inc.newIntro': 'Erfassen Sie eine Verletzung des Schutzes personenbezogener Daten, sobald Sie davon wissen: Die Fristen für die Meldung an die Aufsichtsbehörde (DSGVO Art. 33) laufen ab der Entdeckung. Das Risiko wird aus Ihren Angaben bewertet; Sie können sie später ergänzen.',
+  'inc.title': 'Titel',
+  'inc.description': 'Was ist passiert (verschlüsselt gespeichert)',
+  'inc.detectedAt': 'Entdeckt am (Ihre Ortszeit; leer: jetzt)',
+  'inc.collections': 'Betroffene Daten (Sammlungen der Datenlandkarte, nach System)',
+  'inc.affected': 'Betroffene Personen (Schätzung)',
+  'inc.encrypted': 'Die betroffenen Daten waren verschlüsselt',
+  'inc.jurisdictions': 'Rechtsordnungen (durch Kommas getrennt, z. B. EU, US-CA)',
+  'inc.open': 'Vorfall eröffnen',
+  'inc.opened': 'Vorfall eröffnet: {title}.',
 };
 
 export const LANGUAGES = ['en', 'de'] as const;
