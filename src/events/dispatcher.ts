@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { backoffDelay, storedToIso, toIso, uuidv7, type AuditSink, type BackoffOptions, type Clock, type CustodianEvent } from '../core/index.js';
-import type { ExpressionBuilder } from 'kysely';
+import { sql, type ExpressionBuilder } from 'kysely';
 import type { ChangeWatch, Database, Executor, Store } from '../store/index.js';
 import { toCloudEvent, type Outbox } from './outbox.js';
 import { matchesFilter, type EventSubscriptions } from './subscriptions.js';
@@ -17,6 +17,11 @@ export interface EventDispatcherOptions {
    * a round: ⌈batchSize / concurrency⌉ × the targets' timeout < `leaseMs`.
    */
   readonly batchSize?: number;
+  /**
+   * Deliveries to broker subscriptions (NATS, Redis Streams) claimed per round: one `deliver` call publishes them
+   * in order, so a round can carry many more than a wave of webhooks. Default 256.
+   */
+  readonly brokerBatchSize?: number;
   /** Deliveries in flight at once (different subjects; webhooks one request each). Default 8. */
   readonly concurrency?: number;
   /** Retry backoff: full jitter over `baseMs · 2^(attempt−1)` capped at `capMs`. Default 1 s … 1 h. */
@@ -105,6 +110,8 @@ export class EventDispatcher {
   readonly #pollMs: number;
   readonly #leaseMs: number;
   readonly #batchSize: number;
+  readonly #brokerBatchSize: number;
+  #analyzedAt = -Infinity;
   readonly #concurrency: number;
   readonly #backoff: BackoffOptions;
   readonly #expiryIntervalMs: number;
@@ -127,6 +134,7 @@ export class EventDispatcher {
     this.#leaseMs = options.leaseMs ?? 60_000;
     this.#concurrency = options.concurrency ?? 8;
     this.#batchSize = options.batchSize ?? this.#concurrency;
+    this.#brokerBatchSize = options.brokerBatchSize ?? Math.max(256, this.#batchSize);
     this.#backoff = Object.freeze({ ...(options.backoff ?? { baseMs: 1000, capMs: 3_600_000 }) });
     this.#expiryIntervalMs = options.expiryIntervalMs ?? 60_000;
     this.#open = options.openTarget ?? openTarget;
@@ -202,6 +210,13 @@ export class EventDispatcher {
     const head = await this.#d.outbox.head();
     let total = 0;
     for (const s of subs) if (Number(s.materialised_through) < head) total += await this.#fanOutOne(s.id);
+    // PostgreSQL plans the per-subject ordering check from table statistics; on a table that just grew from
+    // nothing, stale ones make it scan every pending delivery per candidate (seconds per round at a few thousand).
+    // Refresh them after a large fan-out, at most once a minute (autovacuum does it too, but later).
+    if (this.#d.store.kind === 'postgres' && total >= 500 && performance.now() - this.#analyzedAt > 60_000) {
+      this.#analyzedAt = performance.now();
+      await sql`analyze event_deliveries`.execute(this.#d.store.db);
+    }
     return total;
   }
 
@@ -408,11 +423,15 @@ export class EventDispatcher {
         // Order per subject: an earlier pending delivery of the same subject (claimed or not) blocks this one.
         .where(headOfSubject)
         .orderBy('d.seq')
-        .limit(this.#batchSize);
+        .limit(Math.max(this.#batchSize, this.#brokerBatchSize));
       // PostgreSQL: rows another dispatcher is claiming right now are skipped, not waited for. SQLite: write
       // transactions are exclusive already.
       if (this.#d.store.kind === 'postgres') q = q.forUpdate('d').skipLocked();
-      const rows = await q.execute();
+      // At most `batchSize` webhook deliveries (one wave must fit the lease) and `brokerBatchSize` broker ones; the
+      // rest stay pending, unclaimed, and block later events of their subjects as before.
+      let webhooks = 0;
+      let brokers = 0;
+      const rows = (await q.execute()).filter((r) => (r.kind === 'webhook' ? ++webhooks <= this.#batchSize : ++brokers <= this.#brokerBatchSize));
       if (rows.length === 0) return [];
       const until = toIso(nowMs + this.#leaseMs);
       for (const [subscriptionId, seqs] of groupSeqs(rows)) {
