@@ -206,8 +206,9 @@ describe.skipIf(!RUN_BROWSER_TESTS)('admin console in Chromium', () => {
       await nav.getByRole('link', { name: 'Audit' }).click();
       await page.getByLabel('Action').fill('incident.opened');
       await page.getByRole('button', { name: 'Apply' }).click();
+      // The table re-renders when the filtered page arrives: wait for that state, not for the first matching cell.
+      await expect.poll(async () => page.locator('tbody tr').count(), { timeout: 15_000 }).toBe(1);
       await page.locator('td', { hasText: 'incident.opened' }).first().waitFor();
-      expect(await page.locator('tbody tr').count()).toBe(1);
       expect((await custodian.audit.list({ action: 'incident.opened' })).entries).toHaveLength(1);
 
       // A client route reloads into the same page (SPA fallback), still signed in within the tab.
