@@ -81,6 +81,8 @@ class SubjectState extends Map<string, Entry> {
   restrictionEventId = '';
   /** Every in-scope purpose without an entry has no decision (known from the snapshot or the bus), not "unknown". */
   readonly complete: boolean;
+  /** The expiry bucket the subject is filed under in the client's packed index (Infinity: none). */
+  unpackAt = Infinity;
 
   constructor(restricted: boolean | undefined, complete: boolean) {
     super();
@@ -116,6 +118,12 @@ const NOT_LEGAL_OBLIGATION = (p: Purpose) => p.legalBasis !== 'legal_obligation'
 
 /** Refresh period of the cached system time used by lookups (expiry decisions). */
 const COARSE_CLOCK_MS = 20;
+
+/** Purposes answered by the packed index (2 bits each in a small integer: 15 × 2 = 30 bits, a V8 Smi). */
+const PACKED_SLOTS = 15;
+
+/** Width of the packed index's expiry buckets (see {@link ConsentClient.isAllowed}). */
+const BUCKET_MS = 60_000;
 
 /** How long an erased subject's tombstone keeps late events from re-creating it. */
 const TOMBSTONE_MS = 3_600_000;
@@ -163,6 +171,20 @@ export class ConsentClient {
   #purposes = new Map<string, Purpose>();
   /** Answers per purpose and status (see {@link answerTable}). */
   #answers = new Map<string, AnswerTable>();
+  /**
+   * The packed index, derived from {@link #subjects}: per subject one small integer with 2 bits per purpose slot
+   * (0 = ask the full path, 1 = false, 2 = true). Time-dependent answers (grants with an expiry) are packed only
+   * while their expiry falls in a later bucket than the current one, and are filed under their expiry's bucket,
+   * which {@link #sweep} unpacks when the clock enters it; {@link #fastUntil} is the instant up to which every packed answer is known to hold.
+   */
+  readonly #packed = new Map<string, number>();
+  /** Purpose → slot (the first {@link PACKED_SLOTS} purposes in scope). */
+  #slots = new Map<string, number>();
+  /** Expiry bucket → subjects with an answer packed until then. */
+  readonly #buckets = new Map<number, Set<string>>();
+  /** Every bucket up to this one has been unpacked. */
+  #sweptBucket = -Infinity;
+  #fastUntil = -Infinity;
   #restrictionsKnown = false;
   #sub: BusSubscription | undefined;
   #consume: Promise<void> | undefined;
@@ -252,6 +274,25 @@ export class ConsentClient {
    * past its TTL, or `true` while the bus is stale); then call {@link check}. O(1): two Map lookups.
    */
   isAllowed(subjectId: string, purpose: string): boolean | undefined {
+    // Fast path: one Map lookup of a small integer (no object to follow), then a bit test. At 500,000 subjects
+    // the nested Map the full path reads costs ~3 cache misses more per lookup (bench/propagation-bus.ts).
+    let v = this.#packed.get(subjectId);
+    if (v !== undefined && !this.#stale) {
+      if (this.#now() >= this.#fastUntil) {
+        this.#sweep();
+        v = this.#packed.get(subjectId) ?? 0;
+      }
+      const slot = this.#slots.get(purpose);
+      if (slot !== undefined) {
+        const code = (v >> (slot << 1)) & 3;
+        if (code !== 0) return code === 2;
+      }
+    }
+    return this.#lookup(subjectId, purpose);
+  }
+
+  /** {@link isAllowed} from the full state (the packed index is derived from it). */
+  #lookup(subjectId: string, purpose: string): boolean | undefined {
     const s = this.#subjects.get(subjectId);
     if (s === undefined) return undefined;
     const e = s.get(purpose);
@@ -265,6 +306,86 @@ export class ConsentClient {
     if (t === undefined) return undefined;
     const answer = answerOf(t, 'none', s.restricted);
     return answer === true && this.#stale ? undefined : answer;
+  }
+
+  /**
+   * Re-packs `subjectId` after any change of its state. A slot is packed when its answer cannot change before
+   * the current bucket ends: answers without expiry, and grants that expire in a later bucket (filed under it;
+   * {@link #sweep} unpacks them when the clock gets there). HTTP answers and answers that depend on an unknown
+   * restriction stay unpacked. O(P) for P purposes in scope.
+   */
+  #pack(subjectId: string, s: SubjectState | undefined): void {
+    if (s === undefined) {
+      this.#packed.delete(subjectId);
+      return;
+    }
+    const current = Math.max(Math.floor(this.#now() / BUCKET_MS), this.#sweptBucket);
+    let v = 0;
+    let unpackAt = Infinity;
+    for (const [purpose, slot] of this.#slots) {
+      const e = s.get(purpose);
+      let answer: boolean | undefined;
+      if (e === undefined) answer = s.complete ? answerOf(this.#answers.get(purpose)!, 'none', s.restricted) : undefined;
+      else if (e.http) answer = undefined;
+      else if (e.validUntil === Infinity) answer = e.allowed;
+      else {
+        // Invariant: a packed time-dependent answer is unpacked in bucket d = ⌊validUntil / B⌋, and d is later
+        // than every swept bucket, so validUntil ≥ d·B ≥ (swept + 1)·B = fastUntil: it holds whenever the fast path runs.
+        const d = Math.floor(e.validUntil / BUCKET_MS);
+        if (d > current) {
+          answer = e.allowed;
+          unpackAt = Math.min(unpackAt, d);
+        }
+      }
+      if (answer !== undefined) v |= (answer ? 2 : 1) << (slot << 1);
+    }
+    // One bucket per subject, its earliest: the sweep re-packs the whole subject, which files the later ones.
+    if (s.unpackAt !== unpackAt) {
+      if (s.unpackAt !== Infinity) this.#buckets.get(s.unpackAt)?.delete(subjectId);
+      if (unpackAt !== Infinity) {
+        const set = this.#buckets.get(unpackAt);
+        if (set === undefined) this.#buckets.set(unpackAt, new Set([subjectId]));
+        else set.add(subjectId);
+      }
+      s.unpackAt = unpackAt;
+    }
+    if (v === 0) this.#packed.delete(subjectId);
+    else this.#packed.set(subjectId, v);
+  }
+
+  /**
+   * Unpacks the subjects of every bucket up to the current one and moves {@link #fastUntil} to that bucket's end.
+   * Runs from a lookup at most once per bucket (a minute of the clock); O(due subjects + min(buckets skipped,
+   * buckets held)).
+   */
+  #sweep(): void {
+    const current = Math.floor(this.#now() / BUCKET_MS);
+    const from = this.#sweptBucket;
+    this.#sweptBucket = Math.max(from, current);
+    const due: number[] = [];
+    if (Number.isFinite(from) && current - from <= this.#buckets.size) {
+      for (let d = from + 1; d <= current; d++) if (this.#buckets.has(d)) due.push(d);
+    } else {
+      for (const d of this.#buckets.keys()) if (d <= current) due.push(d);
+    }
+    for (const d of due) {
+      const set = this.#buckets.get(d)!;
+      this.#buckets.delete(d);
+      for (const id of set) {
+        const s = this.#subjects.get(id);
+        if (s !== undefined && s.unpackAt === d) s.unpackAt = Infinity;
+        this.#pack(id, s);
+      }
+    }
+    this.#fastUntil = (this.#sweptBucket + 1) * BUCKET_MS;
+  }
+
+  /** Re-packs every subject (the purposes or their slots changed). O(subjects × purposes). */
+  #repackAll(): void {
+    this.#buckets.clear();
+    for (const s of this.#subjects.values()) s.unpackAt = Infinity;
+    this.#slots = new Map([...this.#purposes.keys()].slice(0, PACKED_SLOTS).map((k, i) => [k, i]));
+    for (const [id, s] of this.#subjects) this.#pack(id, s);
   }
 
   /**
@@ -307,6 +428,16 @@ export class ConsentClient {
     return this.#subjects.size;
   }
 
+  /**
+   * What the client holds in memory: subjects, subjects with a packed answer, and expiry buckets with the
+   * subjects filed under them (each subject at most once). For metrics and capacity planning.
+   */
+  memoryStats(): { subjects: number; packed: number; buckets: number; filed: number } {
+    let filed = 0;
+    for (const set of this.#buckets.values()) filed += set.size;
+    return { subjects: this.#subjects.size, packed: this.#packed.size, buckets: this.#buckets.size, filed };
+  }
+
   /** Calls `listener` after each change of the memory (an applied event, a load); returns the function that stops it. */
   onChange(listener: (change: ConsentChange) => void): () => void {
     this.#listeners.add(listener);
@@ -342,6 +473,7 @@ export class ConsentClient {
     this.#answers = new Map([...this.#purposes.values()].map((p) => [p.key, answerTable(p)]));
     // A purpose's legal basis changed: every precomputed answer is recomputed.
     if (changed) for (const [id, s] of this.#subjects) this.#recompute(id, s);
+    this.#repackAll();
     return [...this.#purposes.keys()].filter((k) => !before.has(k));
   }
 
@@ -398,7 +530,10 @@ export class ConsentClient {
         return;
       }
       case 'subject.erased': {
+        const gone = this.#subjects.get(subjectId);
+        if (gone !== undefined) this.#buckets.get(gone.unpackAt)?.delete(subjectId);
         this.#subjects.delete(subjectId);
+        this.#pack(subjectId, undefined);
         const now = Date.now();
         for (const [id, t] of this.#tombstones) if (now - t.at > TOMBSTONE_MS) this.#tombstones.delete(id);
         this.#tombstones.set(subjectId, { eventId: e.id, at: now });
@@ -441,6 +576,7 @@ export class ConsentClient {
     if (!force && held !== undefined && !held.http && held.eventId >= eventId) return;
     if (!force && held !== undefined && held.http && held.eventId > eventId) return;
     s.set(purpose, this.#entry(p, s, eventId, decision, expiresAt));
+    this.#pack(subjectId, s);
     this.#emit({ cause, subjectId, purposes: [purpose], ...(busEventId === undefined ? {} : { eventId: busEventId }) });
   }
 
@@ -459,6 +595,7 @@ export class ConsentClient {
     s.restricted = restricted;
     s.restrictionEventId = eventId;
     this.#recompute(subjectId, s);
+    this.#pack(subjectId, s);
     this.#emit({ cause, subjectId, purposes: [], ...(busEventId === undefined ? {} : { eventId: busEventId }) });
   }
 
@@ -480,6 +617,7 @@ export class ConsentClient {
     // A bus-fed entry at least as new stays (while the bus is stale, `check` keeps asking the server).
     if (held !== undefined && !held.http && held.eventId >= eventId) return;
     s.set(purpose, { eventId, decision: null, expiresAt: null, allowed: r.allowed, validUntil: this.#clock.now() + this.#httpTtl, after: undefined, http: true });
+    this.#pack(subjectId, s);
     this.#emit({ cause: 'http', subjectId, purposes: [purpose] });
   }
 
