@@ -49,7 +49,7 @@ function server(world: World): typeof fetch {
     });
     const restrictions = [...world.restricted].map((subjectId) => ({ subjectId, eventId: nextEventId() }));
     return Response.json({ states, restrictions, restrictionsComplete: true, next: null, sequence: '0' });
-  }) as typeof fetch;
+  });
 }
 
 /** What the server answers for (subject, purpose) at `at`, or undefined where the client cannot know (never seen). */
