@@ -82,13 +82,13 @@ export function assessRisk(input: RiskInput): RiskAssessment {
     reasons.push({ code: 'encrypted', text: 'the data was encrypted and the key was not compromised: it is unintelligible to anyone not authorised to access it', citation: `GDPR Art. 34(3)(a); ${EDPB_EXAMPLES}, case 1; GDPR Art. 33(5) (document the breach)` });
     return { outcome: 'none', severity, score, reasons };
   }
-  if (input.encrypted) reasons.push({ code: 'keys_compromised', text: 'the data was encrypted but the key was compromised: encryption gives no protection', citation: `GDPR Art. 34(3)(a); ${EDPB}, section III.B (conditions where notification is not required)` });
+  if (input.encrypted) reasons.push({ code: 'keys_compromised', text: 'the data was encrypted but the key was compromised: encryption gives no protection', citation: `GDPR Art. 34(3)(a); ${EDPB}, section III.D (conditions where communication to individuals is not required)` });
 
   if (severity === 0 || count === 0) {
     reasons.push({ code: 'no_personal_data', text: count === 0 ? 'no people are affected' : 'no personal data categories are affected', citation: 'GDPR Art. 33(1) (unless unlikely to result in a risk); GDPR Art. 33(5)' });
     return { outcome: 'none', severity, score, reasons };
   }
-  reasons.push({ code: 'risk', text: 'a breach of personal data that is not unlikely to result in a risk to people: notify the supervisory authority within 72 hours of awareness', citation: `GDPR Art. 33(1); ${EDPB}, section II.B (when to notify)` });
+  reasons.push({ code: 'risk', text: 'a breach of personal data that is not unlikely to result in a risk to people: notify the supervisory authority within 72 hours of awareness', citation: `GDPR Art. 33(1); ${EDPB}, section II.A (when to notify)` });
   let outcome: BreachOutcome = 'authority';
   if (score >= HIGH_RISK_SCORE) {
     outcome = 'authority_and_individuals';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BREACH_DEADLINE_RULES, breachDeadlines, type BreachDeadlineInput } from '../../src/core/index.js';
+import { BREACH_DEADLINE_RULES, BREACH_RULES_CHECKED_ON, breachDeadlines, type BreachDeadlineInput } from '../../src/core/index.js';
 
 // Monday 2 March 2026, 09:00 UTC.
 const detectedAt = '2026-03-02T09:00:00.000Z';
@@ -18,6 +18,8 @@ describe('breach deadlines', () => {
     ['Colorado individuals: 30 days', { jurisdictions: ['US-CO'] }, 'US-CO.individuals', '2026-04-01T09:00:00.000Z', '§6-1-716(2)(a)'],
     ['Florida individuals: 30 days', { jurisdictions: ['US-FL'] }, 'US-FL.individuals', '2026-04-01T09:00:00.000Z', '§501.171(4)(a)'],
     ['California individuals: 30 days', { jurisdictions: ['US-CA'] }, 'US-CA.individuals', '2026-04-01T09:00:00.000Z', '§1798.82(a)'],
+    ['California Attorney General: 15 days after the residents, at most 30 + 15 days (> 500)', { jurisdictions: ['US-CA'], affectedCount: 501 }, 'US-CA.authority', '2026-04-16T09:00:00.000Z', '§1798.82(f)'],
+    ['New York authorities: with the notice to residents', { jurisdictions: ['US-NY'] }, 'US-NY.authority', null, '§899-aa(8)(a)'],
     ['New York individuals: 30 days', { jurisdictions: ['US-NY'] }, 'US-NY.individuals', '2026-04-01T09:00:00.000Z', '§899-aa(2)'],
   ];
   it.each(table)('%s', (_name, input, ruleId, dueAt, citation) => {
@@ -59,5 +61,30 @@ describe('breach deadlines', () => {
 
   it('cites a provision for every rule', () => {
     for (const r of BREACH_DEADLINE_RULES) expect(r.citation.length).toBeGreaterThan(5);
+  });
+
+  it('says how each rule was checked, with its sources', () => {
+    expect(BREACH_RULES_CHECKED_ON).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    expect(new Set(BREACH_DEADLINE_RULES.map((r) => r.id)).size).toBe(BREACH_DEADLINE_RULES.length);
+    for (const r of BREACH_DEADLINE_RULES) {
+      expect(['law_text', 'secondary', 'unverified']).toContain(r.verification);
+      // A checked rule names where; an unverified one names nothing it could be mistaken for.
+      if (r.verification === 'unverified') expect(r.sources).toEqual([]);
+      else expect(r.sources.length).toBeGreaterThan(0);
+      for (const url of r.sources) expect(url).toMatch(/^https?:\/\/[^\s]+$/);
+      // A citation with a part no source confirmed is never labelled as checked against the law's text.
+      if (/unverified/.test(r.citation)) expect(r.verification).not.toBe('law_text');
+    }
+  });
+
+  it('keeps the verified wording of the time limits', () => {
+    const rule = (id: string) => BREACH_DEADLINE_RULES.find((r) => r.id === id)!;
+    expect(rule('EU.gdpr.authority').standard).toContain('not later than 72 hours after having become aware');
+    expect(rule('EU.nis2.final_report').standard).toContain('one month after the submission of the incident notification');
+    expect(rule('US-TX.individuals').standard).toContain('60th day after the date on which the person determines that the breach occurred');
+    expect(rule('US-TX.authority').citation).toContain('SB 768');
+    expect(rule('US-NY.individuals').standard).toContain('within thirty days after the breach has been discovered');
+    expect(rule('US-NY.authority').standard).toContain('Department of Financial Services');
+    expect(rule('US-CA.individuals').citation).toContain('SB 446');
   });
 });
