@@ -40,7 +40,7 @@ export interface ChangeFeed {
 
 /** What {@link ledgerLookup} needs from the consent ledger (its `checkMany`). */
 export interface LedgerLike {
-  checkMany(pairs: readonly { subjectId: string; purpose: string }[]): Promise<ReadonlyArray<{ readonly subjectId: string; readonly allowed: boolean; readonly status: string }>>;
+  checkMany(pairs: readonly { subjectId: string; purpose: string }[], options?: { bulk?: boolean }): Promise<ReadonlyArray<{ readonly subjectId: string; readonly allowed: boolean; readonly status: string }>>;
   /** The ledger's change notices (local writes and, while watching, other processes'). */
   onChange?(listener: (subjectIds: readonly string[] | null) => void): () => void;
   changeFeedHealthy?(): boolean;
@@ -61,7 +61,8 @@ export interface LedgerLookupOptions {
 
 /**
  * A {@link ConsentLookup} over an in-process {@link ConsentLedger}: `ledger.checkMany` in chunks of up to
- * 10,000 pairs, so decisions come from the ledger's projection and its cache (which change notices keep current).
+ * 10,000 pairs, so decisions come from the ledger's projection and its cache (which change notices keep current);
+ * subjects not cached are read in bulk mode (their purpose only, not added to the ledger's cache).
  *
  * @example
  * const custodian = await createCustodian(loadConfig(process.env));
@@ -78,7 +79,8 @@ export function ledgerLookup(ledger: LedgerLike, options: LedgerLookupOptions = 
         const end = Math.min(i + chunkSize, subjectIds.length);
         const pairs = new Array<{ subjectId: string; purpose: string }>(end - i);
         for (let j = i; j < end; j++) pairs[j - i] = { subjectId: subjectIds[j]!, purpose };
-        const results = await ledger.checkMany(pairs);
+        // bulk: a filter scans many subjects; the ledger must not let it evict what its point checks keep cached.
+        const results = await ledger.checkMany(pairs, { bulk: true });
         for (const r of results) out.set(r.subjectId, r);
       }
       return out;

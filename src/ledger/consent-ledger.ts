@@ -803,8 +803,19 @@ export class ConsentLedger {
     return evaluate(subjectId, purpose, subject.states.get(purposeKey), now, subject.restriction !== undefined);
   }
 
-  /** Checks many (subject, purpose) pairs with one store read per chunk of uncached subjects. */
-  async checkMany(pairs: readonly { subjectId: string; purpose: string }[]): Promise<ConsentCheck[]> {
+  /** Subjects whose consent state is held in this ledger's cache (for metrics and tests). */
+  get cachedSubjects(): number {
+    return this.#cache.size;
+  }
+
+  /**
+   * Checks many (subject, purpose) pairs with one store read per chunk of uncached subjects.
+   *
+   * `bulk`: the caller is scanning many subjects (a consent filter over a dataset): cached subjects are used,
+   * but the others are read for the asked purposes only and not cached — a scan would otherwise evict the
+   * subjects that point checks keep hot, and pay for filling a cache it will not read again.
+   */
+  async checkMany(pairs: readonly { subjectId: string; purpose: string }[], options: { bulk?: boolean } = {}): Promise<ConsentCheck[]> {
     if (pairs.length > LEDGER_LIMITS.maxCheckBatch) invalid('checks', `at most ${LEDGER_LIMITS.maxCheckBatch} pairs`);
     const purposes = new Map<string, Purpose>();
     for (let i = 0; i < pairs.length; i++) {
@@ -822,7 +833,7 @@ export class ConsentLedger {
       if (e !== undefined && isFresh(e.loadedAt, now, this.#cacheTtl())) cached.set(s, e);
       else missing.push(s);
     }
-    const loaded = missing.length > 0 ? await this.#load(missing, now) : new Map<string, SubjectView>();
+    const loaded = missing.length === 0 ? new Map<string, SubjectView>() : options.bulk === true ? await this.#read(missing, [...purposes.keys()]) : await this.#load(missing, now);
     return pairs.map(({ subjectId, purpose }) => {
       const subject = loaded.get(subjectId) ?? cached.get(subjectId);
       return evaluate(subjectId, purposes.get(purpose)!, subject?.states.get(purpose), now, subject?.restriction !== undefined);
@@ -835,12 +846,21 @@ export class ConsentLedger {
     return (await this.#load([subjectId], now)).get(subjectId)!;
   }
 
+  /**
+   * Reads subjects' consent states (of `purposes` only, when given) and restrictions, one query per chunk of
+   * ids, without caching them: a view of some purposes only must never be cached as the subject's.
+   */
+  async #read(subjectIds: readonly string[], purposes?: readonly string[]): Promise<Map<string, SubjectView>> {
+    const rows = await repo.loadSubjects(this.#store.db, subjectIds, purposes);
+    const loaded = new Map<string, SubjectView>();
+    for (const [id, r] of rows) loaded.set(id, { states: r.states, restriction: r.restrictionEventId === undefined ? undefined : { eventId: r.restrictionEventId } });
+    return loaded;
+  }
+
   /** Loads subjects' consent states and restrictions (one query per chunk of ids) and caches them. */
   async #load(subjectIds: readonly string[], now: number): Promise<Map<string, SubjectView>> {
     const generation = this.#generation;
-    const rows = await repo.loadSubjects(this.#store.db, subjectIds);
-    const loaded = new Map<string, SubjectView>();
-    for (const [id, r] of rows) loaded.set(id, { states: r.states, restriction: r.restrictionEventId === undefined ? undefined : { eventId: r.restrictionEventId } });
+    const loaded = await this.#read(subjectIds);
     // A write that committed while we read has invalidated; caching our read would resurrect old state.
     if (generation === this.#generation && this.#ttl > 0) {
       for (const [id, view] of loaded) {

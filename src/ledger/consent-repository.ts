@@ -134,14 +134,15 @@ export const consentRepository = {
    * What a check needs of many subjects, in one query per chunk of ids: their consent_state rows and, in the
    * same round trip, the id of the restriction event in force for those whose processing is restricted.
    */
-  async loadSubjects(db: Executor, subjectIds: readonly string[]): Promise<Map<string, { states: Map<string, StateRow>; restrictionEventId: string | undefined }>> {
+  async loadSubjects(db: Executor, subjectIds: readonly string[], purposes?: readonly string[]): Promise<Map<string, { states: Map<string, StateRow>; restrictionEventId: string | undefined }>> {
+    const onlyPurposes = purposes === undefined ? sql`` : sql` and purpose in (${sql.join(purposes)})`;
     const out = new Map<string, { states: Map<string, StateRow>; restrictionEventId: string | undefined }>();
     for (const id of subjectIds) out.set(id, { states: new Map(), restrictionEventId: undefined });
     for (let i = 0; i < subjectIds.length; i += IN_CHUNK) {
       const ids = sql.join(subjectIds.slice(i, i + IN_CHUNK));
       const { rows } = await sql<{
         kind: string; subject_id: string; purpose: string; event_id: string; decision: string; method: string; jurisdiction: string | null; gpc: number; recorded_at: string | Date; expires_at: string | Date | null;
-      }>`select 'c' as kind, subject_id, purpose, event_id, decision, method, jurisdiction, gpc, recorded_at, expires_at from consent_state where subject_id in (${ids})
+      }>`select 'c' as kind, subject_id, purpose, event_id, decision, method, jurisdiction, gpc, recorded_at, expires_at from consent_state where subject_id in (${ids})${onlyPurposes}
         union all
         select 'r', subject_id, null, event_id, null, null, null, null, null, null from subject_restrictions where subject_id in (${ids}) and restricted = 1`.execute(db);
       for (const r of rows) {
