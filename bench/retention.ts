@@ -2,12 +2,13 @@
  * `npm run bench -- retention [--rows <n>]`: a retention purge by the RetentionService against a single raw
  * `DELETE … WHERE` of the same rows, each while a concurrent reader does point lookups on the same table.
  *
- * Data: a temp PostgreSQL database with `events (id bigint primary key, email, at timestamptz, payload)` of
- * `--rows` rows (default 3,000,000; env BENCH_ROWS), every third one past due (400 days old, interleaved over
- * the whole key range; the rest 10 days old), generated with `INSERT … SELECT generate_series`; a fresh copy
- * `events_copy` with the same rows and keys for the raw delete; then VACUUM ANALYZE. The data map declares
- * `events` with a P1Y delete rule and `email` as an identity; one open access request exists, so the hold
- * check (a keyed digest per row) runs as in production. Custodian's own store is a temp SQLite file.
+ * Data: the retention tests' application (test/retention/app-data.ts, shared with them): a temp PostgreSQL
+ * database with `events (id bigint primary key, email, at timestamptz, note)` of `--rows` rows (default
+ * 3,000,000; env BENCH_ROWS), every third one past due (400 days old, interleaved over the whole key range; the
+ * rest 10 days old), generated with `INSERT … SELECT generate_series` (`eventsAtScale`); a fresh copy
+ * `events_copy` with the same rows and keys for the raw delete; then VACUUM ANALYZE. The data map
+ * (`retentionManifest`) declares `events` with a P1Y delete rule and `email` as an identity; one open access
+ * request exists, so the hold check runs as in production. Custodian's own store is a temp SQLite file.
  *
  * Measured: purge time and throughput (rows deleted per second) of ours (1,000-row batches, one short
  * transaction each) and of the raw DELETE (one transaction); the reader's latency percentiles during each
@@ -17,6 +18,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createCustodian, loadConfig } from '../src/app/index.js';
+import { eventsAtScale, retentionManifest } from '../test/retention/app-data.js';
 import { envNumber, fixed, int, table } from './support/format.js';
 import { createTempStore } from './support/temp-store.js';
 
@@ -64,41 +66,6 @@ async function startReader(url: string, tableName: string, rows: number): Promis
   };
 }
 
-function manifest(url: string) {
-  return {
-    version: 1,
-    organization: { name: 'Retention bench' },
-    purposes: [{ key: 'analytics', title: 'Analytics', legalBasis: 'legitimate_interests', legitimateInterest: 'Product statistics' }],
-    systems: [
-      {
-        key: 'app',
-        name: 'App',
-        owner: 'Platform',
-        connection: url,
-        purposes: ['analytics'],
-        datasets: [
-          {
-            key: 'app_db',
-            collections: [
-              {
-                name: 'events',
-                erasure: 'delete_row',
-                retention: [{ field: 'at', period: 'P1Y', action: 'delete' }],
-                fields: [
-                  { name: 'id', primaryKey: true, dataCategories: ['system.operations'] },
-                  { name: 'email', dataCategories: ['user.contact.email'], identity: 'email', indexed: false },
-                  { name: 'at', dataCategories: ['system.operations'] },
-                  { name: 'payload', dataCategories: ['user.behavior'] },
-                ],
-              },
-            ],
-          },
-        ],
-      },
-    ],
-  };
-}
-
 /** Generates the tables, purges both ways under a concurrent reader, prints the table and the RESULT line. */
 export async function run(): Promise<void> {
   const rows = rowsOption();
@@ -107,15 +74,13 @@ export async function run(): Promise<void> {
   try {
     const admin = new pg.Client({ connectionString: app.url });
     await admin.connect();
-    const ddl = (name: string) => `create table ${name} (id bigint primary key, email text not null, at timestamptz(3) not null, payload text)`;
-    await admin.query(ddl('events'));
-    await admin.query(ddl('events_copy'));
     log(`generating ${int(rows)} rows (every third past due) and a copy`);
     let t0 = performance.now();
-    const fill = (name: string) =>
-      `insert into ${name} select g, 'user' || (g % 100000) || '@example.com', case when g % 3 = 0 then now() - interval '400 days' else now() - interval '10 days' end, repeat('x', 100) from generate_series(1, ${rows}) g`;
-    await admin.query(fill('events'));
-    await admin.query(fill('events_copy'));
+    for (const name of ['events', 'events_copy']) {
+      const { create, fill } = eventsAtScale(name, rows);
+      await admin.query(create);
+      await admin.query(fill);
+    }
     await admin.query('vacuum analyze events');
     await admin.query('vacuum analyze events_copy');
     const expired = Number((await admin.query<{ n: string }>(`select count(*) as n from events where at < now() - interval '1 year'`)).rows[0]!.n);
@@ -124,7 +89,7 @@ export async function run(): Promise<void> {
     const custodian = await createCustodian(loadConfig({}, { dbUrl: own.url, dataDir: own.dir, logLevel: 'silent' }), { watch: false });
     let ours: { seconds: number; deleted: number; latencies: number[] };
     try {
-      await custodian.datamap.put(manifest(app.url), { actor: 'bench' });
+      await custodian.datamap.put(retentionManifest(app.url, { eventsPeriod: 'P1Y', profiles: false, organization: 'Retention bench' }), { actor: 'bench' });
       await custodian.requests.create({ type: 'access', jurisdiction: 'EU', identities: { email: 'someone.else@example.com' }, authenticated: true, actor: 'bench' });
       log('purging with RetentionService (1,000-row batches) under a concurrent reader');
       const reading = await startReader(app.url, 'events', rows);

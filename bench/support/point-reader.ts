@@ -17,7 +17,7 @@ let done = false;
 process.stdin.on('end', () => (done = true));
 process.stdin.resume();
 const latencies: number[] = [];
-const text = `select id, email, at, payload from ${tableName} where id = $1`;
+const text = `select id, email, at, note from ${tableName} where id = $1`;
 process.stdout.write('ready\n');
 while (!done) {
   const id = 1 + Math.floor(Math.random() * rows);

@@ -13,7 +13,7 @@ import { smtpMailer, type Mailer } from '../connectors/mail/smtp-mailer.js';
 import { resolveConnection, type DataMap } from '../datamap/index.js';
 import { CustodianError } from '../core/index.js';
 import { openStore, type MigrationReport, type Store } from '../store/index.js';
-import { MemorySessionStore, PrivacyCenter, loadBranding, type SessionStore, type SubjectLookup } from '../privacy-center/index.js';
+import { PrivacyCenter, StoreSessionStore, loadBranding, type SessionStore, type SubjectLookup } from '../privacy-center/index.js';
 import { IncidentService } from '../breach/index.js';
 import type { CustodianConfig } from './config.js';
 
@@ -72,7 +72,7 @@ export interface CreateCustodianOptions {
   readonly dispatcher?: EventDispatcherOptions;
   /** Privacy center: the application's user id of a verified e-mail address (default: none; see docs/privacy-center.md). */
   readonly privacyCenterLookup?: SubjectLookup;
-  /** Privacy center: where sign-in codes and sessions live (default: in this process). */
+  /** Privacy center: where sign-in codes and sessions live (default: the store, shared by every replica on it). */
   readonly privacyCenterSessions?: SessionStore;
 }
 
@@ -94,7 +94,7 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
     const outbox = new Outbox({ store, clock });
     const ledger = new ConsentLedger({ store, purposes, clock, cipher: keyring, audit, events: outbox }, config.ledger);
     if (options.watch !== false) await ledger.watch();
-    const apiKeys = new ApiKeyService({ store, clock, audit });
+    const apiKeys = new ApiKeyService({ store, clock, audit, purposes });
     // The data map is the source of truth for purposes: storing a version upserts them in the same transaction.
     const datamap = new DatamapService({
       store,
@@ -167,13 +167,17 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
     const privacyCenter = new PrivacyCenter(
       {
         clock,
-        sessions: options.privacyCenterSessions ?? new MemorySessionStore({ now: () => clock.now() }),
+        // In the store by default, so every replica on it accepts the others' codes and sessions.
+        sessions: options.privacyCenterSessions ?? new StoreSessionStore({ store, now: () => clock.now(), cipher: keyring }),
         digest: (text) => keyring.keyedDigest(text),
         requests,
         ledger,
         purposes,
         packages: runner,
         branding: () => branding,
+        audit,
+        emailIndex: (email) => keyring.blindIndex(email, 'email'),
+        dataMap: () => datamap.dataMap(),
       },
       { sessionTtlMs: config.privacyCenter.sessionMinutes * 60_000, gpcEverywhere: config.ledger.gpcEverywhere === true, ...(options.privacyCenterLookup ? { lookupSubject: options.privacyCenterLookup } : {}) },
     );

@@ -1,4 +1,4 @@
-import { CustodianError, isFresh, toIso, uuidv7, type AuditSink, type Clock } from '../core/index.js';
+import { CustodianError, PURPOSE_KEY_PATTERN, isFresh, toIso, uuidv7, type AuditSink, type Clock } from '../core/index.js';
 import { digestsEqual, generateApiKeySecret, hashApiKeySecret } from '../crypto/index.js';
 import type { Executor, Store } from '../store/index.js';
 
@@ -15,9 +15,27 @@ export interface ApiKeyPrincipal {
 
 /** A newly minted key: the secret is shown once and never stored. */
 export interface MintedApiKey extends ApiKeyPrincipal {
+  /** The purposes of use the key is declared for (`[]`: none declared, reads are not judged against purposes). */
+  readonly purposes: readonly string[];
   readonly secret: string;
   readonly createdAt: string;
 }
+
+/** A key as listed: never its secret or digest. */
+export interface ApiKeyRecord extends ApiKeyPrincipal {
+  readonly purposes: readonly string[];
+  readonly createdAt: string;
+  readonly revokedAt: string | null;
+}
+
+/** Where declared purposes are looked up: the purpose registry, which holds the data map's purposes too. */
+export interface PurposeLookup {
+  /** The purpose with `key`, or undefined when none is configured. */
+  get(key: string): Promise<{ readonly key: string } | undefined>;
+}
+
+/** At most this many declared purposes per key (a data map declares at most 100 per system). */
+export const MAX_KEY_PURPOSES = 100;
 
 /** Minimum length of an admin-chosen key (CUSTODIAN_ADMIN_KEY): short keys could be guessed from their hash. */
 export const MIN_CHOSEN_KEY_LENGTH = 24;
@@ -33,36 +51,58 @@ export class ApiKeyService {
   readonly #cache = new Map<string, { at: number; principal: ApiKeyPrincipal }>();
 
   readonly #audit: AuditSink | undefined;
+  readonly #purposes: PurposeLookup;
 
-  constructor(deps: { store: Store; clock: Clock; audit?: AuditSink }) {
+  constructor(deps: { store: Store; clock: Clock; audit?: AuditSink; purposes: PurposeLookup }) {
     this.#store = deps.store;
     this.#clock = deps.clock;
     this.#audit = deps.audit;
+    this.#purposes = deps.purposes;
   }
 
-  /** Mints a key with `scopes`. `secret` lets an operator choose it (seeding); otherwise it is random. */
-  async create(input: { name: string; scopes: readonly Scope[]; createdBy: string; secret?: string }): Promise<MintedApiKey> {
+  /**
+   * Mints a key with `scopes` and, optionally, the `purposes` of use it is declared for (configured purpose
+   * keys: CST_ERR_VALIDATION when malformed, CST_ERR_AUTH_UNKNOWN_PURPOSE when not configured). Declared purposes
+   * do not gate requests; the `purpose_mismatch` detection rule judges the key's personal-data reads against
+   * them (docs/breach.md#detection-rules). `secret` lets an operator choose it (seeding); otherwise it is random.
+   */
+  async create(input: { name: string; scopes: readonly Scope[]; purposes?: readonly string[]; createdBy: string; secret?: string }): Promise<MintedApiKey> {
     const scopes = [...new Set(input.scopes)];
     if (scopes.length === 0 || scopes.some((s) => !SCOPES.includes(s))) {
       throw new CustodianError('CST_ERR_VALIDATION', `scopes must be a non-empty list of ${SCOPES.join(', ')}`, {
         details: { issues: [{ path: 'scopes', message: 'invalid scopes' }] },
       });
     }
+    const purposes = await this.#checkPurposes(input.purposes ?? []);
     if (input.secret !== undefined) validateChosenSecret(input.secret);
-    return this.#store.transaction((trx) => this.#insert(trx, { ...input, scopes, secret: input.secret ?? generateApiKeySecret() }));
+    return this.#store.transaction((trx) => this.#insert(trx, { ...input, scopes, purposes, secret: input.secret ?? generateApiKeySecret() }));
   }
 
-  async #insert(db: Executor, input: { name: string; scopes: readonly Scope[]; createdBy: string; secret: string }): Promise<MintedApiKey> {
-    const { secret, scopes } = input;
+  /** `purposes` without duplicates, each a well-formed key of a configured purpose. */
+  async #checkPurposes(input: readonly string[]): Promise<string[]> {
+    const purposes = [...new Set(input)];
+    const issues = purposes.flatMap((p, i) => (typeof p === 'string' && p.length <= 128 && PURPOSE_KEY_PATTERN.test(p) ? [] : [{ path: `purposes.${i}`, message: 'must be a purpose key such as marketing.email' }]));
+    if (purposes.length > MAX_KEY_PURPOSES) issues.push({ path: 'purposes', message: `at most ${MAX_KEY_PURPOSES} purposes` });
+    if (issues.length > 0) throw new CustodianError('CST_ERR_VALIDATION', 'purposes must be a list of purpose keys', { details: { issues } });
+    const unknown: string[] = [];
+    for (const p of purposes) if ((await this.#purposes.get(p)) === undefined) unknown.push(p);
+    if (unknown.length > 0) {
+      throw new CustodianError('CST_ERR_AUTH_UNKNOWN_PURPOSE', 'an API key can only be declared for configured purposes', { details: { purposes: unknown } });
+    }
+    return purposes;
+  }
+
+  async #insert(db: Executor, input: { name: string; scopes: readonly Scope[]; purposes: readonly string[]; createdBy: string; secret: string }): Promise<MintedApiKey> {
+    const { secret, scopes, purposes } = input;
     const now = this.#clock.now();
     const id = uuidv7(now);
     const name = input.name.slice(0, 200);
     await db
       .insertInto('api_keys')
-      .values({ id, name, key_hash: hashApiKeySecret(secret), scopes: JSON.stringify(scopes), created_at: toIso(now), created_by: input.createdBy, revoked_at: null })
+      .values({ id, name, key_hash: hashApiKeySecret(secret), scopes: JSON.stringify(scopes), purposes: JSON.stringify(purposes), created_at: toIso(now), created_by: input.createdBy, revoked_at: null })
       .execute();
-    await this.#audit?.record(db, [{ actor: input.createdBy, action: 'api_key.created', targetType: 'api_key', targetId: id, details: { scopes: [...scopes] } }]);
-    return { id, name, scopes, secret, createdAt: toIso(now) };
+    await this.#audit?.record(db, [{ actor: input.createdBy, action: 'api_key.created', targetType: 'api_key', targetId: id, details: { scopes: [...scopes], ...(purposes.length > 0 ? { purposes: [...purposes] } : {}) } }]);
+    return { id, name, scopes, purposes, secret, createdAt: toIso(now) };
   }
 
   /** Whether any unrevoked admin key exists. */
@@ -82,7 +122,7 @@ export class ApiKeyService {
     return this.#store.transaction(async (trx) => {
       await this.#store.lock(trx, 'custodian:bootstrap-admin');
       if (await this.hasAdmin(trx)) return null;
-      return this.#insert(trx, { name: 'initial admin', scopes: ['admin'], createdBy: 'system:bootstrap', secret: chosen ?? generateApiKeySecret() });
+      return this.#insert(trx, { name: 'initial admin', scopes: ['admin'], purposes: [], createdBy: 'system:bootstrap', secret: chosen ?? generateApiKeySecret() });
     });
   }
 
@@ -119,16 +159,27 @@ export class ApiKeyService {
     return done;
   }
 
-  /** Every key's id, name, scopes and dates (never secrets). */
-  async list(): Promise<Array<ApiKeyPrincipal & { createdAt: string; revokedAt: string | null }>> {
-    const rows = await this.#store.db.selectFrom('api_keys').select(['id', 'name', 'scopes', 'created_at', 'revoked_at']).orderBy('id').execute();
+  /** Every key's id, name, scopes, declared purposes and dates (never secrets). */
+  async list(): Promise<ApiKeyRecord[]> {
+    const rows = await this.#store.db.selectFrom('api_keys').select(['id', 'name', 'scopes', 'purposes', 'created_at', 'revoked_at']).orderBy('id').execute();
     return rows.map((r) => ({
       id: r.id,
       name: r.name,
       scopes: JSON.parse(r.scopes) as Scope[],
+      purposes: JSON.parse(r.purposes) as string[],
       createdAt: new Date(r.created_at).toISOString(),
       revokedAt: r.revoked_at === null ? null : new Date(r.revoked_at).toISOString(),
     }));
+  }
+
+  /**
+   * The declared purposes of every key that declares some, revoked keys included (their earlier reads are still
+   * judged), by key id: what the `purpose_mismatch` detection rule judges reads against. One query; O(K) for the
+   * K keys that declare purposes (keys are few: they are minted by hand).
+   */
+  async declaredPurposes(): Promise<ReadonlyMap<string, readonly string[]>> {
+    const rows = await this.#store.db.selectFrom('api_keys').select(['id', 'purposes']).where('purposes', '<>', '[]').execute();
+    return new Map(rows.map((r) => [r.id, Object.freeze(JSON.parse(r.purposes) as string[])] as const).filter(([, p]) => p.length > 0));
   }
 }
 

@@ -10,6 +10,7 @@ import {
   isDataCategory,
   isIsoInstant,
   isStorableText,
+  purposeDetails,
   storedToIso,
   toIso,
   uuidv7,
@@ -23,7 +24,7 @@ import {
   type EventSink,
 } from '../core/index.js';
 import type { CollectionEntry, DataMap } from '../datamap/index.js';
-import { MAX_SCAN_PAGE, type DataConnector, type KeyValue } from '../connectors/data/index.js';
+import { MAX_SCAN_PAGE, type DataConnector, type ScanPage } from '../connectors/data/index.js';
 import type { Executor, Store } from '../store/index.js';
 import type { Selectable } from 'kysely';
 import { assessRisk, type RiskAssessment } from './assess.js';
@@ -482,11 +483,12 @@ export class IncidentService {
    * not streamed before under that kind (across collections and systems), and it counts as a new person only
    * when none of them was (a row sharing an e-mail address with an earlier one is the same person). When the
    * stream is read to its end, that count is stored on the incident and audited. Memory: one 16-byte digest
-   * per distinct identity value; time: one page statement (or file/key-space pass) per page.
+   * per distinct identity value; time: one bounded page read per page (a statement, a stretch of a file, SCAN calls).
    *
    * Collections that cannot be scoped are reported through `onProgress` with `skipped` and in the timeline,
    * not fatal: no identity field, no connection, no primary key to page by (unless the only identity field
-   * can serve), or a connector that answers CST_ERR_CONNECTOR_UNSUPPORTED (HTTP systems; Redis with a window).
+   * can serve), or a connector that answers CST_ERR_CONNECTOR_UNSUPPORTED (HTTP services without the scan operation;
+   * Redis with a window).
    */
   async *affectedSubjects(id: string, options: { from?: string; to?: string; signal?: AbortSignal; onProgress?: (p: ScopeProgress) => void; actor?: string } = {}): AsyncGenerator<readonly AffectedSubject[]> {
     for (const [path, v] of [['from', options.from], ['to', options.to]] as const) if (v !== undefined && !isIsoInstant(v)) invalid([{ path, message: 'must be an ISO-8601 instant' }]);
@@ -546,13 +548,13 @@ export class IncidentService {
           throw err;
         }
         let rows = 0;
-        let after: KeyValue | undefined;
+        let cursor: string | undefined;
         let unsupported: string | undefined;
         for (;;) {
           options.signal?.throwIfAborted();
-          let page: readonly Readonly<Record<string, unknown>>[];
+          let scanned: ScanPage;
           try {
-            page = await connector.scan(target, { keyField, fields: idFields.map((f) => f.name), afterKey: after, limit: SCOPE_PAGE_ROWS, ...window }, options.signal ? { signal: options.signal } : {});
+            scanned = await connector.scan(target, { keyField, fields: idFields.map((f) => f.name), cursor, limit: SCOPE_PAGE_ROWS, ...window }, options.signal ? { signal: options.signal } : {});
           } catch (err) {
             // A system kind that cannot be read whole is reported, not fatal: the other collections are still scoped.
             if (rows === 0 && err instanceof CustodianError && err.code === 'CST_ERR_CONNECTOR_UNSUPPORTED') {
@@ -561,8 +563,8 @@ export class IncidentService {
             }
             throw err;
           }
-          // Only an empty page ends the collection: a Redis page may come back short while keys remain.
-          if (page.length === 0) break;
+          // Only a page without `next` ends the collection: a page may come back short, or empty, while rows remain.
+          const page = scanned.rows;
           for (let at = 0; at < page.length; at += SCOPE_BATCH_ROWS) {
             const batch = page.slice(at, at + SCOPE_BATCH_ROWS);
             const out: AffectedSubject[] = [];
@@ -582,13 +584,12 @@ export class IncidentService {
             options.onProgress?.({ collection: entry.address, rows, done: false });
             if (out.length > 0) yield out;
           }
-          const last = page[page.length - 1]![keyField];
-          // The connector orders keys (by the engine's collation); a key that is not text or a number, or a page
-          // that does not move on, would loop forever.
-          if ((typeof last !== 'string' && typeof last !== 'number') || last === after) {
-            throw new CustodianError('CST_ERR_CONNECTOR_FAILED', `the key field of collection ${entry.address} cannot be paged by (its values are not text or numbers)`, { details: { collection: entry.address, field: keyField } });
+          if (scanned.next === null) break;
+          // A page that does not move on would loop forever.
+          if (scanned.next === cursor) {
+            throw new CustodianError('CST_ERR_CONNECTOR_FAILED', `the pages of collection ${entry.address} do not move on`, { details: { collection: entry.address, field: keyField, reason: 'pagination loop' } });
           }
-          after = last;
+          cursor = scanned.next;
         }
         if (unsupported !== undefined) {
           skip(entry.address, unsupported);
@@ -680,10 +681,10 @@ export class IncidentService {
     return { audience: input.audience, stage, jurisdiction: input.jurisdiction ?? null, queued: recipients.length, notifiedAt: at };
   }
 
-  /** Audits that identities of affected people were handed to a caller (HTTP, CLI). */
-  async recordSubjectsRead(id: string, count: number, ctx: ActorContext): Promise<void> {
+  /** Audits that identities of affected people were handed to a caller (HTTP, CLI), with the purpose it stated. */
+  async recordSubjectsRead(id: string, count: number, ctx: ActorContext & { readonly purpose?: string }): Promise<void> {
     await this.#deps.store.transaction(async (trx) => {
-      await this.#deps.audit?.record(trx, [{ actor: ctx.actor, action: 'incident.subjects_read', targetType: 'incident', targetId: id, requestId: ctx.requestId ?? null, details: { count } }]);
+      await this.#deps.audit?.record(trx, [{ actor: ctx.actor, action: 'incident.subjects_read', targetType: 'incident', targetId: id, requestId: ctx.requestId ?? null, details: { count, ...purposeDetails(ctx) } }]);
     });
   }
 

@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   CST_ERR_AUTH_MISSING: { status: 401, description: 'No `Authorization: Bearer <api key>` header was sent.' },
   CST_ERR_AUTH_INVALID: { status: 401, description: 'The API key is unknown or revoked.' },
   CST_ERR_AUTH_FORBIDDEN: { status: 403, description: 'The API key lacks the scope this operation needs; `details.required` names it.' },
+  CST_ERR_AUTH_UNKNOWN_PURPOSE: { status: 400, description: 'An API key was declared for purposes that are not configured; `details.purposes` lists them.' },
   CST_ERR_NOT_FOUND: { status: 404, description: 'No such route or resource.' },
   CST_ERR_CONSENT_UNKNOWN_PURPOSE: { status: 400, description: 'The purpose key is not configured; `details.purpose` names it.' },
   CST_ERR_CONSENT_PURPOSE_NOT_OFFERED: { status: 400, description: 'The purpose is not offered in the given jurisdiction.' },

@@ -215,12 +215,13 @@ export interface LinkResult {
  * method `banner`. Each copy keeps the decision, jurisdiction, notice version, expiry and evidence of the
  * anonymous event, and its idempotency key `link:<anonymous event id>:<hash of the subject id>` references it,
  * so linking twice records once. A purpose the subject decided after the anonymous choice is left alone.
+ * Reading the anonymous events' evidence is audited (`consent.history.read`) with `ctx.purpose` when stated.
  */
 export async function linkAnonymousChoices(
   ledger: ConsentLedger,
   anonymousId: string,
   subjectId: string,
-  ctx: { actor: string; requestId?: string },
+  ctx: { actor: string; requestId?: string; purpose?: string },
 ): Promise<LinkResult> {
   if (!ANONYMOUS_SUBJECT_PATTERN.test(anonymousId)) {
     throw new CustodianError('CST_ERR_VALIDATION', 'anonymousId must be anon-<uuid v4>', { details: { issues: [{ path: 'anonymousId', message: 'must be anon-<uuid v4>' }] } });

@@ -11,6 +11,7 @@ import {
   uuidv7Time,
   RESTRICTION_LIFT_REASON_KEYS,
   RESTRICTION_REASON_KEYS,
+  purposeDetails,
   type AuditSink,
   type EventInput,
   type EventSink,
@@ -19,6 +20,7 @@ import {
   type Clock,
   type LegalBasis,
   type Purpose,
+  type ReadContext,
 } from '../core/index.js';
 import type { ChangeWatch, Executor, Store } from '../store/index.js';
 import { consentRepository as repo, isoOrNull, type EventRow, type NewEventRow } from './consent-repository.js';
@@ -30,12 +32,14 @@ import { offeredIn, type PurposeRegistry } from './purpose-registry.js';
 import {
   DECISIONS,
   INPUT_METHODS,
+  type ApplyGpcOptions,
   type CollectionMethod,
   type ConsentCheck,
   type ConsentEvent,
   type ConsentEventInput,
   type Decision,
   type Evidence,
+  type GpcApplication,
   type HistoryOptions,
   type HistoryResult,
   type LiftRestrictionOptions,
@@ -358,23 +362,7 @@ export class ConsentLedger {
         answer.push({ row, evidence: p.evidence, replayed: false });
       }
       if (rows.length > 0) {
-        await repo.insertEvents(trx, rows);
-        await repo.upsertState(trx, latestPerPair(rows));
-        await this.#store.announceChange(trx, 'consent', rows.map((r) => r.subject_id));
-        if (this.#audit !== undefined) {
-          await this.#audit.queueConsentEvents(trx, rows);
-          await this.#audit.record(trx, [
-            {
-              actor: ctx.actor,
-              action: 'consent.recorded',
-              targetType: 'consent_batch',
-              targetId: batchId,
-              requestId: ctx.requestId ?? null,
-              details: { events: rows.length, gpcOptOuts: gpcRows.length, subjects: new Set(rows.map((r) => r.subject_id)).size, purposes: [...new Set(rows.map((r) => r.purpose))].sort() },
-            },
-          ]);
-        }
-        await this.#events?.emit(trx, rows.map(consentEvent));
+        await this.#append(trx, rows, gpcRows.length, batchId, ctx);
         return { batchId, answer };
       }
       // A whole replay of one earlier batch answers with that batch's id, as the first answer did.
@@ -390,6 +378,72 @@ export class ConsentLedger {
       a.evidence === undefined ? { ...opened[k++]!, replayed: a.replayed } : { ...toEvent(a.row, a.evidence), replayed: a.replayed },
     );
     return { batchId: result.batchId, events };
+  }
+
+  /**
+   * Appends new event rows in `trx`: the events, the projection, the change notice, the consent-tree leaves and
+   * one `consent.recorded` audit entry, and a `consent.<decision>` outbox event per row. Every write path ends here.
+   */
+  async #append(trx: Executor, rows: readonly NewEventRow[], gpcOptOuts: number, batchId: string, ctx: { readonly actor: string; readonly requestId?: string | undefined }): Promise<void> {
+    await repo.insertEvents(trx, rows);
+    await repo.upsertState(trx, latestPerPair(rows));
+    await this.#store.announceChange(trx, 'consent', rows.map((r) => r.subject_id));
+    if (this.#audit !== undefined) {
+      await this.#audit.queueConsentEvents(trx, rows);
+      await this.#audit.record(trx, [
+        {
+          actor: ctx.actor,
+          action: 'consent.recorded',
+          targetType: 'consent_batch',
+          targetId: batchId,
+          requestId: ctx.requestId ?? null,
+          details: { events: rows.length, gpcOptOuts, subjects: new Set(rows.map((r) => r.subject_id)).size, purposes: [...new Set(rows.map((r) => r.purpose))].sort() },
+        },
+      ]);
+    }
+    await this.#events?.emit(trx, rows.map(consentEvent));
+  }
+
+  /**
+   * Applies a Global Privacy Control signal that came without a choice (a signed-in person's visit to the privacy
+   * center with `Sec-GPC: 1`): the GPC rule of {@link record}, for one subject, with no explicit event. Where the
+   * jurisdiction honours GPC, every `gpcOptOut` purpose offered there whose deciding event is not an opt-out gets a
+   * `denied` event with method `gpc` — unless that event is a grant the subject made while the signal was present
+   * (11 CCR §7025(c)(3): after the business has shown the conflict, the consumer's consent may be honoured). So it
+   * is idempotent: a second visit finds everything opted out and writes nothing. The opt-outs go through the one
+   * write path: one batch, one `consent.recorded` audit entry, one `consent.denied` outbox event per purpose.
+   *
+   * Cost: one projection read (usually cached) per call; a transaction only when something changes.
+   *
+   * @example
+   * const { purposes } = await ledger.applyGpc('u-123', { jurisdiction: 'US-CA', actor: 'privacy_center:…' });
+   */
+  async applyGpc(subjectId: string, options: ApplyGpcOptions): Promise<GpcApplication> {
+    checkSubjectId(subjectId);
+    const jurisdiction = options.jurisdiction ?? null;
+    if (jurisdiction !== null && !JURISDICTION_CODE_PATTERN.test(jurisdiction)) invalid('jurisdiction', 'must look like EU, UK, US-CA');
+    const honoured = this.#gpcEverywhere || honoursGpc(jurisdiction);
+    const candidates = honoured ? this.#purposes.list().filter((p) => p.gpcOptOut && offeredIn(p, jurisdiction)) : [];
+    if (candidates.length === 0) return { honoured, purposes: [], batchId: null };
+    const now = this.#clock.now();
+    // The usual visit changes nothing: decide that from the (cached) projection before opening a transaction.
+    const { states } = await this.#subject(subjectId, now);
+    if (!candidates.some((p) => needsGpcOptOut(states.get(p.key), false))) return { honoured, purposes: [], batchId: null };
+    const batchId = uuidv7(now);
+    const ids = candidates.map(() => uuidv7(now));
+    const rows = await this.#store.transaction(async (trx) => {
+      // Two tabs opening the page at once must not both record the opt-outs.
+      await this.#store.lock(trx, `custodian:gpc:${subjectId}`);
+      const subjects = new Map([[subjectId, { jurisdiction, explicit: new Set<string>() }]]);
+      const gpcRows = await this.#gpcDenials(trx, subjects, now, batchId, options.actor, ids);
+      if (gpcRows.length > 0) await this.#append(trx, gpcRows, gpcRows.length, batchId, options);
+      return gpcRows;
+    });
+    if (rows.length > 0) {
+      this.#invalidate([subjectId]);
+      this.#events?.committed();
+    }
+    return { honoured, purposes: rows.map((r) => r.purpose).sort(), batchId: rows.length > 0 ? batchId : null };
   }
 
   /**
@@ -482,7 +536,6 @@ export class ConsentLedger {
     actor: string,
     ids: readonly string[],
   ): Promise<NewEventRow[]> {
-    let nextId = 0;
     const bySubject = new Map<string, { jurisdiction: string | null; explicit: Set<string> }>();
     for (const p of prepared) {
       if (!p.gpc) continue;
@@ -492,6 +545,19 @@ export class ConsentLedger {
       s.explicit.add(p.purpose.key);
       bySubject.set(p.input.subjectId, s);
     }
+    return this.#gpcDenials(trx, bySubject, now, batchId, actor, ids);
+  }
+
+  /** The GPC denials for subjects with the signal (and the purposes of their explicit events in the batch), read in `trx`. */
+  async #gpcDenials(
+    trx: Executor,
+    bySubject: ReadonlyMap<string, { jurisdiction: string | null; explicit: ReadonlySet<string> }>,
+    now: number,
+    batchId: string,
+    actor: string,
+    ids: readonly string[],
+  ): Promise<NewEventRow[]> {
+    let nextId = 0;
     const optOutPurposes = this.#purposes.list().filter((p) => p.gpcOptOut);
     if (bySubject.size === 0 || optOutPurposes.length === 0) return [];
     const subjects = [...bySubject.entries()].filter(([, s]) => this.#gpcEverywhere || honoursGpc(s.jurisdiction));
@@ -501,13 +567,7 @@ export class ConsentLedger {
     for (const [subjectId, s] of subjects) {
       for (const purpose of optOutPurposes) {
         if (!offeredIn(purpose, s.jurisdiction)) continue;
-        const cur = current.get(subjectId)?.get(purpose.key);
-        if (cur !== undefined) {
-          // Already opted out (denied or withdrawn, by the signal or by the subject): nothing to add.
-          if (cur.decision !== 'granted') continue;
-          // An explicit grant made while the signal was present is the subject's own later choice.
-          if (!s.explicit.has(purpose.key) && cur.gpc) continue;
-        }
+        if (!needsGpcOptOut(current.get(subjectId)?.get(purpose.key), s.explicit.has(purpose.key))) continue;
         rows.push({
           id: ids[nextId++]!,
           subject_id: subjectId,
@@ -586,7 +646,7 @@ export class ConsentLedger {
    * The subject's events (recording order, paged) and the state as of `asOf` (default now): the state a
    * processor could rely on at that instant, to show processing was lawful when it happened.
    */
-  async history(subjectId: string, options: HistoryOptions = {}, ctx?: { actor: string; requestId?: string }): Promise<HistoryResult> {
+  async history(subjectId: string, options: HistoryOptions = {}, ctx?: ReadContext): Promise<HistoryResult> {
     checkSubjectId(subjectId);
     const at = options.asOf === undefined ? this.#clock.now() : Date.parse(options.asOf);
     if (options.asOf !== undefined && !isIsoInstant(options.asOf)) invalid('asOf', 'must be an ISO-8601 instant with a time zone');
@@ -600,7 +660,7 @@ export class ConsentLedger {
     // Reading evidence returns personal data: audited when an actor is named (every interface names one).
     if (ctx !== undefined && this.#audit !== undefined) {
       await this.#store.transaction((trx) =>
-        this.#audit!.record(trx, [{ actor: ctx.actor, action: 'consent.history.read', targetType: 'subject', targetId: subjectId, requestId: ctx.requestId ?? null, details: { events: page.length } }]),
+        this.#audit!.record(trx, [{ actor: ctx.actor, action: 'consent.history.read', targetType: 'subject', targetId: subjectId, requestId: ctx.requestId ?? null, details: { events: page.length, ...purposeDetails(ctx) } }]),
       );
     }
     return {
@@ -613,12 +673,12 @@ export class ConsentLedger {
   }
 
   /** One stored event by id (evidence opened, or marked shredded), or null. */
-  async event(id: string, ctx?: { actor: string; requestId?: string }): Promise<ConsentEvent | null> {
+  async event(id: string, ctx?: ReadContext): Promise<ConsentEvent | null> {
     const row = await this.#store.db.selectFrom('consent_events').selectAll().where('id', '=', id).executeTakeFirst();
     if (row === undefined) return null;
     if (ctx !== undefined && this.#audit !== undefined) {
       await this.#store.transaction((trx) =>
-        this.#audit!.record(trx, [{ actor: ctx.actor, action: 'consent.history.read', targetType: 'subject', targetId: row.subject_id, requestId: ctx.requestId ?? null, details: { events: 1 } }]),
+        this.#audit!.record(trx, [{ actor: ctx.actor, action: 'consent.history.read', targetType: 'subject', targetId: row.subject_id, requestId: ctx.requestId ?? null, details: { events: 1, ...purposeDetails(ctx) } }]),
       );
     }
     return (await this.#toEvents([row]))[0]!;
@@ -939,6 +999,18 @@ function checkSubjectId(subjectId: string, path = 'subjectId'): void {
   }
 }
 
+
+/**
+ * Whether the GPC rule adds an opt-out over the current deciding event `cur` (docs/consent.md#global-privacy-control):
+ * nothing decided, or a grant made without the signal (11 CCR §7025(c)(1), (c)(3): the signal is processed as an
+ * opt-out even where it conflicts with an earlier setting). Not over an opt-out, nor over a grant made while the
+ * signal was present unless the batch has its own event for the purpose (`explicitInBatch`).
+ */
+function needsGpcOptOut(cur: StateRow | undefined, explicitInBatch: boolean): boolean {
+  if (cur === undefined) return true;
+  if (cur.decision !== 'granted') return false;
+  return explicitInBatch || !cur.gpc;
+}
 
 /** The last row per (subject, purpose) in a batch; rows are in id order. */
 /** The outbox event announcing one recorded consent event (ids, decision and times only; never evidence). */

@@ -86,6 +86,26 @@ export interface RecordContext {
   readonly requestId?: string;
 }
 
+/** Options of {@link ConsentLedger.applyGpc}: where the subject is and who applies the signal. */
+export interface ApplyGpcOptions {
+  /** The subject's jurisdiction: the signal opts out only where it honours GPC (or with `gpcEverywhere`). */
+  readonly jurisdiction: string | null;
+  /** The API key id or system component that applies the signal (e.g. the privacy center's session). */
+  readonly actor: string;
+  /** The request id, recorded in the audit entry. */
+  readonly requestId?: string;
+}
+
+/** What {@link ConsentLedger.applyGpc} did. */
+export interface GpcApplication {
+  /** Whether the jurisdiction (or `gpcEverywhere`) makes the signal an opt-out. */
+  readonly honoured: boolean;
+  /** Purposes that got a GPC opt-out now, sorted; empty when the subject was opted out already. */
+  readonly purposes: readonly string[];
+  /** The batch holding the opt-outs, or null when nothing was recorded. */
+  readonly batchId: string | null;
+}
+
 /** A stored consent event. */
 export interface ConsentEvent {
   readonly id: string;

@@ -1,12 +1,37 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { CustodianError, JURISDICTION_CODE_PATTERN, REQUEST_TYPES, type RequestType } from '../core/index.js';
+import { CustodianError, JURISDICTION_CODE_PATTERN, PURPOSE_KEY_PATTERN, REQUEST_TYPES, isStorableText, type RequestType } from '../core/index.js';
 
 /** Languages the privacy center page and its sign-in mail are translated into. */
 export const PRIVACY_CENTER_LANGUAGES = ['en', 'de'] as const;
 export type PrivacyCenterLanguage = (typeof PRIVACY_CENTER_LANGUAGES)[number];
 
 const colour = z.string().regex(/^#[0-9a-fA-F]{6}$/, 'a colour is #rrggbb');
+const text = (min: number, max: number) => z.string().min(min).max(max).refine(isStorableText, 'must be well-formed Unicode without NUL characters');
+
+/** A purpose's title and description in one language; either may be left out (it then falls back). */
+const purposeText = z
+  .object({ title: text(1, 200).optional(), description: text(0, 4000).optional() })
+  .strict()
+  .refine((t) => t.title !== undefined || t.description !== undefined, 'give a title, a description or both');
+
+/**
+ * Translations of the purposes' texts: `{ "<purpose key>": { "<language>": { "title", "description" } } }`.
+ * Keys are not checked against the purposes (the data map may add them later); languages must be the page's.
+ */
+const purposeTranslations = z
+  .record(z.string(), z.record(z.string(), purposeText))
+  .superRefine((purposes, ctx) => {
+    for (const [key, byLanguage] of Object.entries(purposes)) {
+      // Checked here rather than as the record's key schema, whose issue would not say what is wrong.
+      if (key.length > 128 || !PURPOSE_KEY_PATTERN.test(key)) ctx.addIssue({ code: 'custom', path: [key], message: 'not a purpose key (lower-case words separated by dots, e.g. analytics.reporting)' });
+      for (const language of Object.keys(byLanguage)) {
+        if (!(PRIVACY_CENTER_LANGUAGES as readonly string[]).includes(language)) {
+          ctx.addIssue({ code: 'custom', path: [key, language], message: `"${language.slice(0, 20)}" is not a language of the privacy center (${PRIVACY_CENTER_LANGUAGES.join(', ')})` });
+        }
+      }
+    }
+  });
 
 /** The schema of the branding file (`privacy-center.json`); every field is optional. */
 export const brandingSchema = z
@@ -23,8 +48,15 @@ export const brandingSchema = z
     jurisdictions: z.array(z.string().max(16).regex(JURISDICTION_CODE_PATTERN)).min(1).max(50).optional(),
     requestTypes: z.array(z.enum(REQUEST_TYPES)).min(1).optional(),
     privacyPolicyUrl: z.url({ protocol: /^https?$/ }).max(2000).nullable().optional(),
+    purposes: purposeTranslations.optional(),
   })
   .strict();
+
+/** A purpose's texts in one language, as configured (either may be missing). */
+export interface PurposeText {
+  readonly title?: string;
+  readonly description?: string;
+}
 
 /** The privacy center's branding and offer, with defaults filled in. */
 export interface Branding {
@@ -39,6 +71,8 @@ export interface Branding {
   readonly jurisdictions: readonly string[];
   readonly requestTypes: readonly RequestType[];
   readonly privacyPolicyUrl: string | null;
+  /** Translated purpose texts per purpose key and language (see {@link purposeTextIn}). */
+  readonly purposes: Readonly<Record<string, Readonly<Partial<Record<PrivacyCenterLanguage, PurposeText>>>>>;
 }
 
 /**
@@ -55,6 +89,7 @@ export const DEFAULT_BRANDING: Branding = Object.freeze({
   jurisdictions: Object.freeze(['EU']),
   requestTypes: Object.freeze<RequestType[]>(['access', 'portability', 'erasure', 'rectification', 'opt_out']),
   privacyPolicyUrl: null,
+  purposes: Object.freeze({}),
 });
 
 /** Fills `input` (the parsed branding file) with the defaults; CST_ERR_CONFIG when it does not match the schema. */
@@ -77,7 +112,20 @@ export function resolveBranding(input: unknown): Branding {
     jurisdictions: Object.freeze(b.jurisdictions ?? [jurisdiction]),
     requestTypes: Object.freeze(b.requestTypes ?? DEFAULT_BRANDING.requestTypes),
     privacyPolicyUrl: b.privacyPolicyUrl ?? null,
+    purposes: Object.freeze(Object.fromEntries(Object.entries(b.purposes ?? {}).map(([key, t]) => [key, Object.freeze(t as Partial<Record<PrivacyCenterLanguage, PurposeText>>)]))),
   });
+}
+
+/**
+ * The title and description of a purpose in `language`: the branding's translation for that language, else its
+ * English one, else the data map's own text (written in English by convention). Each text falls back on its own.
+ */
+export function purposeTextIn(branding: Branding, purpose: { readonly key: string; readonly title: string; readonly description: string }, language: PrivacyCenterLanguage): { title: string; description: string } {
+  const t = branding.purposes[purpose.key];
+  return {
+    title: t?.[language]?.title ?? t?.en?.title ?? purpose.title,
+    description: t?.[language]?.description ?? t?.en?.description ?? purpose.description,
+  };
 }
 
 /** Reads and resolves the branding file at `path`, or the defaults when there is none. */

@@ -1,9 +1,11 @@
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-import { CustodianError, LEGAL_BASES, honoursGpc, toIso, type Clock, type LegalBasis, type Purpose, type RequestType } from '../core/index.js';
-import { offeredIn, type ConsentStatus, type PurposeState, type RecordContext, type ConsentEventInput } from '../ledger/index.js';
+import { CustodianError, LEGAL_BASES, honoursGpc, toIso, type AuditEntryInput, type Clock, type LegalBasis, type Purpose, type RequestType } from '../core/index.js';
+import type { DataMap } from '../datamap/index.js';
+import { offeredIn, type ApplyGpcOptions, type ConsentStatus, type GpcApplication, type PurposeState, type RecordContext, type ConsentEventInput } from '../ledger/index.js';
 import { normaliseIdentities } from '../rights/engine/identities.js';
 import type { CreateRequestInput, RequestView } from '../rights/engine/request-engine.js';
-import type { Branding, PrivacyCenterLanguage } from './branding.js';
+import { purposeTextIn, type Branding, type PrivacyCenterLanguage } from './branding.js';
+import { rectifiableFields, type RectifiableField } from './rectifiable-fields.js';
 import type { PrivacySession, SessionStore } from './session-store.js';
 
 /** What the privacy center needs from the rest of Custodian: a small, named set of services. */
@@ -21,10 +23,17 @@ export interface PrivacyCenterDeps {
   readonly ledger: {
     state(subjectId: string): Promise<PurposeState[]>;
     record(events: readonly ConsentEventInput[], ctx: RecordContext): Promise<unknown>;
+    applyGpc(subjectId: string, options: ApplyGpcOptions): Promise<GpcApplication>;
   };
   readonly purposes: { list(): readonly Purpose[] };
   readonly packages: { packageLink(id: string, ttlMs: number): Promise<{ token: string; expiresAt: string }> };
   readonly branding: () => Branding;
+  /** Sign-ins, failed codes and ended sessions are audited, each in a transaction of its own (ids only). */
+  readonly audit: { recordNow(entries: readonly AuditEntryInput[]): Promise<void> };
+  /** The `email` blind index of an address (the keyring's), the only form an address takes in the audit log. */
+  readonly emailIndex: (email: string) => Promise<string>;
+  /** The current data map, for the fields a person may ask to have corrected; undefined when none is stored. */
+  readonly dataMap: () => Promise<DataMap | undefined>;
 }
 
 /** Maps a verified e-mail address to the application's user id; undefined when the application has no such user. */
@@ -65,9 +74,26 @@ export interface PrivacyPurposeView {
 /** The consent page: purposes offered in the center's jurisdiction and the Global Privacy Control outcome. */
 export interface PrivacyConsentView {
   readonly jurisdiction: string;
+  /** The language of `title` and `description` (the asked one, or the branding's default). */
+  readonly language: PrivacyCenterLanguage;
   readonly purposes: readonly PrivacyPurposeView[];
-  /** `signal`: the browser sent `Sec-GPC: 1`; `honoured`: the jurisdiction (or CUSTODIAN_GPC_EVERYWHERE) applies it to the person's choices. */
-  readonly gpc: { readonly signal: boolean; readonly honoured: boolean };
+  readonly gpc: {
+    /** The browser sent `Sec-GPC: 1`. */
+    readonly signal: boolean;
+    /** The jurisdiction (or CUSTODIAN_GPC_EVERYWHERE) makes the signal an opt-out. */
+    readonly honoured: boolean;
+    /** Purposes the signal opted out on this very call (sorted; empty when they were opted out already). */
+    readonly applied: readonly string[];
+    /** Offered purposes whose current decision is an opt-out by the signal (method `gpc`). */
+    readonly optedOut: readonly string[];
+  };
+}
+
+/** How a call reached the center: the GPC signal, the page's language, the HTTP request id (for the audit log). */
+export interface PrivacyCallContext {
+  readonly gpc?: boolean;
+  readonly language?: PrivacyCenterLanguage | undefined;
+  readonly requestId?: string | undefined;
 }
 
 /** A new session: the cookie token (give it to the browser only) and the CSRF token the page sends back. */
@@ -78,6 +104,8 @@ export interface OpenedSession {
 }
 
 const WINDOW_MS = 15 * 60_000;
+/** The audit actor of calls made before sign-in: the person is not known yet. */
+const ANONYMOUS = 'privacy_center';
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
 /**
@@ -115,57 +143,75 @@ export class PrivacyCenter {
    * The answer is the same for every well-formed address, known or not; past the per-address limit the code
    * is silently not sent (the answer still looks the same).
    */
-  async startSignIn(email: string, language: PrivacyCenterLanguage = 'en'): Promise<{ challengeId: string; expiresAt: string }> {
+  async startSignIn(email: string, language: PrivacyCenterLanguage = 'en', ctx: PrivacyCallContext = {}): Promise<{ challengeId: string; expiresAt: string }> {
     const address = normaliseIdentities({ email }, ['email']).email![0]!;
     const now = this.#d.clock.now();
     const id = randomBytes(16).toString('base64url');
     const expiresAt = now + this.#codeTtlMs;
     const emailDigest = this.#d.digest(`privacy-center:email:${address}`);
     const recent = await this.#d.sessions.recentChallenges(emailDigest, now - WINDOW_MS);
-    if (recent < this.#maxPerWindow) {
+    const sent = recent < this.#maxPerWindow;
+    if (sent) {
       const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
       await this.#d.sessions.putChallenge({ id, email: address, emailDigest, codeDigest: this.#codeDigest(id, code), expiresAt, attempts: 0, createdAt: now });
       const minutes = Math.round(this.#codeTtlMs / 60_000);
       await this.#d.requests.queueMail({ to: address, template: 'privacy_center_code', body: MAIL[language](code, minutes, this.#d.branding().name), keySubject: `privacy-center:${emailDigest}` });
     }
+    // The address enters the log only as its blind index, so an investigation can find its sign-ins without it.
+    await this.#audit(ctx, { actor: ANONYMOUS, action: 'privacy_center.code_sent', targetType: 'privacy_sign_in', targetId: id, outcome: sent ? 'success' : 'denied', details: { emailIndex: await this.#d.emailIndex(address), sent } });
     return { challengeId: id, expiresAt: toIso(expiresAt) };
   }
 
   /**
    * Checks the code of a challenge and opens a session for its address. Wrong codes count; at the limit the
-   * challenge is used up. An unknown, expired or used-up challenge is CST_ERR_PRIVACY_CODE_EXPIRED.
+   * challenge is used up. An unknown, expired or used-up challenge is CST_ERR_PRIVACY_CODE_EXPIRED. With
+   * `ctx.gpc`, the GPC signal is applied for the person at once (see {@link consent}).
    */
-  async verifySignIn(challengeId: string, code: string): Promise<OpenedSession> {
+  async verifySignIn(challengeId: string, code: string, ctx: PrivacyCallContext = {}): Promise<OpenedSession> {
     const now = this.#d.clock.now();
     const challenge = await this.#d.sessions.getChallenge(challengeId);
-    if (challenge === undefined || challenge.expiresAt <= now || challenge.attempts >= this.#maxAttempts) {
-      if (challenge !== undefined) await this.#d.sessions.deleteChallenge(challengeId);
+    // An unknown id is not audited: it names nothing, and anyone could send any number of them.
+    if (challenge === undefined) throw new CustodianError('CST_ERR_PRIVACY_CODE_EXPIRED', 'the code has expired or was used up: ask for a new one');
+    const failed = (reason: 'expired' | 'used_up' | 'wrong_code' | 'already_used', attemptsLeft: number) =>
+      this.#audit(ctx, { actor: ANONYMOUS, action: 'privacy_center.verification_failed', targetType: 'privacy_sign_in', targetId: challengeId, outcome: 'failure', details: { reason, attemptsLeft } });
+    if (challenge.expiresAt <= now || challenge.attempts >= this.#maxAttempts) {
+      if (await this.#d.sessions.deleteChallenge(challengeId)) await failed(challenge.expiresAt <= now ? 'expired' : 'used_up', 0);
       throw new CustodianError('CST_ERR_PRIVACY_CODE_EXPIRED', 'the code has expired or was used up: ask for a new one');
     }
     if (!(/^\d{6}$/.test(code) && equalHex(this.#codeDigest(challengeId, code), challenge.codeDigest))) {
       const counted = await this.#d.sessions.countAttempt(challengeId);
-      const left = this.#maxAttempts - (counted?.attempts ?? this.#maxAttempts);
+      const left = Math.max(0, this.#maxAttempts - (counted?.attempts ?? this.#maxAttempts));
+      await failed(left <= 0 ? 'used_up' : 'wrong_code', left);
       if (left <= 0) {
         await this.#d.sessions.deleteChallenge(challengeId);
         throw new CustodianError('CST_ERR_PRIVACY_CODE_EXPIRED', 'too many wrong codes: ask for a new one');
       }
       throw new CustodianError('CST_ERR_PRIVACY_CODE_INVALID', 'the code is not right', { details: { attemptsLeft: left } });
     }
-    await this.#d.sessions.deleteChallenge(challengeId);
+    // A code opens one session: of two replicas checking it at once, only the one that uses it up goes on.
+    if (!(await this.#d.sessions.deleteChallenge(challengeId))) {
+      await failed('already_used', 0);
+      throw new CustodianError('CST_ERR_PRIVACY_CODE_EXPIRED', 'the code has expired or was used up: ask for a new one');
+    }
     const userId = (await this.#lookup?.(challenge.email)) ?? null;
     const subjectId = userId ?? `pc_${this.#d.digest(`privacy-center:subject:email:${challenge.email}`)}`;
     const token = randomBytes(32).toString('base64url');
     const tokenHash = sha256(token);
     const expiresAt = now + this.#sessionTtlMs;
-    await this.#d.sessions.putSession({ tokenHash, email: challenge.email, subjectId, userId, createdAt: now, expiresAt });
+    const session: PrivacySession = { tokenHash, email: challenge.email, subjectId, userId, createdAt: now, expiresAt };
+    await this.#d.sessions.putSession(session);
+    await this.#audit(ctx, { actor: this.#actor(session), action: 'privacy_center.verification_succeeded', targetType: 'subject', targetId: subjectId, details: { challengeId } });
+    // The signal is applied at sign-in too, so the opt-out does not wait for the consent page.
+    if (ctx.gpc === true) await this.#applyGpc(session, ctx);
     return { token, csrfToken: this.#csrfToken(tokenHash), expiresAt: toIso(expiresAt) };
   }
 
   /** The live session of a cookie token; CST_ERR_PRIVACY_SESSION_REQUIRED when there is none. */
-  async session(token: string | undefined): Promise<PrivacySession> {
+  async session(token: string | undefined, ctx: PrivacyCallContext = {}): Promise<PrivacySession> {
     const session = token !== undefined && TOKEN.test(token) ? await this.#d.sessions.getSession(sha256(token)) : undefined;
     if (session === undefined || session.expiresAt <= this.#d.clock.now()) {
-      if (session !== undefined) await this.#d.sessions.deleteSession(session.tokenHash);
+      // Audited once, by whichever call removes it (an expired session nobody comes back with is swept silently).
+      if (session !== undefined && (await this.#d.sessions.deleteSession(session.tokenHash))) await this.#ended(session, 'expired', ctx);
       throw new CustodianError('CST_ERR_PRIVACY_SESSION_REQUIRED', 'sign in with your e-mail address');
     }
     return session;
@@ -184,23 +230,34 @@ export class PrivacyCenter {
   }
 
   /** Ends a session (sign-out). */
-  async signOut(session: PrivacySession): Promise<void> {
-    await this.#d.sessions.deleteSession(session.tokenHash);
+  async signOut(session: PrivacySession, ctx: PrivacyCallContext = {}): Promise<void> {
+    if (await this.#d.sessions.deleteSession(session.tokenHash)) await this.#ended(session, 'signed_out', ctx);
   }
 
-  /** The purposes offered in the center's jurisdiction with the person's current decisions. */
-  async consent(session: PrivacySession, gpcSignal: boolean): Promise<PrivacyConsentView> {
-    const jurisdiction = this.#d.branding().jurisdiction;
+  /**
+   * The purposes offered in the center's jurisdiction with the person's current decisions, texts in `ctx.language`
+   * (see {@link purposeTextIn}). With the GPC signal, it is applied first — on every visit, not only with a choice
+   * (11 CCR §7025(c)(1): the signal is an opt-out request for the known consumer): see {@link ConsentLedger.applyGpc}
+   * for the rule, including a grant made while the signal was present, which stands (§7025(c)(3)).
+   */
+  async consent(session: PrivacySession, ctx: PrivacyCallContext = {}): Promise<PrivacyConsentView> {
+    const branding = this.#d.branding();
+    const jurisdiction = branding.jurisdiction;
+    const language = ctx.language ?? branding.defaultLanguage;
+    const gpcSignal = ctx.gpc === true;
+    const applied = gpcSignal ? await this.#applyGpc(session, ctx) : [];
     const offered = this.#d.purposes.list().filter((p) => offeredIn(p, jurisdiction));
     const state = new Map((await this.#d.ledger.state(session.subjectId)).map((s) => [s.purpose, s]));
     return {
       jurisdiction,
+      language,
       purposes: offered.map((p) => {
         const s = state.get(p.key);
+        const text = purposeTextIn(branding, p, language);
         return {
           key: p.key,
-          title: p.title,
-          description: p.description,
+          title: text.title,
+          description: text.description,
           legalBasis: p.legalBasis,
           legalBasisArticle: LEGAL_BASES[p.legalBasis].article,
           changeable: isChangeable(p),
@@ -210,15 +267,29 @@ export class PrivacyCenter {
           gpcOptOut: p.gpcOptOut,
         };
       }),
-      gpc: { signal: gpcSignal, honoured: gpcSignal && (this.#gpcEverywhere || honoursGpc(jurisdiction)) },
+      gpc: {
+        signal: gpcSignal,
+        honoured: gpcSignal && (this.#gpcEverywhere || honoursGpc(jurisdiction)),
+        applied,
+        optedOut: offered.filter((p) => isGpcOptOut(state.get(p.key))).map((p) => p.key),
+      },
     };
+  }
+
+  /** Applies the browser's GPC signal for a signed-in person (see {@link consent}); returns the purposes opted out now. */
+  async #applyGpc(session: PrivacySession, ctx: PrivacyCallContext): Promise<readonly string[]> {
+    const jurisdiction = this.#d.branding().jurisdiction;
+    // CUSTODIAN_GPC_EVERYWHERE is the ledger's option too; asking here saves a call where the law does not apply.
+    if (!this.#gpcEverywhere && !honoursGpc(jurisdiction)) return [];
+    const result = await this.#d.ledger.applyGpc(session.subjectId, { jurisdiction, actor: this.#actor(session), ...(ctx.requestId !== undefined ? { requestId: ctx.requestId } : {}) });
+    return result.purposes;
   }
 
   /**
    * Records the person's grant or withdrawal for one purpose (method `privacy_center`, with the GPC flag, so the
    * ledger's GPC rule applies in the same batch). Unknown or not changeable purposes are CST_ERR_NOT_FOUND.
    */
-  async decide(session: PrivacySession, purposeKey: string, decision: 'granted' | 'withdrawn', ctx: { gpc: boolean; requestId?: string }): Promise<PrivacyConsentView> {
+  async decide(session: PrivacySession, purposeKey: string, decision: 'granted' | 'withdrawn', ctx: PrivacyCallContext & { gpc: boolean }): Promise<PrivacyConsentView> {
     const jurisdiction = this.#d.branding().jurisdiction;
     const purpose = this.#d.purposes.list().find((p) => p.key === purposeKey && offeredIn(p, jurisdiction));
     if (purpose === undefined || !isChangeable(purpose)) throw new CustodianError('CST_ERR_NOT_FOUND', 'no such purpose to decide on here', { details: { purpose: purposeKey } });
@@ -229,7 +300,13 @@ export class PrivacyCenter {
       gpc: ctx.gpc,
       ...(ctx.requestId !== undefined ? { requestId: ctx.requestId } : {}),
     });
-    return this.consent(session, ctx.gpc);
+    return this.consent(session, ctx);
+  }
+
+  /** The fields of the data map the person may ask to have corrected (see {@link rectifiableFields}); empty without a data map. */
+  async rectifiableFields(session: PrivacySession): Promise<RectifiableField[]> {
+    const map = await this.#d.dataMap();
+    return map === undefined ? [] : rectifiableFields(map, session.userId === null ? ['email'] : ['email', 'user_id']);
   }
 
   /** Makes a request for the verified address (and user id): already verified, so no code is sent. */
@@ -238,6 +315,14 @@ export class PrivacyCenter {
     const jurisdiction = input.jurisdiction ?? branding.jurisdiction;
     if (!branding.jurisdictions.includes(jurisdiction) || !branding.requestTypes.includes(input.type)) {
       throw new CustodianError('CST_ERR_REQUEST_RIGHT_NOT_AVAILABLE', 'this privacy center does not take that request', { details: { jurisdiction, type: input.type } });
+    }
+    if (input.type === 'rectification' && input.corrections !== undefined) {
+      // Only the fields offered to this person: the data map must declare them, as rectifiable (GDPR Art. 16).
+      const offered = new Set((await this.rectifiableFields(session)).map((f) => f.field));
+      const issues = Object.keys(input.corrections)
+        .filter((field) => !offered.has(field))
+        .map((field) => ({ path: `corrections.${field.slice(0, 200)}`, message: 'not a field of the data map that can be corrected here' }));
+      if (issues.length > 0) throw new CustodianError('CST_ERR_VALIDATION', 'a correction names a field that cannot be corrected here', { details: { issues } });
     }
     return this.#d.requests.create({
       type: input.type,
@@ -271,6 +356,14 @@ export class PrivacyCenter {
     return { url: `/downloads/packages/${link.token}`, expiresAt: link.expiresAt };
   }
 
+  async #ended(session: PrivacySession, reason: 'signed_out' | 'expired', ctx: PrivacyCallContext): Promise<void> {
+    await this.#audit(ctx, { actor: this.#actor(session), action: 'privacy_center.session_ended', targetType: 'subject', targetId: session.subjectId, details: { reason } });
+  }
+
+  async #audit(ctx: PrivacyCallContext, entry: AuditEntryInput): Promise<void> {
+    await this.#d.audit.recordNow([{ ...entry, requestId: ctx.requestId ?? null }]);
+  }
+
   #actor(session: PrivacySession): string {
     // Names the session, not the person: the first 16 hex digits of the token's hash.
     return `privacy_center:${session.tokenHash.slice(0, 16)}`;
@@ -288,6 +381,11 @@ export class PrivacyCenter {
 /** Consent-based purposes, GPC opt-out purposes and those the person may object to (GDPR Art. 21(1)). */
 function isChangeable(p: Purpose): boolean {
   return p.consentRequired || p.gpcOptOut || LEGAL_BASES[p.legalBasis].objectable;
+}
+
+/** Whether the current decision is an opt-out recorded by the GPC signal (method `gpc`). */
+function isGpcOptOut(s: PurposeState | undefined): boolean {
+  return s?.method === 'gpc' && s.status === 'denied';
 }
 
 function sha256(text: string): string {

@@ -26,24 +26,31 @@ export interface PrivacySession {
 
 /**
  * Where the privacy center keeps sign-in challenges and sessions. Entries expire on their own; a store may
- * drop expired entries whenever it likes. The default adapter is {@link MemorySessionStore}.
+ * drop expired entries whenever it likes. Adapters: {@link MemorySessionStore} (one process) and
+ * `StoreSessionStore` (Custodian's store, shared by replicas; the default of `createCustodian`). Both pass the
+ * conformance suite in `test/privacy-center/session-store.case.ts`.
  */
 export interface SessionStore {
   putChallenge(challenge: SignInChallenge): Promise<void>;
   getChallenge(id: string): Promise<SignInChallenge | undefined>;
   /** Counts the wrong code; undefined when the challenge is gone. */
   countAttempt(id: string): Promise<SignInChallenge | undefined>;
-  deleteChallenge(id: string): Promise<void>;
+  /**
+   * Uses the challenge up. True for exactly one caller while it was open, so a code opens one session even when
+   * two replicas check it at the same moment.
+   */
+  deleteChallenge(id: string): Promise<boolean>;
   /** Codes sent for `emailDigest` at or after `since` (used or not). O(1): at most 20 times are kept per address. */
   recentChallenges(emailDigest: string, since: number): Promise<number>;
   putSession(session: PrivacySession): Promise<void>;
   getSession(tokenHash: string): Promise<PrivacySession | undefined>;
-  deleteSession(tokenHash: string): Promise<void>;
+  /** Ends a session; true when it was there (so exactly one caller reports its end). */
+  deleteSession(tokenHash: string): Promise<boolean>;
 }
 
 /**
- * An in-process {@link SessionStore}: right for one `serve` process (the default). Several replicas behind a
- * load balancer need sticky sessions or a shared adapter (see docs/privacy-center.md). Bounded: past
+ * An in-process {@link SessionStore}: right for one process (tests, embedding). Several replicas behind a load
+ * balancer need the store-backed adapter (the default, see docs/privacy-center.md). Bounded: past
  * `maxEntries` the oldest entries are dropped (Map iteration order is insertion order), so a flood of sign-ins
  * cannot exhaust memory. Expired entries are swept on writes: amortised O(1) per operation.
  */
@@ -81,8 +88,8 @@ export class MemorySessionStore implements SessionStore {
     return next;
   }
 
-  async deleteChallenge(id: string): Promise<void> {
-    this.#challenges.delete(id);
+  async deleteChallenge(id: string): Promise<boolean> {
+    return this.#challenges.delete(id);
   }
 
   async recentChallenges(emailDigest: string, since: number): Promise<number> {
@@ -98,8 +105,8 @@ export class MemorySessionStore implements SessionStore {
     return this.#sessions.get(tokenHash);
   }
 
-  async deleteSession(tokenHash: string): Promise<void> {
-    this.#sessions.delete(tokenHash);
+  async deleteSession(tokenHash: string): Promise<boolean> {
+    return this.#sessions.delete(tokenHash);
   }
 
   #sweep<T extends { expiresAt: number }>(map: Map<string, T>): void {

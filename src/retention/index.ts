@@ -14,6 +14,7 @@ export {
   type RetentionProgress,
   type RetentionReport,
   type RetentionReportRule,
+  type HoldReason,
   type SkipReason,
 } from './retention-service.js';
 export { type LegalHoldView, type LegalHoldScope, type CreateLegalHoldInput } from './legal-holds.js';

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CustodianError, isCustodianError, parseRetentionPeriod, storedToIso, subtractPeriod, toIso, uuidv7, type AuditSink, type Clock } from '../core/index.js';
-import type { CollectionTarget, DataConnector, KeyValue, Row, RowChange } from '../connectors/data/index.js';
+import { MAX_SCAN_PAGE, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange, type ScanPage } from '../connectors/data/index.js';
 import type { CollectionEntry, DataMap, Erasure, RetentionRule } from '../datamap/index.js';
 import { FINAL_STATUSES, hashValue } from '../rights/index.js';
 import type { Executor, Store } from '../store/index.js';
@@ -86,6 +86,13 @@ export interface RetentionProgress {
   readonly changed: number;
 }
 
+/**
+ * Why a row past due is kept (retention report): a legal hold on its collection or system, a legal hold on
+ * its subject, or an open data subject request of its subject. A row is counted once, under the first reason
+ * that applies in this order.
+ */
+export type HoldReason = 'legal_hold' | 'subject_legal_hold' | 'open_request';
+
 /** One rule in the retention report. */
 export interface RetentionReportRule {
   readonly collection: string;
@@ -95,10 +102,20 @@ export interface RetentionReportRule {
   readonly period: string;
   readonly action: 'delete' | 'anonymise';
   readonly cutoff: string;
-  /** Rows past due now (held ones included: they are past due, kept for a reason), or null when not measurable. */
+  /** Rows past due now that a run would delete or anonymise (actionable: not held), or null when not measurable. */
   readonly pastDue: number | null;
+  /** Rows past due now that a run keeps because they are held (GDPR Art. 17(3)(e); open requests), or null. */
+  readonly pastDueHeld: number | null;
+  /** {@link RetentionReportRule.pastDueHeld} by reason (they add up to it), or null when not measurable. */
+  readonly heldReasons: Readonly<Record<HoldReason, number>> | null;
+  /**
+   * Anonymise rules: rows past due whose named fields are already anonymised — their rule is met, they stay past
+   * due by age only (0 for delete rules; null when not measurable).
+   */
+  readonly anonymised: number | null;
   /** Rows that will come due in the next {@link RetentionReport.horizonDays} days. */
   readonly dueSoon: number | null;
+  /** No actionable row past due (held rows never make a rule non-compliant); null when not measurable. */
   readonly compliant: boolean | null;
   readonly heldBy: 'legal_hold' | null;
   readonly error: string | null;
@@ -110,9 +127,15 @@ export interface RetentionReport {
   readonly datamapVersion: number | null;
   readonly horizonDays: number;
   readonly rules: readonly RetentionReportRule[];
-  /** Share of measured rules with no row past due (held collections excepted), 0–100; null when none was measured. */
+  /**
+   * 100 × (measured rules with no actionable row past due) / (measured rules), one decimal; null when no rule
+   * was measured. Measured: counted without error. Held rows do not count against a rule.
+   */
   readonly compliancePercent: number | null;
+  /** Actionable rows past due, all rules. */
   readonly pastDueTotal: number;
+  /** Held rows past due, all rules. */
+  readonly pastDueHeldTotal: number;
   readonly dueSoonTotal: number;
   readonly lastRun: { readonly id: string; readonly status: string; readonly finishedAt: string | null; readonly dryRun: boolean } | null;
   readonly activeLegalHolds: number;
@@ -148,11 +171,15 @@ export interface RetentionServiceOptions {
   readonly owner?: string;
 }
 
-/** Who is held now: identities in clear (`<kind>\u0000<value>`, from open requests) and keyed digests (legal holds). */
+/**
+ * Who is held now: identities of open requests in clear (`<kind>\u0000<value>`) or, when they cannot be
+ * unsealed, as keyed digests; subjects under a legal hold as keyed digests; and the legal holds themselves.
+ */
 interface HeldSubjects {
   readonly at: number;
-  readonly values: ReadonlySet<string>;
-  readonly digests: ReadonlySet<string>;
+  readonly requestValues: ReadonlySet<string>;
+  readonly requestDigests: ReadonlySet<string>;
+  readonly legalDigests: ReadonlySet<string>;
   readonly holds: ActiveHolds;
 }
 
@@ -209,12 +236,13 @@ function describe(err: unknown): string {
  * Applies the retention rules of the data map to the systems it describes (docs/retention.md).
  *
  * Per rule of each collection, rows past due (`age field < asOf − period`) are read in pages of `batchSize`
- * keys by keyset pagination on the primary key; rows of subjects under hold (open data subject requests,
+ * rows resumed by the connector's cursor (keyset pagination on the primary key for SQL, a byte offset for JSONL,
+ * the service's cursor for HTTP); rows of subjects under hold (open data subject requests,
  * legal holds) are skipped; the rest are deleted (or their named fields anonymised with their erasure
  * strategy) by one statement per batch that re-checks the due condition, so a row that stopped being due
  * meanwhile is kept. Each batch is its own short transaction in the system: no lock outlives a batch.
  *
- * After every batch the rule's cursor (last key processed) and counts are saved in the store, and the lease
+ * After every batch the rule's cursor (where the next page starts) and counts are saved in the store, and the lease
  * renewed: a run killed at any point is resumed by the next {@link RetentionService.run} once its lease has
  * expired, from the saved cursor with the same cutoffs. Deleting again what was already deleted deletes
  * nothing, so the batch that was cut short is simply done again. One run at a time across processes: the lease
@@ -295,18 +323,29 @@ export class RetentionService {
   }
 
   /**
-   * Every rule of the current data map measured against its system: rows past due now and rows coming due in
-   * the next `horizonDays` days (two counts per rule), and the share of rules with nothing past due.
+   * Every rule of the current data map measured against its system now (docs/retention.md#report): rows past due
+   * that a run would change (actionable), rows past due that are held, by reason, and rows coming due in the
+   * next `horizonDays` days; and the share of measured rules with no actionable row past due.
+   *
+   * Cost per rule, all bounded statements: two counts for a delete rule when no subject can be held in the
+   * collection (no open request, no subject legal hold, or no identity field) or a legal hold covers it whole;
+   * otherwise one count plus the rows past due read in pages of {@link MAX_SCAN_PAGE} (key, identity and
+   * anonymised fields only, O(page) memory), each told apart as a run would — O(rows past due) reads. Anonymise
+   * rules always read their rows past due: anonymised rows stay past due by age.
    */
   async report(options: { horizonDays?: number; signal?: AbortSignal } = {}): Promise<RetentionReport> {
     const horizonDays = Math.max(1, Math.min(366, Math.floor(options.horizonDays ?? 30)));
     const now = this.#d.clock.now();
     const current = await this.#d.dataMap();
-    const holds = await this.#holds.active();
+    const held = await this.#heldSubjects();
+    const holds = held.holds;
     const last = await this.#d.store.db.selectFrom('retention_runs').select(['id', 'status', 'finished_at', 'dry_run']).orderBy('id', 'desc').limit(1).executeTakeFirst();
     const lastRun = last === undefined ? null : { id: last.id, status: last.status, finishedAt: last.finished_at === null ? null : storedToIso(last.finished_at), dryRun: last.dry_run === 1 };
     const activeLegalHolds = holds.subjectDigests.size + holds.systems.size + holds.collections.size;
-    if (current === undefined) return { generatedAt: toIso(now), datamapVersion: null, horizonDays, rules: [], compliancePercent: null, pastDueTotal: 0, dueSoonTotal: 0, lastRun, activeLegalHolds };
+    if (current === undefined) {
+      return { generatedAt: toIso(now), datamapVersion: null, horizonDays, rules: [], compliancePercent: null, pastDueTotal: 0, pastDueHeldTotal: 0, dueSoonTotal: 0, lastRun, activeLegalHolds };
+    }
+    const subjectsHeld = held.requestValues.size + held.requestDigests.size + held.legalDigests.size > 0;
     const connectors = new Map<string, Promise<DataConnector>>();
     const rules: RetentionReportRule[] = [];
     try {
@@ -318,17 +357,46 @@ export class RetentionService {
         try {
           const connector = await this.#connector(connectors, current.map, entry.system.key);
           const target = targetOf(entry);
-          const pastDue = await connector.countExpired(target, { ageField: rule.field, cutoff });
-          const dueSoon = await connector.countExpired(target, { ageField: rule.field, cutoff: cutoffOf(now + horizonDays * DAY_MS, rule.period) }, { from: cutoff });
-          rules.push({ ...base, pastDue, dueSoon, compliant: pastDue === 0, error: null });
+          const due = { ageField: rule.field, cutoff };
+          const identities = identityFieldsOf(current.map, entry);
+          const anonymise = rule.action === 'anonymise' ? anonymisedFields(entry, rule) : [];
+          const reasons: Record<HoldReason, number> = { legal_hold: 0, subject_legal_hold: 0, open_request: 0 };
+          let pastDue = 0;
+          let anonymised = 0;
+          if (heldBy !== null) {
+            reasons.legal_hold = await connector.countExpired(target, due, options.signal ? { signal: options.signal } : {});
+          } else if ((!subjectsHeld || identities.length === 0) && anonymise.length === 0) {
+            pastDue = await connector.countExpired(target, due, options.signal ? { signal: options.signal } : {});
+          } else {
+            // Rows are told apart as a run would: held (skipped), already anonymised (their rule is met), the rest.
+            const keyField = entry.collection.fields.find((f) => f.primaryKey === true)?.name;
+            if (keyField === undefined) throw new CustodianError('CST_ERR_DATAMAP_INVALID', 'the collection declares no primaryKey field: rows past due are paged by it');
+            const fields = [...new Set([...(subjectsHeld ? identities.map((i) => i.field) : []), ...anonymise.map((a) => a.field)])];
+            let cursor: string | undefined;
+            do {
+              const page: ScanPage = await connector.findExpired(target, { ...due, keyField, cursor, limit: MAX_SCAN_PAGE, fields }, options.signal ? { signal: options.signal } : {});
+              for (const r of page.rows) {
+                const reason = subjectsHeld ? holdOf(r, identities, held, this.#d.digest) : undefined;
+                if (reason !== undefined) reasons[reason]++;
+                else if (anonymise.length > 0 && anonymise.every((a) => isAnonymised(a.erasure, r[a.field]))) anonymised++;
+                else pastDue++;
+              }
+              if (page.next !== null && page.next === cursor) throw new CustodianError('CST_ERR_CONNECTOR_FAILED', 'the pages of rows past due do not move on', { details: { collection: entry.address, reason: 'pagination loop' } });
+              cursor = page.next ?? undefined;
+            } while (cursor !== undefined);
+          }
+          const dueSoon = await connector.countExpired(target, { ageField: rule.field, cutoff: cutoffOf(now + horizonDays * DAY_MS, rule.period) }, options.signal ? { from: cutoff, signal: options.signal } : { from: cutoff });
+          const pastDueHeld = reasons.legal_hold + reasons.subject_legal_hold + reasons.open_request;
+          rules.push({ ...base, pastDue, pastDueHeld, heldReasons: reasons, anonymised, dueSoon, compliant: pastDue === 0, error: null });
         } catch (err) {
-          rules.push({ ...base, pastDue: null, dueSoon: null, compliant: null, error: describe(err) });
+          if (options.signal?.aborted === true) throw err;
+          rules.push({ ...base, pastDue: null, pastDueHeld: null, heldReasons: null, anonymised: null, dueSoon: null, compliant: null, error: describe(err) });
         }
       }
     } finally {
       await closeAll(connectors);
     }
-    const measured = rules.filter((r) => r.compliant !== null && r.heldBy === null);
+    const measured = rules.filter((r) => r.compliant !== null);
     return {
       generatedAt: toIso(now),
       datamapVersion: current.version,
@@ -336,6 +404,7 @@ export class RetentionService {
       rules,
       compliancePercent: measured.length === 0 ? null : Math.round((measured.filter((r) => r.compliant).length / measured.length) * 1000) / 10,
       pastDueTotal: rules.reduce((n, r) => n + (r.pastDue ?? 0), 0),
+      pastDueHeldTotal: rules.reduce((n, r) => n + (r.pastDueHeld ?? 0), 0),
       dueSoonTotal: rules.reduce((n, r) => n + (r.dueSoon ?? 0), 0),
       lastRun,
       activeLegalHolds,
@@ -504,37 +573,40 @@ export class RetentionService {
     const anonymise = rule.action === 'anonymise' ? anonymisedFields(entry, rule) : [];
     const hashKey = anonymise.some((a) => a.erasure.strategy === 'hash') ? await this.#d.hashKey() : undefined;
     const fields = [...new Set([...identities.map((i) => i.field), ...anonymise.map((a) => a.field)])];
-    let cursor: KeyValue | undefined = row.cursor === null ? undefined : (JSON.parse(row.cursor) as KeyValue);
-    await save('running', row.cursor);
+    // The connector's page cursor (for SQL, the last key processed as JSON, as runs before cursors stored it).
+    let cursor: string | null = row.cursor;
+    await save('running', cursor);
     const due = { ageField: rule.field, cutoff };
     try {
-      const fetch = (afterKey: KeyValue | undefined) => {
-        const p = connector.findExpired(target, { ...due, keyField, afterKey, limit: this.#batchSize, fields }, input.signal ? { signal: input.signal } : {});
+      const fetch = (from: string | null) => {
+        const p = connector.findExpired(target, { ...due, keyField, cursor: from ?? undefined, limit: this.#batchSize, fields }, input.signal ? { signal: input.signal } : {});
         p.catch(() => undefined);
         return p;
       };
-      let next: Promise<readonly Row[]> | undefined = fetch(cursor);
+      let next: Promise<ScanPage> | undefined = fetch(cursor);
       while (next !== undefined) {
         input.signal?.throwIfAborted();
         const page = await next;
         next = undefined;
-        if (page.length === 0) break;
-        // The next page is read while this one is changed: keys after this page's last are independent of it.
-        if (page.length === this.#batchSize) next = fetch(page[page.length - 1]![keyField] as KeyValue);
+        if (page.next !== null && page.next === cursor) throw new CustodianError('CST_ERR_CONNECTOR_FAILED', 'the pages of rows past due do not move on', { details: { collection: row.collection, reason: 'pagination loop' } });
+        // The next page is read while this one is changed: it starts where this one ends (for SQL, after its last
+        // key; for JSONL, after its last line, carried over the rewrite), so it is independent of it.
+        if (page.next !== null) next = fetch(page.next);
         const held = await this.#heldSubjects();
         if (held.holds.systems.has(entry.system.key) || held.holds.collections.has(entry.address)) {
           // A legal hold placed during the run stops the rule at once; the rows not reached stay.
-          return save('skipped', cursor === undefined ? null : JSON.stringify(cursor), 'a legal hold covers this collection (placed during the run)');
+          return save('skipped', cursor, 'a legal hold covers this collection (placed during the run)');
         }
         const eligible: Row[] = [];
-        for (const r of page) {
-          if ((held.values.size > 0 || held.digests.size > 0) && isHeld(r, identities, held, this.#d.digest)) add(counts.skipped, 'subject_hold', 1);
+        const holdable = held.requestValues.size > 0 || held.requestDigests.size > 0 || held.legalDigests.size > 0;
+        for (const r of page.rows) {
+          if (holdable && holdOf(r, identities, held, this.#d.digest) !== undefined) add(counts.skipped, 'subject_hold', 1);
           else eligible.push(r);
         }
-        counts.matched += page.length;
+        counts.matched += page.rows.length;
         const keys = eligible.map((r) => r[keyField] as KeyValue);
         if (rule.action === 'delete') {
-          const n = dryRun ? keys.length : await connector.deleteExpired(target, keyField, keys, due);
+          const n = dryRun || keys.length === 0 ? keys.length : await connector.deleteExpired(target, keyField, keys, due);
           counts.deleted += n;
           add(counts.skipped, 'changed_meanwhile', keys.length - n);
         } else {
@@ -548,20 +620,20 @@ export class RetentionService {
             if (Object.keys(set).length > 0) changes.push({ key: r[keyField] as KeyValue, set });
           }
           add(counts.skipped, 'already_anonymised', eligible.length - changes.length);
-          const n = dryRun ? changes.length : await connector.updateExpired(target, keyField, changes, due);
+          const n = dryRun || changes.length === 0 ? changes.length : await connector.updateExpired(target, keyField, changes, due);
           counts.anonymised += n;
           add(counts.skipped, 'changed_meanwhile', changes.length - n);
         }
-        cursor = page[page.length - 1]![keyField] as KeyValue;
-        await save('running', JSON.stringify(cursor));
+        if (page.next !== null) cursor = page.next;
+        await save('running', cursor);
         input.onProgress?.({ runId: run.id, collection: row.collection, rule: row.rule, rulesDone: finished(), rulesTotal: total, matched: counts.matched, changed: counts.deleted + counts.anonymised });
         if (this.#pauseMs > 0 && next !== undefined) await sleep(this.#pauseMs);
       }
     } catch (err) {
       if (isCustodianError(err, 'CST_ERR_RETENTION_BUSY') || input.signal?.aborted === true) throw err;
-      return save('failed', cursor === undefined ? null : JSON.stringify(cursor), describe(err));
+      return save('failed', cursor, describe(err));
     }
-    return save('done', cursor === undefined ? null : JSON.stringify(cursor));
+    return save('done', cursor);
   }
 
   /** Extends the lease; CST_ERR_RETENTION_BUSY when another process took it over (this one stalled too long). */
@@ -583,8 +655,8 @@ export class RetentionService {
     const now = this.#d.clock.now();
     if (this.#held !== undefined && now - this.#held.at < HOLDS_TTL_MS && now >= this.#held.at) return this.#held;
     const holds = await this.#holds.active();
-    const digests = new Set(holds.subjectDigests);
-    const values = new Set<string>();
+    const requestDigests = new Set<string>();
+    const requestValues = new Set<string>();
     const open = await this.#d.store.db
       .selectFrom('requests')
       .select(['id', 'identity_digests'])
@@ -593,17 +665,17 @@ export class RetentionService {
     for (const r of open) {
       const identities = this.#d.identitiesOf === undefined ? undefined : await this.#d.identitiesOf(r.id).catch(() => undefined);
       if (identities === undefined) {
-        for (const d of JSON.parse(r.identity_digests) as string[]) digests.add(d);
+        for (const d of JSON.parse(r.identity_digests) as string[]) requestDigests.add(d);
         continue;
       }
       for (const [kind, list] of Object.entries(identities)) {
         for (const v of list) {
           const value = normaliseIdentityValue(kind, v);
-          if (value !== undefined) values.add(`${kind}\u0000${value}`);
+          if (value !== undefined) requestValues.add(`${kind}\u0000${value}`);
         }
       }
     }
-    this.#held = { at: now, values, digests, holds };
+    this.#held = { at: now, requestValues, requestDigests, legalDigests: holds.subjectDigests, holds };
     return this.#held;
   }
 
@@ -682,26 +754,37 @@ function anonymisedFields(entry: CollectionEntry, rule: RetentionRule): { field:
 
 /** The anonymised value of a field, or undefined when it already is anonymised (null, the mask, a hash). */
 function anonymisedValue(erasure: Erasure, current: unknown, hashKey: Buffer | undefined): string | null | undefined {
-  if (current === null || current === undefined) return undefined;
+  if (isAnonymised(erasure, current)) return undefined;
   if (erasure.strategy === 'null') return null;
-  if (erasure.strategy === 'mask') return current === erasure.value ? undefined : erasure.value;
-  if (erasure.strategy === 'hash') {
-    if (typeof current === 'string' && HASHED.test(current)) return undefined;
-    return hashValue(hashKey!, typeof current === 'string' || typeof current === 'number' ? current : JSON.stringify(current));
-  }
-  return undefined;
+  if (erasure.strategy === 'mask') return erasure.value;
+  return hashValue(hashKey!, typeof current === 'string' || typeof current === 'number' ? current : JSON.stringify(current));
+}
+
+/** Whether a field already holds what its strategy writes (null, the mask, a 64-hex hash); other strategies never anonymise. */
+function isAnonymised(erasure: Erasure, current: unknown): boolean {
+  if (current === null || current === undefined) return true;
+  if (erasure.strategy === 'mask') return current === erasure.value;
+  if (erasure.strategy === 'hash') return typeof current === 'string' && HASHED.test(current);
+  return erasure.strategy !== 'null';
 }
 
 /**
- * Whether a row belongs to a held subject: one of its identity fields holds a held identity (set look-up), or
- * digests to a held one (only computed when digests are held: legal holds). O(identity fields) per row.
+ * Why a row's subject is held, or undefined when it is not: one of its identity fields holds (or digests to) a
+ * subject under a legal hold — `subject_legal_hold`, which wins — or an identity of an open request, in clear
+ * (set look-up) or as a digest. Digests are computed only when some are held. O(identity fields) per row.
  */
-function isHeld(row: Row, identities: readonly IdentityField[], held: HeldSubjects, digest: (text: string) => string): boolean {
+function holdOf(row: Row, identities: readonly IdentityField[], held: HeldSubjects, digest: (text: string) => string): 'subject_legal_hold' | 'open_request' | undefined {
+  const digests = held.legalDigests.size > 0 || held.requestDigests.size > 0;
+  let request = false;
   for (const { field, kind } of identities) {
     const value = normaliseIdentityValue(kind, row[field]);
     if (value === undefined) continue;
-    if (held.values.has(`${kind}\u0000${value}`)) return true;
-    if (held.digests.size > 0 && held.digests.has(digest(identityDigestText(kind, value)))) return true;
+    if (digests) {
+      const d = digest(identityDigestText(kind, value));
+      if (held.legalDigests.has(d)) return 'subject_legal_hold';
+      if (held.requestDigests.has(d)) request = true;
+    }
+    if (held.requestValues.has(`${kind}\u0000${value}`)) request = true;
   }
-  return false;
+  return request ? 'open_request' : undefined;
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { hasScope, type ApiKeyPrincipal, type ApiKeyService, type Scope } from '../auth/index.js';
-import { CustodianError, isCustodianError } from '../core/index.js';
+import { CustodianError, PURPOSE_KEY_PATTERN, isCustodianError } from '../core/index.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -22,6 +22,29 @@ export function principalOf(request: FastifyRequest): ApiKeyPrincipal {
 /** The actor recorded for a request in the ledger and the audit log: `key:<api key id>`. */
 export function actorOf(request: FastifyRequest): string {
   return `key:${principalOf(request).id}`;
+}
+
+/**
+ * The purpose the caller states for this request in the `Custodian-Purpose` header (docs/api.md#purpose-of-access),
+ * or undefined when none is sent. Routes that hand out personal data declare the header in their schema, which
+ * answers 400 to a malformed key first; it is checked again here so that nothing else is ever recorded.
+ */
+export function statedPurpose(request: FastifyRequest): string | undefined {
+  const value = request.headers['custodian-purpose'];
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string' || value.length > 128 || !PURPOSE_KEY_PATTERN.test(value)) {
+    throw new CustodianError('CST_ERR_VALIDATION', 'Custodian-Purpose must be one purpose key such as essential.service', { details: { issues: [{ path: 'headers.custodian-purpose', message: 'must be a purpose key' }] } });
+  }
+  return value;
+}
+
+/**
+ * Who reads personal data in this request and why, for the audit entry of the read: the API key actor, the
+ * request id and the stated purpose ({@link statedPurpose}) when there is one.
+ */
+export function readerOf(request: FastifyRequest): { actor: string; requestId: string; purpose?: string } {
+  const purpose = statedPurpose(request);
+  return { actor: actorOf(request), requestId: request.id, ...(purpose === undefined ? {} : { purpose }) };
 }
 
 /** Options of {@link installAuth}. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { JURISDICTION_CODE_PATTERN, LEGAL_BASIS_KEYS, PURPOSE_KEY_PATTERN, isIsoInstant, isStorableText } from '../core/index.js';
-import { SCOPES } from '../auth/index.js';
+import { MAX_KEY_PURPOSES, SCOPES } from '../auth/index.js';
 import { CHECK_STATUSES, COLLECTION_METHODS, CONSENT_STATUSES, DECISIONS, INPUT_METHODS, LEDGER_LIMITS, SNAPSHOT_MAX_PAGE, purposeDefinitionSchema } from '../ledger/index.js';
 
 // Schemas of the HTTP API. They validate requests, serialise responses (undeclared fields never leave),
@@ -51,6 +51,21 @@ export const consentEventInput = z
   .strict();
 
 export const gpcHeaders = z.looseObject({ 'sec-gpc': z.string().max(8).optional().describe('1 = Global Privacy Control signal') });
+
+/**
+ * Headers of the routes that hand personal data to the caller: `Custodian-Purpose` states the purpose of the
+ * read, recorded in its audit entry (docs/api.md#purpose-of-access). A malformed key is a 400; an unknown but
+ * well-formed one is recorded as given.
+ */
+export const purposeHeaders = z.looseObject({
+  'custodian-purpose': z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(PURPOSE_KEY_PATTERN)
+    .optional()
+    .describe('The purpose this read of personal data serves, a purpose key such as essential.service (one per request). Recorded in the audit entry of the read; an API key declared for purposes is judged against them by the purpose_mismatch detection rule. Never personal data.'),
+});
 
 export const recordBody = z
   .object({
@@ -192,12 +207,24 @@ export const purposeBody = purposeDefinitionSchema;
 
 export const subjectParams = z.object({ subjectId }).strict();
 
-export const apiKeyCreateBody = z.object({ name: storedText().min(1).max(200), scopes: z.array(z.enum(SCOPES)).min(1) }).strict();
-export const apiKey = z.object({ id: z.string(), name: z.string(), scopes: list(z.enum(SCOPES)), createdAt: instantOut, revokedAt: instantOut.nullable() });
+const declaredPurposes = list(z.string()).describe('The purposes of use the key is declared for; empty: none declared (its reads are not judged against purposes).');
+export const apiKeyCreateBody = z
+  .object({
+    name: storedText().min(1).max(200),
+    scopes: z.array(z.enum(SCOPES)).min(1),
+    purposes: z
+      .array(purposeKey)
+      .max(MAX_KEY_PURPOSES)
+      .optional()
+      .describe('The purposes of use the key is declared for: keys of configured purposes (GET /v1/purposes; the data map’s purposes are among them). The purpose_mismatch detection rule judges the key’s personal-data reads against them.'),
+  })
+  .strict();
+export const apiKey = z.object({ id: z.string(), name: z.string(), scopes: list(z.enum(SCOPES)), purposes: declaredPurposes, createdAt: instantOut, revokedAt: instantOut.nullable() });
 export const apiKeyCreated = z.object({
   id: z.string(),
   name: z.string(),
   scopes: list(z.enum(SCOPES)),
+  purposes: declaredPurposes,
   createdAt: instantOut,
   secret: z.string().describe('Shown once; only its SHA-256 digest is stored.'),
 });

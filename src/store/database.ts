@@ -65,6 +65,8 @@ export interface ApiKeysTable {
   key_hash: string;
   /** JSON array of scopes. */
   scopes: string;
+  /** Migration 0012: JSON array of the purpose keys the key is declared for (`[]`: none declared). */
+  purposes: ColumnType<string, string | undefined, string>;
   created_at: Instant;
   created_by: string;
   revoked_at: NullableInstant;
@@ -441,6 +443,30 @@ export interface RetentionProgressTable {
 }
 
 /** The lease that keeps one retention run at a time across processes. */
+/** A privacy center session (docs/privacy-center.md): keyed by the SHA-256 of its cookie token, never the token. */
+export interface PrivacySessionsTable {
+  token_hash: string;
+  subject_id: string;
+  user_id: string | null;
+  /** The verified address, sealed under a keyring key (context `privacy_sessions.email:<token_hash>`). */
+  email_sealed: string;
+  created_at: Instant;
+  expires_at: Instant;
+}
+
+/** A privacy center sign-in code: keyed digests only; the address sealed while the code is open. */
+export interface PrivacySignInChallengesTable {
+  id: string;
+  email_digest: string;
+  /** Null once the code is used up or used (the row stays for the per-address send limit). */
+  email_sealed: string | null;
+  code_digest: string;
+  attempts: number;
+  consumed: number;
+  created_at: Instant;
+  expires_at: Instant;
+}
+
 export interface RetentionLeaseTable {
   name: string;
   owner: string;
@@ -453,6 +479,8 @@ export interface Database {
   retention_runs: RetentionRunsTable;
   retention_progress: RetentionProgressTable;
   retention_lease: RetentionLeaseTable;
+  privacy_sessions: PrivacySessionsTable;
+  privacy_sign_in_challenges: PrivacySignInChallengesTable;
   subject_restrictions_events: SubjectRestrictionsEventsTable;
   subject_restrictions: SubjectRestrictionsTable;
   event_subscriptions: EventSubscriptionsTable;

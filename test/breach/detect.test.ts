@@ -26,7 +26,7 @@ for (const kind of STORE_KINDS) {
     }
 
     it('opens one suspected incident when a key reads far more than its own baseline, with an event', async () => {
-      const detector = new BreachDetector({ store: c.store, clock, incidents: c.incidents }, { volumeFactor: 5, volumeFloor: 100, baselineDays: 7 });
+      const detector = new BreachDetector({ store: c.store, clock, incidents: c.incidents, apiKeys: c.apiKeys }, { volumeFactor: 5, volumeFloor: 100, baselineDays: 7 });
       // Seven days of ~50 values a day for both keys.
       for (let d = 0; d < 7; d++) {
         await reads('steady', 5, 10);
@@ -49,7 +49,7 @@ for (const kind of STORE_KINDS) {
     });
 
     it('opens a suspected incident on bursts of throttled authentication failures', async () => {
-      const detector = new BreachDetector({ store: c.store, clock, incidents: c.incidents }, { authThrottles: 3, authWindowMs: 600_000 });
+      const detector = new BreachDetector({ store: c.store, clock, incidents: c.incidents, apiKeys: c.apiKeys }, { authThrottles: 3, authWindowMs: 600_000 });
       await c.audit.recordNow([1, 2].map(() => ({ actor: 'system:auth', action: 'auth.throttled', targetType: 'system' as const, targetId: null, details: { failures: 30 } })));
       expect((await detector.run()).filter((h) => h.rule === 'auth_failures')).toEqual([]);
       await c.audit.recordNow([{ actor: 'system:auth', action: 'auth.throttled', targetType: 'system', targetId: null, details: { failures: 30 } }]);

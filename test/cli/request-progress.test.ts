@@ -2,11 +2,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Custodian } from '../../src/app/index.js';
 import { runCli } from '../../src/cli/program.js';
 import { stepProgress } from '../../src/cli/progress.js';
+import { ADA, shopDatabase, shopManifest, type ShopTables } from '../support/shop.js';
 import { custodianFixture, type StoreFixture } from '../support/stores.js';
 
 /* Progress of long CLI work: a bar on a terminal, plain lines otherwise (pipes, logs, these tests). */
@@ -62,51 +62,10 @@ describe('custodian request run | worker report progress', () => {
     ({ custodian: c, fixture, cleanup } = await custodianFixture('sqlite'));
     dir = await mkdtemp(join(tmpdir(), 'custodian-progress-'));
     const appPath = join(dir, 'app.db');
-    const db = new Database(appPath);
-    db.exec(`create table customers (id text primary key, email text not null);
-      create table orders (id integer primary key, customer_id text not null references customers(id));
-      insert into customers values ('c-1', 'ada@example.com'); insert into orders (customer_id) values ('c-1'), ('c-1');`);
-    db.close();
-    await c.datamap.put(
-      {
-        version: 1,
-        organization: { name: 'Progress Shop' },
-        purposes: [{ key: 'orders', title: 'Orders', legalBasis: 'contract' }],
-        systems: [
-          {
-            key: 'shop',
-            name: 'Shop',
-            owner: 'Platform',
-            connection: `sqlite:${appPath}`,
-            purposes: ['orders'],
-            datasets: [
-              {
-                key: 'shop_db',
-                collections: [
-                  {
-                    name: 'customers',
-                    erasure: 'delete_row',
-                    fields: [
-                      { name: 'id', primaryKey: true, dataCategories: ['user.unique_id'], identity: 'user_id', indexed: true },
-                      { name: 'email', dataCategories: ['user.contact.email'], identity: 'email', indexed: true },
-                    ],
-                  },
-                  {
-                    name: 'orders',
-                    erasure: 'delete_row',
-                    fields: [
-                      { name: 'id', primaryKey: true, dataCategories: ['system.operations'] },
-                      { name: 'customer_id', dataCategories: ['user.unique_id'], references: [{ field: 'shop_db.customers.id', direction: 'from' }] },
-                    ],
-                  },
-                ],
-              },
-            ],
-          },
-        ],
-      },
-      { actor: 'test' },
-    );
+    // Ada and her two orders: a run looks up two collections.
+    const shop = { customers: [], orders: [] } satisfies ShopTables;
+    shopDatabase(appPath, { ...shop, rows: { customers: [ADA], orders: 2 } });
+    await c.datamap.put(shopManifest(appPath, { ...shop, organization: 'Progress Shop' }), { actor: 'test' });
     args = ['--db', fixture.url, '--data-dir', fixture.dir];
   });
   afterAll(async () => {

@@ -7,6 +7,7 @@ import type { Custodian } from '../../src/app/index.js';
 import { ManualClock } from '../../src/core/index.js';
 import { startReferenceReceiver, type ReferenceReceiver } from '../connectors/data/reference-receiver.js';
 import { cleanEnv, spawnCli, stopProcess } from '../support/server-process.js';
+import { shopDatabase, shopManifest, type ShopSystem, type ShopTables } from '../support/shop.js';
 import { custodianFixture } from '../support/stores.js';
 
 /*
@@ -34,75 +35,40 @@ describe('worker crash and resume', () => {
     fixtureArgs = ['--db', f.fixture.url, '--data-dir', f.fixture.dir];
     dir = await mkdtemp(join(tmpdir(), 'custodian-crash-'));
     db = join(dir, 'shop.db');
-    const d = new Database(db);
-    d.exec(`pragma foreign_keys = on;
-      create table customers (id text primary key, email text not null);
-      create table logins (id integer primary key, customer_id text not null references customers(id), ip text);
-      insert into customers values ('c-1', 'ada@example.com'), ('c-2', 'bob@example.com');`);
-    for (let i = 0; i < 10; i++) d.prepare('insert into logins (customer_id, ip) values (?, ?)').run(i % 2 === 0 ? 'c-1' : 'c-2', `198.51.100.${i}`);
-    d.close();
+    // Ada and Bob with five logins each, in the shop's database; their loyalty points behind an HTTP service.
+    const shop = { customers: [], logins: true } satisfies ShopTables;
+    shopDatabase(db, { ...shop, rows: { logins: 10 } });
     receiver = await startReferenceReceiver({ secret: SECRET, collections: { loyalty: ['id', 'email', 'points'] } });
     receiver.rows.set('loyalty', [
       { id: 'l-1', email: 'ada@example.com', points: 120 },
       { id: 'l-2', email: 'bob@example.com', points: 5 },
     ]);
-    const collection = (name: string, fields: unknown[], extra: Record<string, unknown> = {}) => ({ name, erasure: 'delete_row', fields, ...extra });
-    await c.datamap.put(
-      {
-        version: 1,
-        organization: { name: 'Crash Test Ltd' },
-        purposes: [{ key: 'service', title: 'Service', legalBasis: 'contract' }],
-        systems: [
-          {
-            key: 'shop',
-            name: 'Shop',
-            owner: 'Platform',
-            connection: `sqlite:${db}`,
-            purposes: ['service'],
-            datasets: [
-              {
-                key: 'shop_db',
-                collections: [
-                  collection('customers', [
-                    { name: 'id', primaryKey: true, dataCategories: ['user.unique_id'] },
-                    { name: 'email', dataCategories: ['user.contact.email'], identity: 'email', indexed: true },
-                  ]),
-                  collection('logins', [
-                    { name: 'id', primaryKey: true, dataCategories: ['system.operations'] },
-                    { name: 'customer_id', dataCategories: ['user.unique_id'], references: [{ field: 'shop_db.customers.id', direction: 'from' }] },
-                    { name: 'ip', dataCategories: ['user.device.ip_address'] },
-                  ]),
-                ],
-              },
-            ],
-          },
-          {
-            key: 'loyalty',
-            name: 'Loyalty service',
-            owner: 'Growth',
-            connection: `http://custodian:\${LOYALTY_SECRET}@127.0.0.1:${receiver.port}`,
-            purposes: ['service'],
-            datasets: [
-              {
-                key: 'loyalty_api',
-                collections: [
-                  collection(
-                    'loyalty',
-                    [
-                      { name: 'id', primaryKey: true, dataCategories: ['system.operations'] },
-                      { name: 'email', dataCategories: ['user.contact.email'], identity: 'email', indexed: true },
-                      { name: 'points', dataCategories: ['user.behavior.purchase_history'] },
-                    ],
-                    { connector: { fields: 'id,email,points' } },
-                  ),
-                ],
-              },
-            ],
-          },
-        ],
-      },
-      { actor: 'test' },
-    );
+    const loyalty = {
+      key: 'loyalty',
+      name: 'Loyalty service',
+      owner: 'Growth',
+      connection: `http://custodian:\${LOYALTY_SECRET}@127.0.0.1:${receiver.port}`,
+      purposes: ['service'],
+      datasets: [
+        {
+          key: 'loyalty_api',
+          collections: [
+            {
+              name: 'loyalty',
+              erasure: 'delete_row',
+              connector: { fields: 'id,email,points' },
+              fields: [
+                { name: 'id', primaryKey: true, dataCategories: ['system.operations'] },
+                { name: 'email', dataCategories: ['user.contact.email'], identity: 'email', indexed: true },
+                { name: 'points', dataCategories: ['user.behavior.purchase_history'] },
+              ],
+            },
+          ],
+        },
+      ],
+    } satisfies ShopSystem;
+    const manifest = shopManifest(db, { ...shop, organization: 'Crash Test Ltd', purposes: [{ key: 'service', title: 'Service', legalBasis: 'contract' }], systems: [loyalty] });
+    await c.datamap.put(manifest, { actor: 'test' });
   });
   afterAll(async () => {
     await receiver?.close();

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isCustodianError } from '../../src/core/index.js';
-import { DEFAULT_BRANDING, MemorySessionStore, loadBranding, resolveBranding } from '../../src/privacy-center/index.js';
+import { DEFAULT_BRANDING, MemorySessionStore, categoryLabel, loadBranding, purposeTextIn, resolveBranding } from '../../src/privacy-center/index.js';
 
 describe('privacy center branding', () => {
   it('fills defaults and keeps the given fields', () => {
@@ -32,6 +32,53 @@ describe('privacy center branding', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('purpose translations in the branding file', () => {
+  const analytics = { key: 'analytics.reporting', title: 'Analytics', description: 'Aggregate statistics.' };
+
+  it('serves the asked language, then English, then the data map text — each text on its own', () => {
+    const b = resolveBranding({
+      purposes: {
+        'analytics.reporting': { de: { title: 'Statistik' }, en: { description: 'Usage statistics, never per person.' } },
+      },
+    });
+    expect(purposeTextIn(b, analytics, 'de')).toStrictEqual({ title: 'Statistik', description: 'Usage statistics, never per person.' });
+    expect(purposeTextIn(b, analytics, 'en')).toStrictEqual({ title: 'Analytics', description: 'Usage statistics, never per person.' });
+    expect(purposeTextIn(b, { key: 'personalize', title: 'Personalisation', description: '' }, 'de')).toStrictEqual({ title: 'Personalisation', description: '' });
+    expect(purposeTextIn(DEFAULT_BRANDING, analytics, 'de')).toStrictEqual({ title: 'Analytics', description: 'Aggregate statistics.' });
+    expect(Object.isFrozen(b.purposes)).toBe(true);
+  });
+
+  it('refuses translations it cannot use, saying where and why', () => {
+    const issuesOf = (input: unknown) => {
+      try {
+        resolveBranding(input);
+      } catch (e) {
+        expect(isCustodianError(e, 'CST_ERR_CONFIG')).toBe(true);
+        return (e as { details: { issues: Array<{ path: string; message: string }> } }).details.issues;
+      }
+      throw new Error('accepted');
+    };
+    expect(issuesOf({ purposes: { 'analytics.reporting': { fr: { title: 'Statistiques' } } } })).toStrictEqual([
+      { path: 'purposes.analytics.reporting.fr', message: '"fr" is not a language of the privacy center (en, de)' },
+    ]);
+    expect(issuesOf({ purposes: { 'analytics.reporting': { de: {} } } })[0]).toMatchObject({ path: 'purposes.analytics.reporting.de', message: 'give a title, a description or both' });
+    expect(issuesOf({ purposes: { 'analytics.reporting': { de: { title: '' } } } })[0]?.path).toBe('purposes.analytics.reporting.de.title');
+    expect(issuesOf({ purposes: { 'analytics.reporting': { de: { title: 'x', name: 'y' } } } })[0]?.path).toBe('purposes.analytics.reporting.de');
+    expect(issuesOf({ purposes: { 'Not A Key': { de: { title: 'x' } } } })[0]?.message).toContain('a purpose key');
+    expect(issuesOf({ purposes: { 'analytics.reporting': { de: { title: 'x'.repeat(201) } } } })[0]?.path).toBe('purposes.analytics.reporting.de.title');
+  });
+});
+
+describe('rectifiable field labels', () => {
+  it('come from fideslang without the User / User Contact prefix, or from the key', () => {
+    expect(categoryLabel('user.contact.email')).toBe('Email');
+    expect(categoryLabel('user.contact.address.city')).toBe('City');
+    expect(categoryLabel('user.name.first')).toBe('First Name');
+    expect(categoryLabel('user.contact.url')).toBe('Website');
+    expect(categoryLabel('user.contact.custom_thing')).toBe('Custom thing');
   });
 });
 

@@ -7,84 +7,26 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Custodian } from '../../src/app/index.js';
 import { buildServer } from '../../src/server/index.js';
+import { ORDERS, shopDatabase, shopManifest, type ShopManifestOptions, type ShopTables } from '../support/shop.js';
 import { STORE_KINDS, custodianFixture } from '../support/stores.js';
 
 /* The request runner end to end on a small application database (SQLite, real foreign keys). */
 
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
-function appDatabase(path: string): void {
-  const db = new Database(path);
-  db.exec(`
-    pragma foreign_keys = on;
-    create table customers (id text primary key, email text not null unique, name text, phone text);
-    create table orders (id integer primary key, customer_id text not null references customers(id), total integer, created_at text);
-    create table logins (id integer primary key, customer_id text not null references customers(id), ip text);
-  `);
-  const people = [
-    ['c-1', 'ada@example.com', 'Ada', '+441'],
-    ['c-2', 'bob@example.com', 'Bob', '+442'],
-  ];
-  for (const p of people) db.prepare('insert into customers values (?, ?, ?, ?)').run(...p);
-  for (let i = 0; i < 6; i++) db.prepare('insert into orders (customer_id, total, created_at) values (?, ?, ?)').run(i % 2 === 0 ? 'c-1' : 'c-2', 100 + i, '2025-01-0' + String(i + 1));
-  for (let i = 0; i < 8; i++) db.prepare('insert into logins (customer_id, ip) values (?, ?)').run(i % 2 === 0 ? 'c-1' : 'c-2', `203.0.113.${i}`);
-  db.close();
-}
+/** Customers (with phones), their orders (kept for tax when a customer is erased) and their logins (kept for security). */
+const SHOP = { customers: ['name', 'phone'], orders: ['total', 'created_at'], logins: true } satisfies ShopTables;
 
-const manifest = (path: string) => ({
-  version: 1,
-  organization: { name: 'Test Shop' },
-  purposes: [
-    { key: 'orders', title: 'Orders', legalBasis: 'contract' },
-    { key: 'security', title: 'Security', legalBasis: 'legitimate_interests', legitimateInterest: 'Protecting accounts' },
-  ],
-  systems: [
-    {
-      key: 'shop',
-      name: 'Shop',
-      owner: 'Platform',
-      connection: `sqlite:${path}`,
-      purposes: ['orders'],
-      datasets: [
-        {
-          key: 'shop_db',
-          collections: [
-            {
-              name: 'customers',
-              erasure: 'delete_row',
-              fields: [
-                { name: 'id', primaryKey: true, dataCategories: ['user.unique_id'], identity: 'user_id', indexed: true },
-                { name: 'email', dataCategories: ['user.contact.email'], identity: 'email', indexed: true },
-                { name: 'name', dataCategories: ['user.name'] },
-                { name: 'phone', dataCategories: ['user.contact.phone_number'] },
-              ],
-            },
-            {
-              name: 'orders',
-              erasure: { strategy: 'retain', legalBasis: 'legal_obligation', reason: 'tax records', retention: 'P10Y' },
-              fields: [
-                { name: 'id', primaryKey: true, dataCategories: ['system.operations'] },
-                { name: 'customer_id', dataCategories: ['user.unique_id'], references: [{ field: 'shop_db.customers.id', direction: 'from' }] },
-                { name: 'total', dataCategories: ['user.behavior.purchase_history'] },
-                { name: 'created_at', dataCategories: ['system.operations'] },
-              ],
-            },
-            {
-              name: 'logins',
-              purposes: ['security'],
-              erasure: 'delete_row',
-              fields: [
-                { name: 'id', primaryKey: true, dataCategories: ['system.operations'] },
-                { name: 'customer_id', dataCategories: ['user.unique_id'], references: [{ field: 'shop_db.customers.id', direction: 'from' }] },
-                { name: 'ip', dataCategories: ['user.device.ip_address'] },
-              ],
-            },
-          ],
-        },
-      ],
+const manifest = (path: string, options: ShopManifestOptions = {}) =>
+  shopManifest(path, {
+    ...SHOP,
+    purposes: [ORDERS, { key: 'security', title: 'Security', legalBasis: 'legitimate_interests', legitimateInterest: 'Protecting accounts' }],
+    collections: {
+      orders: { erasure: { strategy: 'retain', legalBasis: 'legal_obligation', reason: 'tax records', retention: 'P10Y' } },
+      logins: { purposes: ['security'] },
     },
-  ],
-});
+    ...options,
+  });
 
 describe.each(STORE_KINDS)('request runner on a %s store', (kind) => {
   let c: Custodian;
@@ -96,7 +38,7 @@ describe.each(STORE_KINDS)('request runner on a %s store', (kind) => {
     ({ custodian: c, cleanup } = await custodianFixture(kind));
     dir = await mkdtemp(join(tmpdir(), 'custodian-runner-'));
     appPath = join(dir, 'shop.db');
-    appDatabase(appPath);
+    shopDatabase(appPath, { ...SHOP, rows: { orders: 6, logins: 8 } });
     // The orders retention conflicts with the customer row's deletion: the planner reports it; keep customers' ids retained too.
     const m = manifest(appPath);
     await c.datamap.put(m, { actor: 'test' });
@@ -216,11 +158,8 @@ describe.each(STORE_KINDS)('request runner on a %s store', (kind) => {
   });
 
   it('anonymises a referenced row in place when the data map gives its fields strategies', async () => {
-    const m = manifest(appPath);
-    const customers = m.systems[0]!.datasets[0]!.collections[0]!;
-    const anonymise: Record<string, unknown> = { email: { strategy: 'mask', value: 'erased@invalid.example' }, name: 'null', phone: 'hash' };
-    customers.fields = customers.fields.map((f) => (f.name in anonymise ? { ...f, erasure: anonymise[f.name] } : f));
-    await c.datamap.put(m, { actor: 'test' });
+    const fields = { 'customers.email': { erasure: { strategy: 'mask', value: 'erased@invalid.example' } }, 'customers.name': { erasure: 'null' }, 'customers.phone': { erasure: 'hash' } } as const;
+    await c.datamap.put(manifest(appPath, { fields }), { actor: 'test' });
     const id = await authed('erasure', 'ada@example.com');
     const report = await c.runner.run(id, 'w-test');
     expect(report.status).toBe('partially_completed'); // the id still says delete_row: reported, row kept
@@ -287,7 +226,7 @@ describe.each(STORE_KINDS)('request runner on a %s store', (kind) => {
 
   it('fails a request it cannot plan, with the reason, instead of retrying forever', async () => {
     const id = await authed('access', 'ada@example.com');
-    await c.datamap.put({ ...manifest(join(dir, 'missing.db')), organization: { name: 'Test Shop (moved)' } }, { actor: 'test' });
+    await c.datamap.put(manifest(join(dir, 'missing.db'), { organization: 'Test Shop (moved)' }), { actor: 'test' });
     const report = await c.runner.run(id, 'w-test');
     expect(['partially_completed', 'failed']).toContain(report.status);
     await c.datamap.put(manifest(appPath), { actor: 'test' });

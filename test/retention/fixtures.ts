@@ -111,50 +111,5 @@ export async function appDatabase(engine: AppEngine): Promise<AppDatabase> {
   };
 }
 
-/** The data map of the application database: events deleted after 30 days, profiles anonymised after a year. */
-export function retentionManifest(url: string, options: { eventsPeriod?: string } = {}) {
-  return {
-    version: 1,
-    organization: { name: 'Retention Test' },
-    purposes: [{ key: 'analytics', title: 'Analytics', legalBasis: 'legitimate_interests', legitimateInterest: 'Product statistics' }],
-    systems: [
-      {
-        key: 'app',
-        name: 'App',
-        owner: 'Platform',
-        connection: url,
-        purposes: ['analytics'],
-        datasets: [
-          {
-            key: 'app_db',
-            collections: [
-              {
-                name: 'events',
-                erasure: 'delete_row',
-                retention: [{ field: 'at', period: options.eventsPeriod ?? 'P30D', action: 'delete' }],
-                fields: [
-                  { name: 'id', primaryKey: true, dataCategories: ['system.operations'] },
-                  { name: 'email', dataCategories: ['user.contact.email'], identity: 'email', indexed: false },
-                  { name: 'at', dataCategories: ['system.operations'] },
-                  { name: 'note', dataCategories: ['system.operations'] },
-                ],
-              },
-              {
-                name: 'profiles',
-                erasure: 'delete_row',
-                retention: [{ field: 'last_seen', period: 'P1Y', action: 'anonymise', fields: ['email', 'name', 'phone'] }],
-                fields: [
-                  { name: 'id', primaryKey: true, dataCategories: ['user.unique_id'] },
-                  { name: 'email', dataCategories: ['user.contact.email'], identity: 'email', indexed: false, erasure: 'hash' },
-                  { name: 'name', dataCategories: ['user.name'], erasure: { strategy: 'mask', value: 'REDACTED' } },
-                  { name: 'phone', dataCategories: ['user.contact.phone_number'], erasure: 'null' },
-                  { name: 'last_seen', dataCategories: ['system.operations'] },
-                ],
-              },
-            ],
-          },
-        ],
-      },
-    ],
-  };
-}
+/** The data map of the application database (app-data.ts): events deleted after 30 days, profiles anonymised after a year. */
+export { retentionManifest } from './app-data.js';

@@ -58,8 +58,10 @@ describe('retention interfaces', () => {
     const list = await call('GET', '/v1/legal-holds?active=true', reader);
     expect(list.json<{ holds: unknown[] }>().holds).toHaveLength(1);
 
-    const report = (await call('GET', '/v1/reports/retention', reader)).json<{ rules: { collection: string; pastDue: number }[]; compliancePercent: number }>();
-    expect(report.rules.find((r) => r.collection === 'app_db.events')!.pastDue).toBe(15);
+    const report = (await call('GET', '/v1/reports/retention', reader)).json<{ rules: { collection: string; pastDue: number; pastDueHeld: number; heldReasons: Record<string, number> }[]; compliancePercent: number; pastDueHeldTotal: number }>();
+    // u0@example.com is under the subject hold: its row past due is held, not actionable.
+    expect(report.rules.find((r) => r.collection === 'app_db.events')).toMatchObject({ pastDue: 14, pastDueHeld: 1, heldReasons: { legal_hold: 0, subject_legal_hold: 1, open_request: 0 } });
+    expect(report.pastDueHeldTotal).toBe(1);
 
     const started = await call('POST', '/v1/retention/runs', admin, { dryRun: false });
     expect(started.statusCode).toBe(202);
@@ -96,7 +98,7 @@ describe('retention interfaces', () => {
     expect((JSON.parse(listed.stdout) as { holds: { id: string }[] }).holds.map((h) => h.id)).toContain(holdId);
     const report = await runCliCaptured(['retention', 'report', ...opts]);
     expect(report.code, report.stderr).toBe(0);
-    expect(report.stdout).toMatch(/app_db\.events#0 delete at after P30D: past due 15, due within 30 d 15 \(legal hold\)/);
+    expect(report.stdout).toMatch(/app_db\.events#0 delete at after P30D: past due 0, held 15 \(legal_hold 15\), due within 30 d 15 \(legal hold\)/);
     const held = await runCliCaptured(['retention', 'run', ...opts]);
     expect(held.code, held.stderr).toBe(0);
     expect(held.stdout).toContain('app_db.events#0 delete');

@@ -153,17 +153,80 @@ for (const engine of ['sqlite', 'postgres'] as const satisfies readonly AppEngin
     it('reports rows past due and coming due per rule, measured against the system', async () => {
       const report = await c.retention.report();
       const ev = report.rules.find((r) => r.collection === 'app_db.events')!;
-      expect(ev).toMatchObject({ cutoff: EVENTS_CUTOFF, pastDue: events().filter(isDue).length, compliant: false, error: null });
+      // The open access request holds held@example.com: its row past due is held, not actionable.
+      expect(ev).toMatchObject({ cutoff: EVENTS_CUTOFF, pastDue: events().filter(isDue).length - 1, pastDueHeld: 1, heldReasons: { legal_hold: 0, subject_legal_hold: 0, open_request: 1 }, compliant: false, error: null });
       // Coming due within 30 days: age in [cutoff, cutoff + 30 days).
       expect(ev.dueSoon).toBe(events().filter((e) => e.at !== null && e.at >= EVENTS_CUTOFF).length);
       const pr = report.rules.find((r) => r.collection === 'app_db.profiles')!;
-      expect(pr).toMatchObject({ pastDue: 3, dueSoon: 0 });
+      expect(pr).toMatchObject({ pastDue: 2, pastDueHeld: 1, heldReasons: { open_request: 1 }, anonymised: 0, dueSoon: 0 });
+      expect(ev.anonymised).toBe(0);
       expect(report.compliancePercent).toBe(0);
+      expect(report).toMatchObject({ pastDueTotal: events().filter(isDue).length - 1 + 2, pastDueHeldTotal: 2 });
       await c.retention.run({ actor: 'test' });
       const after = await c.retention.report();
-      // Held rows stay past due: the report says so.
-      expect(after.rules.find((r) => r.collection === 'app_db.events')!.pastDue).toBe(1);
+      // Held rows stay past due, reported apart; nothing actionable is left, so every rule complies.
+      expect(after.rules.find((r) => r.collection === 'app_db.events')).toMatchObject({ pastDue: 0, pastDueHeld: 1, compliant: true });
+      // Anonymised rows stay past due by age, but their rule is met.
+      expect(after.rules.find((r) => r.collection === 'app_db.profiles')).toMatchObject({ pastDue: 0, pastDueHeld: 1, anonymised: 2, compliant: true });
+      expect(after).toMatchObject({ compliancePercent: 100, pastDueTotal: 0, pastDueHeldTotal: 2 });
       expect(after.lastRun?.status).toBe('completed');
+    });
+
+    it('report: held rows by reason — legal hold on the collection, on a subject, open request — and compliance over actionable rows only', async () => {
+      // Regression: held rows were counted as past due, and a collection whose past-due rows were all held showed non-compliant.
+      const subject = await c.retention.createHold({ scope: 'subject', identity: { kind: 'email', value: 'lawyer@example.com' }, reason: 'case 9', actor: 'test' });
+      // held@example.com is also under a subject legal hold: a row counts once, under the legal hold.
+      const both = await c.retention.createHold({ scope: 'subject', identity: { kind: 'email', value: 'held@example.com' }, reason: 'case 10', actor: 'test' });
+      let report = await c.retention.report();
+      const ev = report.rules.find((r) => r.collection === 'app_db.events')!;
+      expect(ev).toMatchObject({ pastDue: events().filter(isDue).length - 2, pastDueHeld: 2, heldReasons: { legal_hold: 0, subject_legal_hold: 2, open_request: 0 } });
+      await c.retention.releaseHold(both.id, 'test');
+      const collection = await c.retention.createHold({ scope: 'collection', collection: 'app_db.events', reason: 'litigation', actor: 'test' });
+      report = await c.retention.report();
+      expect(report.rules.find((r) => r.collection === 'app_db.events')).toMatchObject({
+        heldBy: 'legal_hold',
+        pastDue: 0,
+        pastDueHeld: events().filter(isDue).length,
+        heldReasons: { legal_hold: events().filter(isDue).length, subject_legal_hold: 0, open_request: 0 },
+        compliant: true,
+      });
+      // Profiles still have 2 actionable rows: 1 of 2 measured rules complies.
+      expect(report.compliancePercent).toBe(50);
+      await c.retention.releaseHold(collection.id, 'test');
+      await c.retention.releaseHold(subject.id, 'test');
+    });
+
+    it('report: reads the rows past due in bounded pages, never more than a page at once', async () => {
+      await app.insertEvents(Array.from({ length: 25_000 }, (_, i) => ({ id: `bulk-${String(i).padStart(6, '0')}`, email: i % 1000 === 0 ? 'held@example.com' : `bulk${i}@example.com`, at: DUE })));
+      const limits: number[] = [];
+      const svc = new RetentionService({
+        store: c.store,
+        clock: { now: () => now },
+        dataMap: () => c.datamap.currentView(),
+        digest: (t) => c.keyring.keyedDigest(t),
+        hashKey: () => c.keyring.systemSecret('erasure-hash'),
+        identitiesOf: (id) => c.requests.identitiesOf(id),
+        connect: async (map, system) => {
+          const { openDataConnector } = await import('../../src/connectors/data/index.js');
+          const inner = await openDataConnector(map.system(system)!.connection!);
+          return new Proxy(inner, {
+            get(target, prop, receiver) {
+              const value = Reflect.get(target, prop, receiver) as unknown;
+              if (prop !== 'findExpired') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+              return async (...args: Parameters<typeof inner.findExpired>) => {
+                const page = await inner.findExpired(...args);
+                limits.push(page.rows.length);
+                return page;
+              };
+            },
+          });
+        },
+      });
+      const report = await svc.report();
+      const ev = report.rules.find((r) => r.collection === 'app_db.events')!;
+      expect(ev).toMatchObject({ pastDue: events().filter(isDue).length - 1 + 25_000 - 25, pastDueHeld: 1 + 25, heldReasons: { open_request: 26 } });
+      expect(limits.length).toBeGreaterThanOrEqual(3);
+      expect(Math.max(...limits)).toBeLessThanOrEqual(10_000);
     });
 
     it('a legal hold placed during a run stops the rule at the next batch', async () => {

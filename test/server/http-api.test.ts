@@ -505,7 +505,7 @@ describe.each(STORE_KINDS)('HTTP API on %s', (kind) => {
       const created = await call('POST', '/v1/api-keys', { body: { name: 'ci reader', scopes: ['consent:read', 'consent:read'] } });
       expect(created.statusCode).toBe(201);
       const minted = created.json<{ id: string; secret: string }>();
-      expect(minted).toStrictEqual({ id: minted.id, name: 'ci reader', scopes: ['consent:read'], createdAt: toIso(clock.now()), secret: minted.secret });
+      expect(minted).toStrictEqual({ id: minted.id, name: 'ci reader', scopes: ['consent:read'], purposes: [], createdAt: toIso(clock.now()), secret: minted.secret });
       expect(minted.id).toMatch(UUID);
       expect(minted.secret).toMatch(/^cst_/);
 
@@ -516,8 +516,8 @@ describe.each(STORE_KINDS)('HTTP API on %s', (kind) => {
       const list = await call('GET', '/v1/api-keys');
       expect(list.statusCode).toBe(200);
       const keys = list.json<{ apiKeys: Array<Record<string, unknown>> }>().apiKeys;
-      expect(keys).toContainEqual({ id: minted.id, name: 'ci reader', scopes: ['consent:read'], createdAt: toIso(clock.now()), revokedAt: null });
-      for (const k of keys) expect(Object.keys(k).sort()).toStrictEqual(['createdAt', 'id', 'name', 'revokedAt', 'scopes']);
+      expect(keys).toContainEqual({ id: minted.id, name: 'ci reader', scopes: ['consent:read'], purposes: [], createdAt: toIso(clock.now()), revokedAt: null });
+      for (const k of keys) expect(Object.keys(k).sort()).toStrictEqual(['createdAt', 'id', 'name', 'purposes', 'revokedAt', 'scopes']);
       expect(list.body).not.toContain(minted.secret);
       expect(list.body).not.toContain(admin.secret);
 

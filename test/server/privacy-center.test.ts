@@ -1,53 +1,13 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Custodian } from '../../src/app/index.js';
 import { ManualClock } from '../../src/core/index.js';
 import { buildServer } from '../../src/server/index.js';
+import { shopDatabase, shopManifest } from '../support/shop.js';
 import { STORE_KINDS, custodianFixture } from '../support/stores.js';
-
-/** A one-table application database with Ada and Bob, and the data map that points at it. */
-function shopDataMap(dir: string): Record<string, unknown> {
-  const path = join(dir, 'shop.db');
-  const db = new Database(path);
-  db.exec('create table if not exists customers (id text primary key, email text not null unique, name text)');
-  db.prepare('insert or ignore into customers values (?, ?, ?)').run('c-1', 'ada@example.com', 'Ada');
-  db.prepare('insert or ignore into customers values (?, ?, ?)').run('c-2', 'bob@example.com', 'Bob');
-  db.close();
-  return {
-    version: 1,
-    organization: { name: 'Test Shop' },
-    purposes: [{ key: 'orders', title: 'Orders', legalBasis: 'contract' }],
-    systems: [
-      {
-        key: 'shop',
-        name: 'Shop',
-        owner: 'Platform',
-        connection: `sqlite:${path}`,
-        purposes: ['orders'],
-        datasets: [
-          {
-            key: 'shop_db',
-            collections: [
-              {
-                name: 'customers',
-                erasure: 'delete_row',
-                fields: [
-                  { name: 'id', primaryKey: true, dataCategories: ['user.unique_id'], identity: 'user_id', indexed: true },
-                  { name: 'email', dataCategories: ['user.contact.email'], identity: 'email', indexed: true },
-                  { name: 'name', dataCategories: ['user.name'] },
-                ],
-              },
-            ],
-          },
-        ],
-      },
-    ],
-  };
-}
 
 interface Signed {
   readonly cookie: string;
@@ -192,11 +152,11 @@ describe.each(STORE_KINDS)('privacy center API (%s)', (kind) => {
     const view = await app.inject({ method: 'GET', url: '/v1/privacy/consent', headers: as(s) });
     const analytics = view.json<{ purposes: Array<{ key: string; status: string; legalBasisArticle: string; changeable: boolean }> }>().purposes.find((p) => p.key === 'analytics.reporting');
     expect(analytics).toMatchObject({ status: 'none', legalBasisArticle: 'GDPR Art. 6(1)(a)', changeable: true });
-    expect(view.json<{ gpc: unknown }>().gpc).toEqual({ signal: false, honoured: false });
+    expect(view.json<{ gpc: unknown }>().gpc).toEqual({ signal: false, honoured: false, applied: [], optedOut: [] });
     const granted = await app.inject({ method: 'PUT', url: '/v1/privacy/consent/analytics.reporting', payload: { decision: 'granted' }, headers: as(s, { 'sec-gpc': '1' }) });
     expect(granted.json<{ purposes: Array<{ key: string; status: string }>; gpc: unknown }>().purposes.find((p) => p.key === 'analytics.reporting')?.status).toBe('granted');
     // EU does not honour GPC (docs/consent.md): the signal is recorded as evidence, no opt-out is added.
-    expect(granted.json<{ gpc: unknown }>().gpc).toEqual({ signal: true, honoured: false });
+    expect(granted.json<{ gpc: unknown }>().gpc).toEqual({ signal: true, honoured: false, applied: [], optedOut: [] });
     const withdrawn = await app.inject({ method: 'PUT', url: '/v1/privacy/consent/analytics.reporting', payload: { decision: 'withdrawn' }, headers: as(s) });
     expect(withdrawn.statusCode).toBe(200);
 
@@ -245,7 +205,10 @@ describe.each(STORE_KINDS)('privacy center API (%s)', (kind) => {
     expectError(await app.inject({ method: 'POST', url: `/v1/privacy/requests/${request.id}/package-link`, headers: as(ada) }), 409, 'CST_ERR_REQUEST_INVALID_TRANSITION');
 
     // Once the workers have answered it, Ada (only Ada) gets a signed, expiring download link.
-    await custodian.datamap.put(shopDataMap(webDir), { actor: 'test' });
+    // A one-table application database with Ada and Bob (in webDir: the page must not serve it, see below).
+    const shop = join(webDir, 'shop.db');
+    shopDatabase(shop);
+    await custodian.datamap.put(shopManifest(shop), { actor: 'test' });
     expect((await custodian.runner.run(request.id, 'w-test')).status).toBe('completed');
     const link = await app.inject({ method: 'POST', url: `/v1/privacy/requests/${request.id}/package-link`, headers: as(ada) });
     expect(link.statusCode, link.body).toBe(200);

@@ -20,10 +20,10 @@ describe.each(STORE_KINDS)('store on %s', (kind) => {
 
   it('migrates forward once; a second run applies nothing', async () => {
     const first = await store.migrate();
-    expect(first.applied).toEqual(['0001_consent_ledger', '0002_consent_state_guard', '0003_keyring', '0004_audit_log', '0005_datamap', '0006_requests', '0007_event_outbox', '0008_event_delivery', '0009_restrictions', '0010_retention', '0011_incidents']);
+    expect(first.applied).toEqual(['0001_consent_ledger', '0002_consent_state_guard', '0003_keyring', '0004_audit_log', '0005_datamap', '0006_requests', '0007_event_outbox', '0008_event_delivery', '0009_restrictions', '0010_retention', '0011_incidents', '0012_key_purposes', '0013_privacy_sessions']);
     const second = await store.migrate();
     expect(second.applied).toEqual([]);
-    expect(second.current).toEqual(['0001_consent_ledger', '0002_consent_state_guard', '0003_keyring', '0004_audit_log', '0005_datamap', '0006_requests', '0007_event_outbox', '0008_event_delivery', '0009_restrictions', '0010_retention', '0011_incidents']);
+    expect(second.current).toEqual(['0001_consent_ledger', '0002_consent_state_guard', '0003_keyring', '0004_audit_log', '0005_datamap', '0006_requests', '0007_event_outbox', '0008_event_delivery', '0009_restrictions', '0010_retention', '0011_incidents', '0012_key_purposes', '0013_privacy_sessions']);
   });
 
   it('rolls a failed transaction back', async () => {

@@ -2,7 +2,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +9,7 @@ import { buildWeb } from '../../scripts/build-web.mjs';
 import type { Custodian } from '../../src/app/index.js';
 import { buildServer } from '../../src/server/index.js';
 import { RUN_BROWSER_TESTS, VIEWPORT, checkPage, expectAccessible, launchChromium } from '../support/browser.js';
+import { shopDatabase, shopManifest, type ShopCustomer, type ShopTables } from '../support/shop.js';
 import { custodianFixture } from '../support/stores.js';
 
 // Real browser: Debian's Chromium through playwright-core (never `npx playwright install`). Under CI=true a
@@ -17,45 +17,11 @@ import { custodianFixture } from '../support/stores.js';
 // axe-core (WCAG 2.2 A/AA) and screenshotted into artifacts/screenshots/ (docs/ui.md).
 
 /** The application the data map points at: one SQLite table of customers, found by e-mail address. */
-function shopDatabase(path: string): void {
-  const db = new Database(path);
-  db.exec('create table customers (id text primary key, email text not null unique, name text, city text)');
-  const insert = db.prepare('insert into customers values (?, ?, ?, ?)');
-  insert.run('c-1', 'lin@example.com', 'Lin', 'Lisbon');
-  insert.run('c-2', 'sam@example.com', 'Sam', 'Porto');
-  db.close();
-}
-const manifest = (path: string) => ({
-  version: 1,
-  organization: { name: 'Example Shop' },
-  purposes: [{ key: 'accounts', title: 'Customer accounts', legalBasis: 'contract' }],
-  systems: [
-    {
-      key: 'shop',
-      name: 'Shop',
-      owner: 'Platform',
-      connection: `sqlite:${path}`,
-      purposes: ['accounts'],
-      datasets: [
-        {
-          key: 'shop_db',
-          collections: [
-            {
-              name: 'customers',
-              erasure: 'delete_row',
-              fields: [
-                { name: 'id', primaryKey: true, dataCategories: ['user.unique_id'], identity: 'user_id', indexed: true },
-                { name: 'email', dataCategories: ['user.contact.email'], identity: 'email', indexed: true },
-                { name: 'name', dataCategories: ['user.name'] },
-                { name: 'city', dataCategories: ['user.contact.address.city'] },
-              ],
-            },
-          ],
-        },
-      ],
-    },
-  ],
-});
+const SHOP = { customers: ['name', 'city'] } satisfies ShopTables;
+const PEOPLE: ShopCustomer[] = [
+  { id: 'c-1', email: 'lin@example.com', name: 'Lin', city: 'Lisbon' },
+  { id: 'c-2', email: 'sam@example.com', name: 'Sam', city: 'Porto' },
+];
 
 // The callbacks given to page.evaluate run in the browser. The Node tsconfig has no DOM library, so they are
 // typed against these minimal shapes of what they use (module-scoped: nothing leaks into other files).
@@ -132,13 +98,23 @@ describe.skipIf(!RUN_BROWSER_TESTS)('privacy center in a real browser', () => {
     dir = await mkdtemp(join(tmpdir(), 'custodian-pc-browser-'));
     const webDir = await buildWeb({ outDir: join(dir, 'web') });
     const configFile = join(dir, 'privacy-center.json');
-    await writeFile(configFile, JSON.stringify({ name: 'Example Shop', jurisdiction: 'US-CA', jurisdictions: ['US-CA', 'EU'], languages: ['en', 'de'] }));
+    await writeFile(
+      configFile,
+      JSON.stringify({
+        name: 'Example Shop',
+        jurisdiction: 'US-CA',
+        jurisdictions: ['US-CA', 'EU'],
+        languages: ['en', 'de'],
+        purposes: { 'marketing.advertising': { de: { title: 'Werbung', description: 'Anzeigen, die anhand Ihrer Daten ausgewählt werden.' } } },
+      }),
+    );
     const f = await custodianFixture('sqlite', { config: { privacyCenter: { configFile, webDir, sessionMinutes: 30 } } });
     custodian = f.custodian;
     cleanup = f.cleanup;
     const shop = join(dir, 'shop.db');
-    shopDatabase(shop);
-    await custodian.datamap.put(manifest(shop), { actor: 'test' });
+    shopDatabase(shop, { ...SHOP, rows: { customers: PEOPLE } });
+    const purposes = [{ key: 'accounts', title: 'Customer accounts', legalBasis: 'contract' }] as const;
+    await custodian.datamap.put(shopManifest(shop, { ...SHOP, organization: 'Example Shop', purposes }), { actor: 'test' });
     app = await buildServer(custodian, { logLevel: false });
     base = await app.listen({ host: '127.0.0.1', port: 0 });
     browser = await launchChromium();
@@ -267,16 +243,63 @@ describe.skipIf(!RUN_BROWSER_TESTS)('privacy center in a real browser', () => {
     const email = 'grace@example.com';
     await signIn(page, email);
     await page.waitForSelector('#gpc-notice');
-    expect(await page.textContent('#gpc-notice')).toMatch(/Global-Privacy-Control-Signal Ihres Browsers wurde angewendet/);
-    // A choice made with the signal carries it, and the ledger's GPC rule opts out of sale/sharing purposes.
+    // Applied on the visit itself, before any choice (11 CCR §7025(c)(1)), and said so with the purposes it opted out of.
+    expect(await stateOf(email, 'marketing.advertising')).toMatchObject({ status: 'denied', method: 'gpc' });
+    const notice = await page.textContent('#gpc-notice');
+    expect(notice).toMatch(/Global-Privacy-Control-Signal Ihres Browsers wurde angewendet/);
+    // The purpose's title is the branding file's German translation; the other has none and keeps the data map's.
+    expect(notice).toContain('Durch das Signal abgelehnt: Werbung, Sale or sharing for targeted advertising.');
+    expect(await page.textContent('[data-purpose="marketing.advertising"] h2')).toBe('Werbung');
+    expect(await page.textContent('[data-purpose="marketing.advertising"] .state')).toBe('Durch das Global-Privacy-Control-Signal Ihres Browsers abgelehnt');
+    expect(await audit(page)).toEqual([]);
+    await checkPage(page, 'privacy', 'consent-gpc');
+    // A choice made with the signal carries it; a second visit records nothing more.
     await page.click('button[aria-label="Erlauben: Analytics"]');
     await page.waitForSelector('[data-purpose="analytics.reporting"] .state[data-status="granted"]');
     expect((await custodian.ledger.history(subjectOf(email))).events.find((e) => e.purpose === 'analytics.reporting')?.gpc).toBe(true);
-    expect((await stateOf(email, 'marketing.advertising'))).toMatchObject({ status: 'denied', method: 'gpc' });
-    expect(await audit(page)).toEqual([]);
-    await expectAccessible(page, 'privacy consent (German, GPC notice)');
+    await page.reload();
+    await page.waitForSelector('#gpc-notice');
+    expect((await custodian.ledger.history(subjectOf(email))).events.filter((e) => e.method === 'gpc')).toHaveLength(2);
+    // Switching the language reloads the purpose texts: English falls back to the data map's title.
+    await page.selectOption('#language', 'en');
+    await page.waitForFunction(() => document.querySelector('[data-purpose="marketing.advertising"] h2')?.textContent === 'Advertising');
+    expect(await page.textContent('#gpc-notice')).toContain('Opted out by the signal: Advertising, Sale or sharing for targeted advertising.');
     expect(errors).toEqual([]);
     await context.close();
+  }, 60_000);
+
+  it('offers the correctable fields of the data map as a list, and sends a correction — current values never shown', async () => {
+    const context = await browser.newContext({ locale: 'en-GB', viewport: VIEWPORT });
+    const page = await open(context);
+    try {
+      const email = 'sam@example.com';
+      await signIn(page, email);
+      await page.getByRole('button', { name: 'New request' }).click();
+      await page.waitForSelector('#new-title');
+      await page.check('#type-rectification');
+      await page.waitForSelector('#correction-field');
+      const options = await page.evaluate(() => Array.from(document.querySelectorAll('#correction-field option')).map((e) => [e.getAttribute('value'), e.textContent]));
+      expect(options).toStrictEqual([
+        ['', 'Choose what to correct'],
+        ['shop_db.customers.email', 'E-mail address'],
+        ['shop_db.customers.name', 'Name'],
+        ['shop_db.customers.city', 'City'],
+      ]);
+      // Nothing of Sam's row is on the page.
+      expect(await page.textContent('main')).not.toContain('Porto');
+      expect(await audit(page)).toEqual([]);
+      await checkPage(page, 'privacy', 'rectification');
+      await page.selectOption('#correction-field', 'shop_db.customers.city');
+      await page.fill('#correction-value', 'Braga');
+      await page.getByRole('button', { name: 'Send request' }).click();
+      await page.waitForSelector('table.requests tbody tr');
+      const [request] = await custodian.requests.listByIdentity('email', email);
+      expect(request).toMatchObject({ type: 'rectification' });
+      expect(await custodian.requests.correctionsOf(request!.id)).toStrictEqual({ 'shop_db.customers.city': 'Braga' });
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
   }, 60_000);
 
   it('a subject asks for an access package, and downloads it in the browser once it is ready', async () => {

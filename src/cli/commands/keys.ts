@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { SCOPES, type Scope } from '../../auth/index.js';
-import { CustodianError } from '../../core/index.js';
+import { CustodianError, PURPOSE_KEY_PATTERN } from '../../core/index.js';
 import type { RewrapProgress } from '../../crypto/index.js';
 import { withCustodian, withStoreOptions, type StoreOptions } from '../context.js';
 import { printJson, type CliIo } from '../io.js';
@@ -12,14 +12,21 @@ function parseScopes(value: string): Scope[] {
   return scopes as Scope[];
 }
 
+function parsePurposes(value: string): string[] {
+  const purposes = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (purposes.length === 0 || purposes.some((p) => p.length > 128 || !PURPOSE_KEY_PATTERN.test(p))) throw new InvalidArgumentError('purposes are a comma-separated list of purpose keys, e.g. essential.service,analytics.reporting');
+  return purposes;
+}
+
 /** `custodian keys …`: API keys. */
 export function keysCommand(io: CliIo): Command {
   const keys = new Command('keys').description('API keys (create, list, revoke) and encryption keys (status, shred, rotate, rewrap, retire)');
   withStoreOptions(keys.command('create').description('mint an API key; the secret is printed once'))
     .requiredOption('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`, parseScopes)
     .option('--name <name>', 'what the key is for', 'cli')
-    .action(async (opts: StoreOptions & { scopes: Scope[]; name: string }) => {
-      printJson(io, await withCustodian(io, opts, (c) => c.apiKeys.create({ name: opts.name, scopes: opts.scopes, createdBy: 'cli:operator' })));
+    .option('--purposes <list>', 'comma-separated purpose keys the key is declared for (configured purposes); its personal-data reads are judged against them', parsePurposes)
+    .action(async (opts: StoreOptions & { scopes: Scope[]; name: string; purposes?: string[] }) => {
+      printJson(io, await withCustodian(io, opts, (c) => c.apiKeys.create({ name: opts.name, scopes: opts.scopes, purposes: opts.purposes ?? [], createdBy: 'cli:operator' })));
     });
   withStoreOptions(keys.command('list').description('list API keys (never secrets)')).action(async (opts: StoreOptions) => {
     printJson(io, { apiKeys: await withCustodian(io, opts, (c) => c.apiKeys.list()) });

@@ -191,7 +191,7 @@ export function workerCommand(io: CliIo): Command {
         const breach =
           opts.once === true
             ? undefined
-            : startBreachMonitoring({ incidents: c.incidents, detector: new BreachDetector({ store: c.store, clock: c.clock, incidents: c.incidents }) }, { onError: (err) => io.stderr(`breach: ${(err as { code?: string }).code ?? 'error'}\n`) });
+            : startBreachMonitoring({ incidents: c.incidents, detector: new BreachDetector({ store: c.store, clock: c.clock, incidents: c.incidents, apiKeys: c.apiKeys, dataMap: () => c.datamap.currentView() }) }, { onError: (err) => io.stderr(`breach: ${(err as { code?: string }).code ?? 'error'}\n`) });
         const tried = new Set<string>();
         let swept = 0;
         while (!stop.signal.aborted) {

@@ -42,10 +42,14 @@ function runText(run: RetentionRunView): string {
 function reportText(r: RetentionReport): string {
   const lines = [`retention report ${r.generatedAt} (data map v${r.datamapVersion ?? '-'}), compliance ${r.compliancePercent === null ? '-' : `${r.compliancePercent}%`}`];
   for (const rule of r.rules) {
-    const measured = rule.error === null ? `past due ${rule.pastDue}, due within ${r.horizonDays} d ${rule.dueSoon}` : rule.error;
+    const reasons = Object.entries(rule.heldReasons ?? {})
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ');
+    const measured = rule.error === null ? `past due ${rule.pastDue}, held ${rule.pastDueHeld}${reasons === '' ? '' : ` (${reasons})`}, due within ${r.horizonDays} d ${rule.dueSoon}` : rule.error;
     lines.push(`  ${rule.collection}#${rule.rule} ${rule.action} ${rule.field} after ${rule.period}: ${measured}${rule.heldBy === null ? '' : ' (legal hold)'}`);
   }
-  lines.push(`  total past due ${r.pastDueTotal}, due soon ${r.dueSoonTotal}; active legal holds ${r.activeLegalHolds}; last run ${r.lastRun === null ? '-' : `${r.lastRun.id} ${r.lastRun.status}`}`);
+  lines.push(`  total past due ${r.pastDueTotal}, held ${r.pastDueHeldTotal}, due soon ${r.dueSoonTotal}; active legal holds ${r.activeLegalHolds}; last run ${r.lastRun === null ? '-' : `${r.lastRun.id} ${r.lastRun.status}`}`);
   return lines.join('\n') + '\n';
 }
 

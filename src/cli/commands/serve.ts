@@ -63,7 +63,7 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<RunningServe
     });
     // Breach deadlines (escalations raised once each) and detection rules over the audit log, every minute.
     const breach = startBreachMonitoring(
-      { incidents: custodian.incidents, detector: new BreachDetector({ store: custodian.store, clock: custodian.clock, incidents: custodian.incidents }) },
+      { incidents: custodian.incidents, detector: new BreachDetector({ store: custodian.store, clock: custodian.clock, incidents: custodian.incidents, apiKeys: custodian.apiKeys, dataMap: () => custodian.datamap.currentView() }) },
       { onError: (err) => app.log.error({ errCode: (err as { code?: string }).code }, 'breach monitoring failed; retrying') },
     );
     const url = address.replace('://[::1]', '://localhost');

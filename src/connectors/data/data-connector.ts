@@ -45,12 +45,12 @@ export interface DueCondition {
   readonly cutoff: string;
 }
 
-/** One page of rows past due, in key order (keyset pagination: pass the last key seen as `afterKey`). */
+/** One page of rows past due (see {@link ScanQuery} for cursors and page order). */
 export interface ExpiredQuery extends DueCondition {
-  /** The collection's primary key field: pages are ordered by it and `afterKey` is compared with it. */
+  /** The collection's primary key field: every row comes with it (rows are then changed by it). */
   readonly keyField: string;
-  /** Only rows whose key is greater than this (exclusive); undefined for the first page. */
-  readonly afterKey?: KeyValue | undefined;
+  /** The `next` of the previous page; undefined for the first page. */
+  readonly cursor?: string | undefined;
   /** Largest number of rows in the page (at most {@link MAX_EXPIRED_PAGE}). */
   readonly limit: number;
   /** Fields to return besides the key (identity fields for holds, fields to anonymise). */
@@ -74,19 +74,34 @@ export function instantOf(value: unknown): number | undefined {
 }
 
 /**
- * One page of a whole collection in key order, for breach scoping (docs/breach.md): keyset pagination on
- * `keyField` (pass the last key seen as `afterKey`), optionally only rows whose `timeField` holds an instant
- * in [`from`, `to`). Time values are read as {@link DueCondition} describes (date/time columns, ISO-8601 text
- * with no zone = UTC, epoch seconds); a row whose time field is null or not an instant lies outside every
- * window. Retention's {@link DataConnector.findExpired} is this query with `to` = the cutoff.
+ * One page of a whole collection, for breach scoping (docs/breach.md), optionally only rows whose `timeField`
+ * holds an instant in [`from`, `to`). Time values are read as {@link DueCondition} describes (date/time
+ * columns, ISO-8601 text with no zone = UTC, epoch seconds); a row whose time field is null or not an instant
+ * lies outside every window. Retention's {@link DataConnector.findExpired} is this query with `to` = the cutoff.
+ *
+ * **Cursors.** Pages are resumed with an opaque `cursor`: the {@link ScanPage.next} of the previous page (the
+ * first page has none). What it holds is the connector's business: the last key of the page for SQL tables
+ * (pages in key order), a byte offset for JSONL files (file order), the SCAN cursor for Redis (SCAN order), the
+ * service's own cursor for HTTP. A cursor may be stored (retention keeps it to resume a run) and passed to
+ * another instance of the same connector kind. A cursor the connector did not make is CST_ERR_VALIDATION.
+ *
+ * @example
+ * ```ts
+ * let cursor: string | undefined;
+ * do {
+ *   const page = await crm.scan(customers, { keyField: 'id', fields: ['email'], cursor, limit: 10_000 });
+ *   for (const row of page.rows) console.log(row.email);
+ *   cursor = page.next ?? undefined;
+ * } while (cursor !== undefined);
+ * ```
  */
 export interface ScanQuery {
-  /** The collection's primary key field: pages are ordered by it and `afterKey` is compared with it. */
+  /** The collection's primary key field: every row comes with it. */
   readonly keyField: string;
   /** Fields to return besides the key (the identity fields, for scoping). */
   readonly fields: readonly string[];
-  /** Only rows whose key is greater than this (exclusive); undefined for the first page. */
-  readonly afterKey?: KeyValue | undefined;
+  /** The `next` of the previous page; undefined for the first page. */
+  readonly cursor?: string | undefined;
   /** Largest number of rows in the page (at most {@link MAX_SCAN_PAGE}). */
   readonly limit: number;
   /** The field the time window applies to; required when `from` or `to` is given. */
@@ -97,6 +112,18 @@ export interface ScanQuery {
   readonly to?: string | undefined;
 }
 
+/**
+ * One page of {@link DataConnector.scan} or {@link DataConnector.findExpired}. A page holds at most `limit`
+ * rows, and may hold fewer — even none — while `next` is not null (a connector may end a page early to keep
+ * its cost bounded): only `next === null` ends the collection. Paging from the first page until then yields
+ * every row present for the whole walk (see each connector for rows changed meanwhile).
+ */
+export interface ScanPage {
+  readonly rows: readonly Row[];
+  /** Where the next page starts (pass it as `cursor`), or null when this page was the last. */
+  readonly next: string | null;
+}
+
 /** Largest page {@link DataConnector.scan} returns. */
 export const MAX_SCAN_PAGE = 10_000;
 
@@ -104,7 +131,7 @@ export const MAX_SCAN_PAGE = 10_000;
 export interface CheckedScan {
   readonly keyField: string;
   readonly fields: readonly string[];
-  readonly afterKey: KeyValue | undefined;
+  readonly cursor: string | undefined;
   readonly limit: number;
   /** Present when the query has a window. */
   readonly window: { readonly field: string; readonly from: string | undefined; readonly to: string | undefined } | undefined;
@@ -129,7 +156,7 @@ export function checkScan(query: ScanQuery): CheckedScan {
   return {
     keyField: query.keyField,
     fields: query.fields,
-    afterKey: query.afterKey,
+    cursor: query.cursor === undefined || query.cursor === '' ? undefined : query.cursor,
     limit: Math.max(1, Math.min(MAX_SCAN_PAGE, Math.floor(Number.isFinite(query.limit) ? query.limit : 1))),
     window: from === undefined && to === undefined ? undefined : { field: query.timeField!, from, to },
   };
@@ -137,8 +164,30 @@ export function checkScan(query: ScanQuery): CheckedScan {
 
 /** The scan that finds one page of rows past due: retention's `findExpired` is a scan with `to` = cutoff. */
 export function expiredScan(query: ExpiredQuery): ScanQuery {
-  return { keyField: query.keyField, fields: query.fields, afterKey: query.afterKey, limit: query.limit, timeField: query.ageField, to: query.cutoff };
+  return { keyField: query.keyField, fields: query.fields, cursor: query.cursor, limit: query.limit, timeField: query.ageField, to: query.cutoff };
 }
+
+/** CST_ERR_VALIDATION for a cursor a connector did not make (or cannot read back); never passed on to the engine. */
+export function malformedCursor(kind: string): never {
+  throw new CustodianError('CST_ERR_VALIDATION', `the page cursor was not made by a ${kind} connector`, { details: { kind, issues: [{ path: 'cursor', message: 'not a cursor of this connector' }] } });
+}
+
+/**
+ * What a connector can do with one collection besides `find`, `deleteRows` and `updateRows`, which every
+ * connector does (Kysely's `supports*` flags). Callers may ask before they try; an operation a connector cannot
+ * run still answers CST_ERR_CONNECTOR_UNSUPPORTED, so the flags and the operations never disagree.
+ */
+export interface ConnectorCapabilities {
+  /** `scan`: whole-collection pages (breach scoping). */
+  readonly scan: boolean;
+  /** `scan` with a time window (`timeField`, `from`, `to`). */
+  readonly scanWindow: boolean;
+  /** `findExpired`, `countExpired`, `deleteExpired` and `updateExpired` (retention). */
+  readonly retention: boolean;
+}
+
+/** The capabilities of the SQL and JSONL connectors: everything. */
+export const ALL_CAPABILITIES: ConnectorCapabilities = Object.freeze({ scan: true, scanWindow: true, retention: true });
 
 /** CST_ERR_CONNECTOR_UNSUPPORTED for a scan (breach scoping) a connector kind cannot run; `why` says what to do. */
 export function scanUnsupported(kind: string, why: string): never {
@@ -166,19 +215,22 @@ export interface DataConnector {
   /** Applies each change to the row whose `keyField` equals its key; resolves to how many rows had a value change (applying the same changes again resolves to 0). */
   updateRows(target: CollectionTarget, keyField: string, changes: readonly RowChange[]): Promise<number>;
   /**
-   * Retention: one page of the rows of `target` past due (see {@link ExpiredQuery}), ordered by the key field,
-   * with the key and `fields`. One bounded statement per page; no lock is held between pages.
-   * Connectors that cannot find rows by age (Redis, HTTP) answer CST_ERR_CONNECTOR_UNSUPPORTED.
+   * Retention: one page of the rows of `target` past due (see {@link ExpiredQuery}), with the key and
+   * `fields`; resume with the page's `next` (see {@link ScanQuery} for cursors and order). One bounded
+   * statement (or one bounded read) per page; no lock is held between pages. Connectors that cannot find rows
+   * by age (Redis; HTTP services without the `retention` operation) answer CST_ERR_CONNECTOR_UNSUPPORTED.
    */
-  findExpired(target: CollectionTarget, query: ExpiredQuery, options?: { readonly signal?: AbortSignal }): Promise<readonly Row[]>;
+  findExpired(target: CollectionTarget, query: ExpiredQuery, options?: { readonly signal?: AbortSignal }): Promise<ScanPage>;
   /**
-   * Breach scoping: one page of the rows of `target` in key order (see {@link ScanQuery}), with the key and
-   * `fields`, optionally within a time window. One bounded statement (or one streaming pass) per page; no
-   * lock is held between pages. Values (`afterKey`, bounds) are bound parameters or compared in Custodian,
-   * never text in a statement. Connectors that cannot enumerate a collection (HTTP), or cannot apply a window
-   * (Redis), answer CST_ERR_CONNECTOR_UNSUPPORTED.
+   * Breach scoping: one page of the rows of `target` (see {@link ScanQuery}), with the key and `fields`,
+   * optionally within a time window; resume with the page's `next`. One bounded statement (or one bounded
+   * read) per page; no lock is held between pages. Values (cursors, bounds) are bound parameters or compared
+   * in Custodian, never text in a statement. Connectors that cannot enumerate a collection (HTTP services
+   * without the `scan` operation), or cannot apply a window (Redis), answer CST_ERR_CONNECTOR_UNSUPPORTED.
    */
-  scan(target: CollectionTarget, query: ScanQuery, options?: { readonly signal?: AbortSignal }): Promise<readonly Row[]>;
+  scan(target: CollectionTarget, query: ScanQuery, options?: { readonly signal?: AbortSignal }): Promise<ScanPage>;
+  /** What the connector can do with `target` besides find, delete and update (see {@link ConnectorCapabilities}). */
+  capabilities(target: CollectionTarget, options?: { readonly signal?: AbortSignal }): Promise<ConnectorCapabilities>;
   /** Retention report: how many rows are past due (`age < cutoff`), or with `from`, how many have `from <= age < cutoff`. */
   countExpired(target: CollectionTarget, due: DueCondition, options?: { readonly from?: string; readonly signal?: AbortSignal }): Promise<number>;
   /**

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CustodianError, uuidv7 } from '../../core/index.js';
-import { MAX_BATCH, retentionUnsupported, scanUnsupported, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
+import { CustodianError, backoffDelay, retryAfterMs, uuidv7 } from '../../core/index.js';
+import { MAX_BATCH, checkScan, expiredScan, instantOf, malformedCursor, scanUnsupported, type CheckedScan, type CollectionTarget, type ConnectorCapabilities, type DataConnector, type DueCondition, type ExpiredQuery, type KeyValue, type Row, type RowChange, type ScanPage, type ScanQuery } from './data-connector.js';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, signCustodianRequest } from './http-signature.js';
 
 /**
@@ -13,6 +13,22 @@ import { SIGNATURE_HEADER, TIMESTAMP_HEADER, signCustodianRequest } from './http
  * POST <base>/<path>/update  {requestId, collection, keyField, changes: [{key, set}]} → 200 {count}
  * POST <base>/_ping          {requestId}                                             → 2xx
  * ```
+ *
+ * Optional operations, which a service implements per collection and advertises (or the data map declares
+ * with `connector.capabilities: 'scan,retention'`, which skips the discovery call):
+ *
+ * ```
+ * POST <base>/<path>/capabilities {requestId, collection}                                → 200 {operations: ['scan', 'retention']}
+ * POST <base>/<path>/scan      {requestId, collection, keyField, fields, limit, cursor?,
+ *                               timeField?, from?, to?}                                   → 200 {rows: [...], next?: cursor | null}
+ * POST <base>/<path>/retention {requestId, collection, operation: 'count', ageField, cutoff, from?}        → 200 {count}
+ *                              {requestId, collection, operation: 'delete', ageField, cutoff, keyField, keys}    → 200 {count}
+ *                              {requestId, collection, operation: 'anonymise', ageField, cutoff, keyField, changes} → 200 {count}
+ * ```
+ *
+ * A collection without them (no `capabilities` answer: 404 or 501) answers scan and the retention operations
+ * with CST_ERR_CONNECTOR_UNSUPPORTED, as before. Retention pages rows past due through `scan` with the window
+ * `[−∞, cutoff)` on the age field, so `retention` needs `scan` as well.
  *
  * `<base>` is the connection URL without its userinfo; `<path>` is the collection's `connector.path`
  * (segments of letters, digits, `._~-`) or its name. Each request carries `Custodian-Timestamp` (Unix
@@ -31,11 +47,14 @@ import { SIGNATURE_HEADER, TIMESTAMP_HEADER, signCustodianRequest } from './http
  * | other 4xx                                   | no      | CST_ERR_CONNECTOR_FAILED {status}          |
  * | 408, 429, 5xx, network error, timeout       | yes     | CST_ERR_CONNECTOR_UNAVAILABLE after the last attempt |
  *
- * Retries back off exponentially with full jitter (base 100 ms, doubling, capped at 5 s; a `Retry-After` in
- * seconds is honoured up to that cap). Error bodies are never read, so nothing a receiver echoes (values,
- * stack traces) reaches Custodian's errors or logs. Redirects are not followed. Rows answered by `find` are
- * checked: a row whose `field` does not equal one of the asked values is dropped, and only the asked fields
- * are kept, so a lax receiver cannot leak other subjects' data into a request.
+ * Retries back off exponentially with full jitter ({@link backoffDelay}: base 100 ms, doubling, capped at 5 s;
+ * a `Retry-After` in seconds is honoured up to that cap). Error bodies are never read, so nothing a receiver
+ * echoes (values, stack traces) reaches Custodian's errors or logs. Redirects are not followed. Rows answered
+ * by `find` are checked: a row whose `field` does not equal one of the asked values is dropped, and only the
+ * asked fields are kept, so a lax receiver cannot leak other subjects' data into a request. Rows answered by
+ * `scan` likewise keep only the asked fields, and a row outside the asked time window (its time field is
+ * asked too, and checked) is dropped, so a receiver that ignores the window cannot widen a breach scope or
+ * put rows that are not due in front of retention.
  */
 
 /** Options of {@link HttpDataConnector}. */
@@ -54,9 +73,15 @@ export interface HttpDataConnectorOptions {
   readonly maxBackoffMs?: number | undefined;
   /** The clock used for timestamps, ms since the epoch. Default `Date.now`. */
   readonly now?: (() => number) | undefined;
+  /** Randomness of the backoff jitter, in [0, 1). Default `Math.random`. */
+  readonly random?: (() => number) | undefined;
 }
 
-type Operation = 'find' | 'delete' | 'update' | 'ping';
+type Operation = 'find' | 'delete' | 'update' | 'ping' | 'capabilities' | 'scan' | 'retention';
+
+/** The optional operations of the protocol a collection may offer. */
+const OPTIONAL_OPERATIONS = ['scan', 'retention'] as const;
+type OptionalOperation = (typeof OPTIONAL_OPERATIONS)[number];
 
 /** Why one attempt failed, and whether another may succeed. */
 interface Failure {
@@ -70,6 +95,10 @@ interface Failure {
 type Attempt = { readonly ok: true; readonly body: Record<string, unknown> } | ({ readonly ok: false } & Failure);
 
 const MAX_ANSWER_BYTES = 32 * 1024 * 1024;
+/** Longest `next` cursor a `scan` answer may carry (retention stores it to resume a run). */
+const MAX_CURSOR_LENGTH = 8 * 1024;
+/** Custodian's wrapping of a service's scan cursor. */
+const CURSOR_PREFIX = 'http1.';
 const MAX_PAGES = 100_000;
 const MAX_RETRIES = 10;
 const PATH_SEGMENT = /^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$/;
@@ -107,10 +136,11 @@ async function readCapped(response: Response, limit: number): Promise<Buffer | u
   }
 }
 
-/** `Retry-After` in ms when it is a number of seconds; HTTP dates are ignored (clock skew). */
-function retryAfter(response: Response): number | undefined {
-  const value = response.headers.get('retry-after');
-  return value !== null && /^\d{1,6}$/.test(value.trim()) ? Number(value.trim()) * 1000 : undefined;
+/** A window bound or cutoff as a UTC ISO instant with milliseconds; CST_ERR_VALIDATION otherwise. */
+function instant(value: string, path: string): string {
+  const ms = instantOf(value);
+  if (ms === undefined) throw new CustodianError('CST_ERR_VALIDATION', `the retention ${path} is not an instant`, { details: { issues: [{ path, message: 'must be an ISO-8601 instant' }] } });
+  return new Date(ms).toISOString();
 }
 
 /** The text a value matches by. */
@@ -142,6 +172,9 @@ export class HttpDataConnector implements DataConnector {
   readonly #backoffBaseMs: number;
   readonly #maxBackoffMs: number;
   readonly #now: () => number;
+  readonly #random: () => number;
+  /** Optional operations per collection endpoint, asked once per connector (failures are not kept). */
+  readonly #offerings = new Map<string, Promise<ReadonlySet<OptionalOperation>>>();
 
   constructor(options: HttpDataConnectorOptions) {
     this.#display = displayUrl(options.url);
@@ -170,6 +203,7 @@ export class HttpDataConnector implements DataConnector {
     this.#backoffBaseMs = options.backoffBaseMs ?? 100;
     this.#maxBackoffMs = options.maxBackoffMs ?? 5000;
     this.#now = options.now ?? Date.now;
+    this.#random = options.random ?? Math.random;
     if (!(this.#timeoutMs > 0) || !(this.#retries >= 0) || !(this.#backoffBaseMs >= 0) || !(this.#maxBackoffMs >= 0)) {
       throw this.#configError('HTTP connector timeouts, retries and backoff must be positive numbers');
     }
@@ -213,28 +247,67 @@ export class HttpDataConnector implements DataConnector {
   }
 
   /**
-   * Breach scoping would need the service to list a whole collection, which the callback protocol does not
-   * offer (it has lookups by value, deletes and updates only): CST_ERR_CONNECTOR_UNSUPPORTED.
+   * Breach scoping: one page of the collection from the service's `scan` operation, resumed with the service's
+   * own cursor. CST_ERR_CONNECTOR_UNSUPPORTED when the collection does not offer `scan`.
    */
-  async scan(): Promise<readonly Row[]> {
-    return scanUnsupported(this.kind, 'the Custodian callback protocol has no operation that lists a whole collection; scope this system by hand and record the count on the incident');
+  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
+    const checked = checkScan(query);
+    if (!(await this.#offers(target, 'scan', options.signal))) {
+      scanUnsupported(
+        this.kind,
+        `the service does not offer the scan operation for collection ${target.name} (its capabilities answer, or a 404/501 there: not implemented, or no such collection); implement it (docs/requests.md, Connectors beyond SQL) or scope this system by hand and record the count on the incident`,
+      );
+    }
+    return this.#scanPage(target, checked, options.signal);
   }
 
-  /** Retention needs rows found by age: not possible here (CST_ERR_CONNECTOR_UNSUPPORTED; docs/retention.md). */
-  async findExpired(): Promise<readonly Row[]> {
-    return retentionUnsupported(this.kind, 'findExpired');
+  /** Retention: one page of rows past due, through `scan` with the window [−∞, cutoff) on the age field. */
+  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
+    await this.#retention(target, 'findExpired', options.signal);
+    return this.#scanPage(target, checkScan(expiredScan(query)), options.signal);
   }
 
-  async countExpired(): Promise<number> {
-    return retentionUnsupported(this.kind, 'countExpired');
+  async countExpired(target: CollectionTarget, due: DueCondition, options: { readonly from?: string; readonly signal?: AbortSignal } = {}): Promise<number> {
+    const endpoint = await this.#retention(target, 'countExpired', options.signal);
+    const payload = { requestId: uuidv7(), collection: target.name, operation: 'count', ageField: due.ageField, cutoff: instant(due.cutoff, 'cutoff'), ...(options.from === undefined ? {} : { from: instant(options.from, 'from') }) };
+    return this.#count('retention', target, await this.#call('retention', endpoint, this.#secret(target), payload, target, { field: due.ageField }, options.signal));
   }
 
-  async deleteExpired(): Promise<number> {
-    return retentionUnsupported(this.kind, 'deleteExpired');
+  async deleteExpired(target: CollectionTarget, keyField: string, keys: readonly KeyValue[], due: DueCondition): Promise<number> {
+    const endpoint = await this.#retention(target, 'deleteExpired', undefined);
+    const secret = this.#secret(target);
+    const cutoff = instant(due.cutoff, 'cutoff');
+    let count = 0;
+    for (let i = 0; i < keys.length; i += MAX_BATCH) {
+      const payload = { requestId: uuidv7(), collection: target.name, operation: 'delete', ageField: due.ageField, cutoff, keyField, keys: keys.slice(i, i + MAX_BATCH) };
+      count += this.#count('retention', target, await this.#call('retention', endpoint, secret, payload, target, { field: keyField, fields: [due.ageField] }, undefined));
+    }
+    return count;
   }
 
-  async updateExpired(): Promise<number> {
-    return retentionUnsupported(this.kind, 'updateExpired');
+  async updateExpired(target: CollectionTarget, keyField: string, changes: readonly RowChange[], due: DueCondition): Promise<number> {
+    const endpoint = await this.#retention(target, 'updateExpired', undefined);
+    const secret = this.#secret(target);
+    const cutoff = instant(due.cutoff, 'cutoff');
+    let count = 0;
+    for (let i = 0; i < changes.length; i += MAX_BATCH) {
+      const batch = changes.slice(i, i + MAX_BATCH).map((c) => ({ key: c.key, set: c.set }));
+      const payload = { requestId: uuidv7(), collection: target.name, operation: 'anonymise', ageField: due.ageField, cutoff, keyField, changes: batch };
+      const fields = [...new Set([due.ageField, ...batch.flatMap((c) => Object.keys(c.set))])];
+      count += this.#count('retention', target, await this.#call('retention', endpoint, secret, payload, target, { field: keyField, fields }, undefined));
+    }
+    return count;
+  }
+
+  /**
+   * What the service offers for `target`: the data map's `connector.capabilities` when set, else the answer of
+   * its `capabilities` operation (asked once per connector; 404 or 501 there means none). `retention` counts
+   * only with `scan` (rows past due are paged through it).
+   */
+  async capabilities(target: CollectionTarget, options: { readonly signal?: AbortSignal } = {}): Promise<ConnectorCapabilities> {
+    const offered = await this.#offeredOperations(target, options.signal);
+    const scan = offered.has('scan');
+    return { scan, scanWindow: scan, retention: scan && offered.has('retention') };
   }
 
   async deleteRows(target: CollectionTarget, keyField: string, keys: readonly KeyValue[]): Promise<number> {
@@ -315,6 +388,117 @@ export class HttpDataConnector implements DataConnector {
     return this.#urlSecret;
   }
 
+  /** Whether the collection offers `operation` (see {@link HttpDataConnector.capabilities}). */
+  async #offers(target: CollectionTarget, operation: OptionalOperation, signal: AbortSignal | undefined): Promise<boolean> {
+    const capabilities = await this.capabilities(target, signal === undefined ? {} : { signal });
+    return operation === 'scan' ? capabilities.scan : capabilities.retention;
+  }
+
+  /** The collection's endpoint for a retention operation; CST_ERR_CONNECTOR_UNSUPPORTED when it does not offer retention. */
+  async #retention(target: CollectionTarget, operation: string, signal: AbortSignal | undefined): Promise<string> {
+    const endpoint = this.#endpoint(target);
+    if (!(await this.#offers(target, 'retention', signal))) {
+      throw new CustodianError(
+        'CST_ERR_CONNECTOR_UNSUPPORTED',
+        `the service does not offer the retention and scan operations for collection ${target.name} (${operation}): implement them (docs/requests.md, Connectors beyond SQL) or declare no retention rule on this system's collections`,
+        { details: { kind: this.kind, connector: 'http', collection: target.name, operation } },
+      );
+    }
+    return endpoint;
+  }
+
+  async #offeredOperations(target: CollectionTarget, signal: AbortSignal | undefined): Promise<ReadonlySet<OptionalOperation>> {
+    const declared = target.options.capabilities;
+    if (declared !== undefined) return this.#declared(target, declared);
+    const endpoint = this.#endpoint(target);
+    let offered = this.#offerings.get(endpoint);
+    if (offered === undefined) {
+      offered = this.#discover(target, endpoint, signal);
+      this.#offerings.set(endpoint, offered);
+      // An outage (or an abort) is not an answer: the next call asks again.
+      offered.catch(() => this.#offerings.delete(endpoint));
+    }
+    return offered;
+  }
+
+  /** `connector.capabilities`: comma-separated optional operations (`scan`, `retention`), or `none`. */
+  #declared(target: CollectionTarget, declared: string): ReadonlySet<OptionalOperation> {
+    const names = declared
+      .split(',')
+      .map((n) => n.trim())
+      .filter((n) => n !== '' && n !== 'none');
+    const unknown = names.filter((n) => !(OPTIONAL_OPERATIONS as readonly string[]).includes(n));
+    if (unknown.length > 0) {
+      throw new CustodianError('CST_ERR_CONNECTOR_SCHEMA', `connector.capabilities of collection ${target.name} may list ${OPTIONAL_OPERATIONS.join(', ')} (or none)`, {
+        details: { connector: 'http', collection: target.name, setting: 'capabilities' },
+      });
+    }
+    return new Set(names as OptionalOperation[]);
+  }
+
+  /** Asks the service's `capabilities` operation; 404 or 501 (a service of the base protocol) means none. */
+  async #discover(target: CollectionTarget, endpoint: string, signal: AbortSignal | undefined): Promise<ReadonlySet<OptionalOperation>> {
+    let body: Record<string, unknown>;
+    try {
+      body = await this.#call('capabilities', endpoint, this.#secret(target), { requestId: uuidv7(), collection: target.name }, target, {}, signal);
+    } catch (err) {
+      const status = err instanceof CustodianError ? (err.details as { status?: unknown } | undefined)?.status : undefined;
+      if (status === 404 || status === 501) return new Set();
+      throw err;
+    }
+    const operations = body.operations;
+    if (!Array.isArray(operations) || !operations.every((o) => typeof o === 'string')) throw this.#failed('capabilities', target, 'malformed');
+    // Names this version does not know (a later protocol's) are ignored.
+    return new Set(operations.filter((o): o is OptionalOperation => (OPTIONAL_OPERATIONS as readonly string[]).includes(o)));
+  }
+
+  /**
+   * One page from the service's `scan` operation (scan, and findExpired with the window [−∞, cutoff)). The
+   * service's cursor is passed on as it made it (Custodian's cursor wraps it as `http1.<cursor>`). The answer is
+   * checked: at most `limit` rows, a `next` that is a non-empty string (at most 8 KiB) or absent/null and not
+   * the cursor just sent; rows without a text or number key, or outside the window (their time field is asked
+   * too), are dropped; only the asked fields are kept.
+   */
+  async #scanPage(target: CollectionTarget, query: CheckedScan, signal: AbortSignal | undefined): Promise<ScanPage> {
+    const endpoint = this.#endpoint(target);
+    const window = query.window;
+    const wanted = [...new Set([query.keyField, ...query.fields])];
+    const asked = [...new Set([...wanted, ...(window === undefined ? [] : [window.field])])];
+    // The service's cursor travels wrapped, so that a cursor it did not make never reaches it.
+    const sent = query.cursor === undefined ? undefined : query.cursor.startsWith(CURSOR_PREFIX) ? query.cursor.slice(CURSOR_PREFIX.length) : malformedCursor(this.kind);
+    if (sent === '') malformedCursor(this.kind);
+    const payload = {
+      requestId: uuidv7(),
+      collection: target.name,
+      keyField: query.keyField,
+      fields: asked,
+      limit: query.limit,
+      ...(sent === undefined ? {} : { cursor: sent }),
+      ...(window === undefined ? {} : { timeField: window.field, ...(window.from === undefined ? {} : { from: window.from }), ...(window.to === undefined ? {} : { to: window.to }) }),
+    };
+    const body = await this.#call('scan', endpoint, this.#secret(target), payload, target, { field: query.keyField, fields: asked }, signal);
+    const { rows, next } = body;
+    if (!Array.isArray(rows) || rows.length > query.limit || !rows.every(isObject) || (next !== undefined && next !== null && (typeof next !== 'string' || next === '' || next.length > MAX_CURSOR_LENGTH))) {
+      throw this.#failed('scan', target, 'malformed');
+    }
+    if (typeof next === 'string' && next === sent) throw this.#failed('scan', target, 'pagination loop');
+    const from = window?.from === undefined ? undefined : Date.parse(window.from);
+    const to = window?.to === undefined ? undefined : Date.parse(window.to);
+    const out: Row[] = [];
+    for (const row of rows) {
+      const key = row[query.keyField];
+      if (typeof key !== 'string' && (typeof key !== 'number' || !Number.isFinite(key))) continue;
+      if (window !== undefined) {
+        const at = instantOf(row[window.field]);
+        if (at === undefined || (from !== undefined && at < from) || (to !== undefined && at >= to)) continue;
+      }
+      const projected: Record<string, unknown> = {};
+      for (const f of wanted) projected[f] = Object.hasOwn(row, f) ? row[f] : null;
+      out.push(projected);
+    }
+    return { rows: out, next: typeof next === 'string' ? CURSOR_PREFIX + next : null };
+  }
+
   #count(operation: Operation, target: CollectionTarget, body: Record<string, unknown>): number {
     const count = body.count;
     if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0) throw this.#failed(operation, target, 'malformed');
@@ -334,7 +518,7 @@ export class HttpDataConnector implements DataConnector {
     secret: string,
     payload: Record<string, unknown>,
     target: CollectionTarget,
-    asked: { readonly field: string; readonly fields?: readonly string[] },
+    asked: { readonly field?: string; readonly fields?: readonly string[] },
     signal: AbortSignal | undefined,
   ): Promise<Record<string, unknown>> {
     const body = JSON.stringify(payload);
@@ -342,9 +526,8 @@ export class HttpDataConnector implements DataConnector {
     let last: Failure | undefined;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       if (last !== undefined) {
-        const exponential = Math.min(this.#maxBackoffMs, this.#backoffBaseMs * 2 ** (attempt - 2));
         // Full jitter, so that workers retrying together spread out; a Retry-After is a floor.
-        const delay = Math.max(Math.random() * exponential, Math.min(last.retryAfterMs ?? 0, this.#maxBackoffMs));
+        const delay = backoffDelay(attempt - 1, { baseMs: this.#backoffBaseMs, capMs: this.#maxBackoffMs }, last.retryAfterMs ?? 0, this.#random);
         try {
           await sleep(delay, undefined, signal === undefined ? undefined : { signal });
         } catch (err) {
@@ -405,7 +588,7 @@ export class HttpDataConnector implements DataConnector {
         await response.body?.cancel().catch(() => undefined);
         const status = response.status;
         const retryable = status === 408 || status === 429 || (status >= 500 && status !== 501);
-        const after = retryable ? retryAfter(response) : undefined;
+        const after = retryable ? retryAfterMs(response.headers.get('retry-after')) : undefined;
         return { ok: false, reason: 'status', status, retryable, ...(after === undefined ? {} : { retryAfterMs: after }) };
       }
       const raw = await readCapped(response, MAX_ANSWER_BYTES);

@@ -1,12 +1,12 @@
-import { randomBytes } from 'node:crypto';
-import { constants, createReadStream, type Stats } from 'node:fs';
-import { access, open, readFile, readdir, realpath, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { constants, type Stats } from 'node:fs';
+import { access, open, readFile, readdir, realpath, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { CustodianError } from '../../core/index.js';
-import { MAX_BATCH, checkScan, expiredScan, instantOf, type CheckedScan, type CollectionTarget, type DataConnector, type DueCondition, type ExpiredQuery, type ScanQuery, type KeyValue, type Row, type RowChange } from './data-connector.js';
+import { ALL_CAPABILITIES, MAX_BATCH, checkScan, expiredScan, instantOf, malformedCursor, type CheckedScan, type CollectionTarget, type ConnectorCapabilities, type DataConnector, type DueCondition, type ExpiredQuery, type KeyValue, type Row, type RowChange, type ScanPage, type ScanQuery } from './data-connector.js';
 
 /**
  * The JSONL (NDJSON) data connector (docs/requests.md (Connectors beyond SQL)): personal data kept in files of one JSON object
@@ -21,6 +21,15 @@ import { MAX_BATCH, checkScan, expiredScan, instantOf, type CheckedScan, type Co
  * values of top-level fields, or of nested ones by dotted path (`address.city`; a top-level key that itself
  * contains the dots wins). Strings and numbers match their text both ways (`42` matches `"42"`), nothing else
  * matches (no case folding, no patterns); null, booleans, arrays and objects never match.
+ *
+ * **Pages** (scan, findExpired) come in file order and resume at a byte offset: a page reads from its cursor's
+ * offset until it has `limit` rows (or has read `pageBytes`), so it costs O(its own lines), not O(file). The
+ * cursor names the file (device and inode) and fingerprints the line just before the offset. When the file
+ * changed between pages: appended to (same inode, fingerprint intact), the page goes on at the offset; replaced
+ * by this process's own rewrite (deleteRows, updateRows, deleteExpired… — retention changes the file between its
+ * pages), the offset is carried over to the new file exactly (rewrites keep line order); replaced or edited
+ * otherwise, the walk starts over from the beginning — rows may then come twice, none is missed — and after
+ * {@link MAX_PAGE_RESTARTS} such restarts the page fails with CST_ERR_CONNECTOR_UNAVAILABLE (retry later).
  *
  * **Writing** (deleteRows, updateRows) rewrites the file atomically: the new content goes to a temporary file
  * in the same directory, which is fsynced, renamed over the original, and the directory fsynced, so a crash
@@ -55,9 +64,24 @@ export interface JsonlDataConnectorOptions {
   readonly lockTimeoutMs?: number | undefined;
   /** Age after which a lock that was not refreshed is stale. Default 60 s (holders refresh every third of it). */
   readonly staleLockMs?: number | undefined;
-  /** Test hooks: `beforeRename` runs after the temporary file is written and fsynced, before the rename. */
-  readonly hooks?: { readonly beforeRename?: ((tempPath: string) => void | Promise<void>) | undefined } | undefined;
+  /** Bytes read from the file per read call. Default 64 KiB. */
+  readonly readChunkBytes?: number | undefined;
+  /** Bytes a page (scan, findExpired) reads at most before it ends early, with a cursor to go on. Default 16 MiB. */
+  readonly pageBytes?: number | undefined;
+  /**
+   * Test and metrics hooks: `beforeRename` runs after the temporary file is written and fsynced, before the
+   * rename; `onRead` is told the size of every read from a collection file.
+   */
+  readonly hooks?:
+    | {
+        readonly beforeRename?: ((tempPath: string) => void | Promise<void>) | undefined;
+        readonly onRead?: ((bytes: number) => void) | undefined;
+      }
+    | undefined;
 }
+
+/** How many times one walk through a file's pages starts over, because another writer replaced the file, before it fails. */
+export const MAX_PAGE_RESTARTS = 10;
 
 /** A collection file, resolved and checked. */
 interface CollectionFile {
@@ -71,11 +95,138 @@ interface CollectionFile {
 
 const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
 const DEFAULT_STALE_LOCK_MS = 60_000;
+const DEFAULT_CHUNK_BYTES = 64 * 1024;
+const DEFAULT_PAGE_BYTES = 16 * 1024 * 1024;
 const NEWLINE = 0x0a;
 const FIELD_PATH = /^[A-Za-z_$][A-Za-z0-9_$-]*(?:\.[A-Za-z_$][A-Za-z0-9_$-]*)*$/;
+const CURSOR_PREFIX = 'jsonl1.';
+/** Rewrites remembered per file for carrying page offsets over, and breakpoints per rewrite (memory bound). */
+const MAX_MOVES = 16;
+const MAX_MOVE_BREAKPOINTS = 50_000;
 
 /** Files being rewritten by this process: real path → the tail of its queue of writers. */
 const queues = new Map<string, Promise<unknown>>();
+
+/**
+ * How a rewrite of this process moved byte offsets: line ends of the old file (`from`, `<dev>:<ino>`) map to
+ * line ends of the new one (`to`). Between breakpoints (ends of deleted or changed lines) offsets move by the
+ * same delta, as unchanged lines are copied byte for byte. O(changed lines) memory, O(log) per look-up.
+ * File systems reuse the inode of a replaced file for the next one, so `<dev>:<ino>` alone does not tell two
+ * generations of a file apart: moves are numbered per file (`generation`), and a cursor remembers the last
+ * move complete when its page was read.
+ */
+interface Move {
+  readonly generation: number;
+  readonly from: string;
+  readonly to: string;
+  /** Undefined when the rewrite changed too many lines to keep ({@link MAX_MOVE_BREAKPOINTS}): pages over `from` start over. */
+  readonly ends: readonly number[] | undefined;
+  readonly deltas: readonly number[];
+  /** Set once the new file is in place (renamed). */
+  done: boolean;
+}
+
+/** The recent rewrites of one file by this process, oldest first (at most {@link MAX_MOVES}). */
+interface History {
+  /** The last generation given out. */
+  last: number;
+  moves: Move[];
+}
+
+/** Histories by real path. */
+const histories = new Map<string, History>();
+
+/** Numbers generations only meaningful in this process: a cursor made elsewhere is judged by its file and line alone. */
+const PROCESS_TOKEN = randomBytes(6).toString('hex');
+
+function remember(path: string, move: Omit<Move, 'generation' | 'done'>): Move {
+  const history = histories.get(path) ?? { last: 0, moves: [] };
+  const numbered: Move = { ...move, generation: ++history.last, done: false };
+  history.moves.push(numbered);
+  if (history.moves.length > MAX_MOVES) history.moves.shift();
+  histories.set(path, history);
+  return numbered;
+}
+
+function forget(path: string, move: Move): void {
+  const history = histories.get(path);
+  if (history !== undefined) history.moves = history.moves.filter((m) => m !== move);
+}
+
+/** The last generation of `path` whose new file is in place (0 when none). Writers of a file are serialised, so only the last may be pending. */
+function settled(path: string): number {
+  const history = histories.get(path);
+  if (history === undefined) return 0;
+  return history.last - (history.moves.at(-1)?.done === false ? 1 : 0);
+}
+
+function moveOffset(move: Move & { readonly ends: readonly number[] }, offset: number): number {
+  let lo = 0;
+  let hi = move.ends.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (move.ends[mid]! <= offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return offset + (lo === 0 ? 0 : move.deltas[lo - 1]!);
+}
+
+/** Where a page starts again: a byte offset at a line start of one file, and the line before it. */
+interface FileCursor {
+  readonly offset: number;
+  /** `<dev>:<ino>` of the file the offset is in (decimal: inode numbers may exceed 2^53). */
+  readonly file: string;
+  /** Length in bytes of the line ending at `offset` (newline included), 0 at the start. */
+  readonly anchorLength: number;
+  /** First 16 bytes of SHA-256 of that line, hex; '' at the start. */
+  readonly anchorHash: string;
+  /** How many times this walk started over (see {@link MAX_PAGE_RESTARTS}). */
+  readonly restarts: number;
+  /** The process that read the page, and the last generation of its rewrites of the file then (see {@link Move}). */
+  readonly process: string;
+  readonly seen: number;
+}
+
+function encodeCursor(c: FileCursor): string {
+  return CURSOR_PREFIX + Buffer.from(JSON.stringify([c.offset, c.file, c.anchorLength, c.anchorHash, c.restarts, c.process, c.seen])).toString('base64url');
+}
+
+function decodeCursor(text: string): FileCursor {
+  if (!text.startsWith(CURSOR_PREFIX) || text.length > 512) return malformedCursor('jsonl');
+  let parts: unknown;
+  try {
+    parts = JSON.parse(Buffer.from(text.slice(CURSOR_PREFIX.length), 'base64url').toString('utf8'));
+  } catch {
+    return malformedCursor('jsonl');
+  }
+  const count = (v: unknown, max = Number.MAX_SAFE_INTEGER): boolean => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max;
+  const ok =
+    Array.isArray(parts) &&
+    parts.length === 7 &&
+    count(parts[0]) &&
+    typeof parts[1] === 'string' &&
+    /^\d{1,40}:\d{1,40}$/.test(parts[1]) &&
+    count(parts[2], parts[0] as number) &&
+    typeof parts[3] === 'string' &&
+    (parts[2] === 0 ? parts[3] === '' : /^[0-9a-f]{32}$/.test(parts[3])) &&
+    count(parts[4], MAX_PAGE_RESTARTS) &&
+    typeof parts[5] === 'string' &&
+    /^[0-9a-f]{12}$/.test(parts[5]) &&
+    count(parts[6]);
+  if (!ok) return malformedCursor('jsonl');
+  const [offset, file, anchorLength, anchorHash, restarts, process, seen] = parts as [number, string, number, string, number, string, number];
+  return { offset, file, anchorLength, anchorHash, restarts, process, seen };
+}
+
+function fingerprint(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex').slice(0, 32);
+}
+
+/** `<dev>:<ino>` of an open file, and its size. */
+async function identify(handle: FileHandle): Promise<{ id: string; size: number; mode: number }> {
+  const info = await handle.stat({ bigint: true });
+  return { id: `${info.dev}:${info.ino}`, size: Number(info.size), mode: Number(info.mode & 0o7777n) };
+}
 
 function schemaError(message: string, details: Record<string, unknown>): CustodianError {
   return new CustodianError('CST_ERR_CONNECTOR_SCHEMA', message, { details: { connector: 'jsonl', ...details } });
@@ -100,26 +251,40 @@ function isInside(root: string, child: string): boolean {
   return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
 }
 
-/** The lines of a file as raw bytes (without the `\n`), so lines that are not UTF-8 or JSON survive rewrites. */
-async function* lines(path: string, signal?: AbortSignal): AsyncGenerator<Buffer> {
-  const stream = createReadStream(path, { highWaterMark: 64 * 1024 });
+/** One line as read: its raw bytes (without the `\n`), where it ends (past its `\n`), and whether it had one. */
+interface Line {
+  readonly bytes: Buffer;
+  readonly end: number;
+  readonly terminated: boolean;
+}
+
+/**
+ * The lines of an open file from byte `start` (a line start) as raw bytes, so lines that are not UTF-8 or JSON
+ * survive rewrites. Reads `chunkBytes` at a time; a consumer that stops early has read at most one chunk past
+ * its last line.
+ */
+async function* linesOf(handle: FileHandle, start: number, chunkBytes: number, signal?: AbortSignal, onRead?: (bytes: number) => void): AsyncGenerator<Line> {
+  let position = start;
   let pending: Buffer[] = [];
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      signal?.throwIfAborted();
-      let start = 0;
-      for (let at = chunk.indexOf(NEWLINE); at >= 0; at = chunk.indexOf(NEWLINE, start)) {
-        const piece = chunk.subarray(start, at);
-        yield pending.length === 0 ? piece : Buffer.concat([...pending, piece]);
-        pending = [];
-        start = at + 1;
-      }
-      if (start < chunk.length) pending.push(chunk.subarray(start));
+  for (;;) {
+    signal?.throwIfAborted();
+    // A fresh buffer per read: the lines handed out are views of it.
+    const buffer = Buffer.allocUnsafe(chunkBytes);
+    const { bytesRead } = await handle.read(buffer, 0, chunkBytes, position);
+    if (bytesRead === 0) break;
+    onRead?.(bytesRead);
+    const chunk = buffer.subarray(0, bytesRead);
+    let from = 0;
+    for (let at = chunk.indexOf(NEWLINE); at >= 0; at = chunk.indexOf(NEWLINE, from)) {
+      const piece = chunk.subarray(from, at);
+      yield { bytes: pending.length === 0 ? piece : Buffer.concat([...pending, piece]), end: position + at + 1, terminated: true };
+      pending = [];
+      from = at + 1;
     }
-    if (pending.length > 0) yield Buffer.concat(pending);
-  } finally {
-    stream.destroy();
+    if (from < chunk.length) pending.push(chunk.subarray(from));
+    position += bytesRead;
   }
+  if (pending.length > 0) yield { bytes: Buffer.concat(pending), end: position, terminated: false };
 }
 
 /** A line parsed: the object, `blank`, or `malformed`. */
@@ -170,14 +335,6 @@ function matchText(value: unknown): string | undefined {
   return undefined;
 }
 
-/** Total order of key values for keyset pages: numbers (numerically) before strings (by UTF-16 code units). */
-function compareKeys(a: KeyValue, b: KeyValue): number {
-  if (typeof a === 'number' && typeof b === 'number') return a - b;
-  if (typeof a === 'number') return -1;
-  if (typeof b === 'number') return 1;
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /** Whether the row's age field holds an instant strictly before `cutoffMs` (see {@link instantOf}). */
 function isDue(row: Record<string, unknown>, ageField: string, cutoffMs: number): boolean {
   const at = instantOf(getPath(row, ageField));
@@ -217,6 +374,9 @@ export class JsonlDataConnector implements DataConnector {
   readonly #lockTimeoutMs: number;
   readonly #staleLockMs: number;
   readonly #beforeRename: ((tempPath: string) => void | Promise<void>) | undefined;
+  readonly #onRead: ((bytes: number) => void) | undefined;
+  readonly #chunkBytes: number;
+  readonly #pageBytes: number;
 
   constructor(options: JsonlDataConnectorOptions) {
     this.#directory = resolve(options.directory);
@@ -226,6 +386,9 @@ export class JsonlDataConnector implements DataConnector {
     this.#lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
     this.#staleLockMs = options.staleLockMs ?? DEFAULT_STALE_LOCK_MS;
     this.#beforeRename = options.hooks?.beforeRename;
+    this.#onRead = options.hooks?.onRead;
+    this.#chunkBytes = Math.max(64, Math.floor(options.readChunkBytes ?? DEFAULT_CHUNK_BYTES));
+    this.#pageBytes = Math.max(1, Math.floor(options.pageBytes ?? DEFAULT_PAGE_BYTES));
   }
 
   async *find(target: CollectionTarget, field: string, values: readonly KeyValue[], fields: readonly string[], options: { readonly signal?: AbortSignal } = {}): AsyncIterable<readonly Row[]> {
@@ -238,8 +401,9 @@ export class JsonlDataConnector implements DataConnector {
     const texts = new Set(values.map(String));
     let batch: Row[] = [];
     let number = 0;
+    const handle = await this.#open(file, 'find');
     try {
-      for await (const line of lines(file.path, options.signal)) {
+      for await (const { bytes: line } of linesOf(handle, 0, this.#chunkBytes, options.signal, this.#onRead)) {
         number++;
         const row = parse(line);
         if (row === 'blank') continue;
@@ -261,6 +425,8 @@ export class JsonlDataConnector implements DataConnector {
     } catch (err) {
       if (options.signal?.aborted) throw err;
       throw fsError(err, 'find', file.display);
+    } finally {
+      await handle.close();
     }
     if (batch.length > 0) yield batch;
   }
@@ -276,24 +442,30 @@ export class JsonlDataConnector implements DataConnector {
     });
   }
 
-  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
     return this.#page(target, checkScan(query), 'scan', options.signal);
   }
 
-  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
     return this.#page(target, checkScan(expiredScan(query)), 'findExpired', options.signal);
   }
 
+  async capabilities(): Promise<ConnectorCapabilities> {
+    return ALL_CAPABILITIES;
+  }
+
   /**
-   * One page in key order (scan and findExpired): a streaming pass over the file keeping the `limit` smallest
-   * keys after `afterKey` whose time field lies in the window (O(lines × log limit) time, O(limit) memory per
-   * page; keys that are not strings or numbers are skipped, as they could not be deleted or resumed by key).
-   * The window compares instants parsed as {@link instantOf} does (ISO-8601 text, epoch seconds).
+   * One page in file order (scan and findExpired): lines from the cursor's offset (see the module comment for
+   * files changed between pages) until `limit` rows whose time field lies in the window, or `pageBytes` read.
+   * O(bytes of the page's lines + one read chunk) time and reads, O(limit) memory. Rows whose key is not a string
+   * or a number are skipped (they could not be changed by key). The window compares instants parsed as
+   * {@link instantOf} does (ISO-8601 text, epoch seconds).
    */
-  async #page(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<readonly Row[]> {
+  async #page(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<ScanPage> {
     const file = await this.#file(target);
     const window = query.window;
     for (const f of [query.keyField, ...(window === undefined ? [] : [window.field]), ...query.fields]) this.#checkField(file, f);
+    const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     const from = window?.from === undefined ? undefined : cutoffOf(window.from);
     const to = window?.to === undefined ? undefined : cutoffOf(window.to);
     const inWindow = (row: Record<string, unknown>): boolean => {
@@ -301,36 +473,85 @@ export class JsonlDataConnector implements DataConnector {
       const at = instantOf(getPath(row, window.field));
       return at !== undefined && (from === undefined || at >= from) && (to === undefined || at < to);
     };
-    const limit = query.limit;
     const wanted = [...new Set(query.fields.filter((f) => f !== query.keyField))];
-    // Sorted by key, at most `limit` long; the largest is dropped when a smaller one comes.
-    const page: { key: KeyValue; row: Row }[] = [];
+    signal?.throwIfAborted();
+    // Read before the file is opened: a rewrite completing in between is then followed from this generation on.
+    const seen = settled(file.path);
+    const handle = await this.#open(file, operation);
     try {
-      for await (const line of lines(file.path, signal)) {
-        const row = parse(line);
-        if (row === 'blank' || row === 'malformed') continue;
-        const key = getPath(row, query.keyField);
-        if (typeof key !== 'string' && (typeof key !== 'number' || !Number.isFinite(key))) continue;
-        if (query.afterKey !== undefined && compareKeys(key, query.afterKey) <= 0) continue;
-        if (page.length === limit && compareKeys(key, page[page.length - 1]!.key) >= 0) continue;
-        if (!inWindow(row)) continue;
-        const out: Record<string, unknown> = { [query.keyField]: key };
-        for (const f of wanted) out[f] = getPath(row, f) ?? null;
-        let lo = 0;
-        let hi = page.length;
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1;
-          if (compareKeys(page[mid]!.key, key) < 0) lo = mid + 1;
-          else hi = mid;
+      const { id, size } = await identify(handle);
+      let start = 0;
+      let restarts = cursor?.restarts ?? 0;
+      if (cursor !== undefined) {
+        const resumed = await this.#resume(handle, file, cursor, id, size);
+        if (resumed !== undefined) start = resumed;
+        else if (++restarts > MAX_PAGE_RESTARTS) {
+          throw new CustodianError('CST_ERR_CONNECTOR_UNAVAILABLE', `the file of collection ${file.collection} kept being replaced while it was read page by page; retry later`, {
+            details: { connector: 'jsonl', file: file.display, operation, reason: 'changed' },
+          });
         }
-        page.splice(lo, 0, { key, row: out });
-        if (page.length > limit) page.pop();
       }
+      const rows: Row[] = [];
+      for await (const line of linesOf(handle, start, this.#chunkBytes, signal, this.#onRead)) {
+        const row = parse(line.bytes);
+        if (row !== 'blank' && row !== 'malformed') {
+          const key = getPath(row, query.keyField);
+          if ((typeof key === 'string' || (typeof key === 'number' && Number.isFinite(key))) && inWindow(row)) {
+            const out: Record<string, unknown> = { [query.keyField]: key };
+            for (const f of wanted) out[f] = getPath(row, f) ?? null;
+            rows.push(out);
+          }
+        }
+        if (rows.length < query.limit && line.end - start < this.#pageBytes) continue;
+        // An unterminated line is the last one: nothing follows it.
+        if (!line.terminated) break;
+        const anchor = Buffer.concat([line.bytes, Buffer.from([NEWLINE])]);
+        return { rows, next: encodeCursor({ offset: line.end, file: id, anchorLength: anchor.length, anchorHash: fingerprint(anchor), restarts, process: PROCESS_TOKEN, seen }) };
+      }
+      return { rows, next: null };
     } catch (err) {
-      if (signal?.aborted) throw err;
+      if (signal?.aborted || err instanceof CustodianError) throw err;
       throw fsError(err, operation, file.display);
+    } finally {
+      await handle.close();
     }
-    return page.map((p) => p.row);
+  }
+
+  /**
+   * Where a page resumes in the open file `id`, or undefined when it must start over: the cursor's own file with
+   * the line before the offset unchanged (appends are fine), or a file this process's rewrites made from it
+   * (the offset carried over through {@link Move}s). O(one line) read.
+   */
+  async #resume(handle: FileHandle, file: CollectionFile, cursor: FileCursor, id: string, size: number): Promise<number | undefined> {
+    const history = histories.get(file.path);
+    if (cursor.process === PROCESS_TOKEN && history !== undefined && (history.moves[0]?.generation ?? history.last + 1) <= cursor.seen + 1) {
+      // Every rewrite since the page was read is known: follow the ones that replaced the file it was read from.
+      let at = cursor.file;
+      let offset = cursor.offset;
+      let moved = false;
+      for (const move of history.moves) {
+        if (move.generation <= cursor.seen || move.from !== at) continue;
+        if (move.ends === undefined) return undefined;
+        offset = moveOffset({ ...move, ends: move.ends }, offset);
+        at = move.to;
+        moved = true;
+      }
+      if (moved) {
+        if (at !== id || offset > size) return undefined;
+        if (offset === 0) return 0;
+        // Carried-over offsets are line starts; one byte checks that the file is still the one the moves made.
+        const before = Buffer.alloc(1);
+        const { bytesRead } = await handle.read(before, 0, 1, offset - 1);
+        this.#onRead?.(bytesRead);
+        return bytesRead === 1 && before[0] === NEWLINE ? offset : undefined;
+      }
+    }
+    if (cursor.file !== id || cursor.offset > size) return undefined;
+    if (cursor.anchorLength === 0) return cursor.offset;
+    const anchor = Buffer.alloc(cursor.anchorLength);
+    const { bytesRead } = await handle.read(anchor, 0, anchor.length, cursor.offset - anchor.length);
+    this.#onRead?.(bytesRead);
+    return bytesRead === anchor.length && fingerprint(anchor) === cursor.anchorHash ? cursor.offset : undefined;
   }
 
   async countExpired(target: CollectionTarget, due: DueCondition, options: { readonly from?: string; readonly signal?: AbortSignal } = {}): Promise<number> {
@@ -339,9 +560,10 @@ export class JsonlDataConnector implements DataConnector {
     const cutoff = cutoffOf(due.cutoff);
     const from = options.from === undefined ? undefined : cutoffOf(options.from);
     let n = 0;
+    const handle = await this.#open(file, 'countExpired');
     try {
-      for await (const line of lines(file.path, options.signal)) {
-        const row = parse(line);
+      for await (const { bytes } of linesOf(handle, 0, this.#chunkBytes, options.signal, this.#onRead)) {
+        const row = parse(bytes);
         if (row === 'blank' || row === 'malformed') continue;
         const at = instantOf(getPath(row, due.ageField));
         if (at !== undefined && at < cutoff && (from === undefined || at >= from)) n++;
@@ -349,6 +571,8 @@ export class JsonlDataConnector implements DataConnector {
     } catch (err) {
       if (options.signal?.aborted) throw err;
       throw fsError(err, 'countExpired', file.display);
+    } finally {
+      await handle.close();
     }
     return n;
   }
@@ -424,6 +648,14 @@ export class JsonlDataConnector implements DataConnector {
     return { kind: this.kind, directory: this.#directory };
   }
 
+  async #open(file: CollectionFile, operation: string): Promise<FileHandle> {
+    try {
+      return await open(file.path, 'r');
+    } catch (err) {
+      throw fsError(err, operation, file.display);
+    }
+  }
+
   async #realRoot(): Promise<string> {
     if (this.#root !== undefined) return this.#root;
     try {
@@ -489,49 +721,77 @@ export class JsonlDataConnector implements DataConnector {
       await this.#removeOrphans(dir, base);
       const temp = join(dir, `.${base}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
       let renamed = false;
+      let move: Omit<Move, 'generation' | 'done'> | undefined;
+      let registered: Move | undefined;
       try {
-        const mode = (await stat(file.path)).mode & 0o7777;
-        const out = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+        const source = await open(file.path, 'r');
         let count = 0;
+        let target: string;
+        // Breakpoints of the offset move (see Move): where the delta between old and new line ends changes.
+        const ends: number[] = [];
+        const deltas: number[] = [];
         try {
-          await out.chmod(mode);
-          let buffer: Buffer[] = [];
-          let size = 0;
-          let number = 0;
-          for await (const line of lines(file.path)) {
-            number++;
-            const row = parse(line);
-            let bytes: Buffer = line;
-            if (row === 'malformed') this.#onMalformed({ collection: file.collection, file: file.display, line: number });
-            else if (row !== 'blank') {
-              const verdict = decide(row);
-              if (verdict === 'delete') {
-                count++;
-                continue;
+          const old = await identify(source);
+          const out = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, old.mode);
+          try {
+            await out.chmod(old.mode);
+            let buffer: Buffer[] = [];
+            let size = 0;
+            let written = 0;
+            let delta = 0;
+            let number = 0;
+            for await (const line of linesOf(source, 0, this.#chunkBytes, undefined, this.#onRead)) {
+              number++;
+              const row = parse(line.bytes);
+              let bytes: Buffer | undefined = line.bytes;
+              if (row === 'malformed') this.#onMalformed({ collection: file.collection, file: file.display, line: number });
+              else if (row !== 'blank') {
+                const verdict = decide(row);
+                if (verdict === 'delete') {
+                  count++;
+                  bytes = undefined;
+                } else if (verdict === 'changed') {
+                  count++;
+                  // Keep a CRLF line ending as it was.
+                  bytes = Buffer.from(JSON.stringify(row) + (line.bytes.at(-1) === 0x0d ? '\r' : ''), 'utf8');
+                }
               }
-              if (verdict === 'changed') {
-                count++;
-                // Keep a CRLF line ending as it was.
-                bytes = Buffer.from(JSON.stringify(row) + (line.at(-1) === 0x0d ? '\r' : ''), 'utf8');
+              if (bytes !== undefined) {
+                buffer.push(bytes, Buffer.from([NEWLINE]));
+                size += bytes.length + 1;
+                written += bytes.length + 1;
+              }
+              if (written - line.end !== delta) {
+                delta = written - line.end;
+                // Past the bound, the move is not kept (pages over the old file then start over): memory stays bounded.
+                if (ends.length <= MAX_MOVE_BREAKPOINTS) {
+                  ends.push(line.end);
+                  deltas.push(delta);
+                }
+              }
+              if (size >= 256 * 1024) {
+                await out.writev(buffer);
+                buffer = [];
+                size = 0;
               }
             }
-            buffer.push(bytes, Buffer.from([NEWLINE]));
-            size += bytes.length + 1;
-            if (size >= 256 * 1024) {
-              await out.writev(buffer);
-              buffer = [];
-              size = 0;
-            }
+            if (buffer.length > 0) await out.writev(buffer);
+            if (count > 0) await out.sync();
+            target = (await identify(out)).id;
+          } finally {
+            await out.close();
           }
-          if (buffer.length > 0) await out.writev(buffer);
-          if (count > 0) await out.sync();
+          if (count > 0) move = { from: old.id, to: target, ends: ends.length <= MAX_MOVE_BREAKPOINTS ? ends : undefined, deltas };
         } finally {
-          await out.close();
+          await source.close();
         }
         if (count === 0) return 0;
         await this.#beforeRename?.(temp);
+        // Known before the rename, so that a page reading the new file can always carry its offset over.
+        if (move !== undefined) registered = remember(file.path, move);
         await rename(temp, file.path);
         renamed = true;
+        if (registered !== undefined) registered.done = true;
         // The rename is durable only once the directory entry is on disk.
         const dh = await open(dir, constants.O_RDONLY);
         try {
@@ -543,7 +803,10 @@ export class JsonlDataConnector implements DataConnector {
       } catch (err) {
         throw fsError(err, operation, file.display);
       } finally {
-        if (!renamed) await unlink(temp).catch(() => undefined);
+        if (!renamed) {
+          if (registered !== undefined) forget(file.path, registered);
+          await unlink(temp).catch(() => undefined);
+        }
       }
     });
   }

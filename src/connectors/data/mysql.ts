@@ -3,8 +3,8 @@ import mysql from 'mysql2/promise';
 import { CustodianError, type ErrorCode } from '../../core/index.js';
 import { redactConnectionUrl } from '../open-schema-connector.js';
 import { quoteMysqlIdent } from '../mysql/mysql-schema-connector.js';
-import { MAX_BATCH, checkScan, expiredScan, type CheckedScan, type CollectionTarget, type DataConnector, type DueCondition, type ExpiredQuery, type ScanQuery, type KeyValue, type Row, type RowChange } from './data-connector.js';
-import { chunks, groupBySet, normalize } from './sql-shared.js';
+import { ALL_CAPABILITIES, MAX_BATCH, checkScan, expiredScan, type CheckedScan, type CollectionTarget, type ConnectorCapabilities, type DataConnector, type DueCondition, type ExpiredQuery, type KeyValue, type Row, type RowChange, type ScanPage, type ScanQuery } from './data-connector.js';
+import { chunks, groupBySet, keysetPage, keysetStatement, normalize, type KeysetDialect } from './sql-shared.js';
 
 /** Rows {@link MysqlDataConnector.find} puts in one yielded batch (read from a back-pressured row stream). */
 export const MYSQL_FETCH_ROWS = 1_000;
@@ -90,6 +90,21 @@ function ageCompare(column: Column, op: '<' | '>=', instant: string): { sql: str
   if (column.comparison === 'text') return { sql: `${c} ${op} ?`, value: new Date(ms).toISOString() };
   return { sql: `${c} ${op} ?`, value: new Date(ms).toISOString().replace('T', ' ').replace('Z', '') };
 }
+
+/**
+ * Keyset pages in MySQL / MariaDB ({@link keysetStatement}): `?` parameters, the key compared in the column's
+ * own collation (the order its index keeps), and the checked page size written as the limit (MySQL 8 refuses a
+ * bound LIMIT in prepared statements).
+ */
+const KEYSET: KeysetDialect<Column> = {
+  quote: (column) => quoteMysqlIdent(column.name),
+  placeholder: () => '?',
+  compareTime: (column, op, instant) => ageCompare(column, op, instant),
+  keyValue: (column, key) => comparable(column.comparison, [key])[0],
+  after: (column, param) => `${quoteMysqlIdent(column.name)} > ${param}`,
+  order: (column) => quoteMysqlIdent(column.name),
+  bindLimit: false,
+};
 
 /**
  * A {@link DataConnector} for MySQL and MariaDB over a `mysql2` pool, with server-side prepared statements
@@ -184,42 +199,32 @@ export class MysqlDataConnector implements DataConnector {
     }
   }
 
-  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
     return this.#page(target, checkScan(query), 'scan', options.signal);
   }
 
-  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
     return this.#page(target, checkScan(expiredScan(query)), 'findExpired', options.signal);
   }
 
-  /** One keyset page (scan and findExpired): `select … where [window] and key > ? order by key limit n`. */
-  async #page(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<readonly Row[]> {
+  async capabilities(): Promise<ConnectorCapabilities> {
+    return ALL_CAPABILITIES;
+  }
+
+  /** One keyset page (scan and findExpired), in key order: the statement of {@link keysetStatement}. */
+  async #page(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<ScanPage> {
     signal?.throwIfAborted();
     const table = await this.#table(target, operation);
-    const key = this.#column(table, query.keyField);
-    const select = [...new Set([query.keyField, ...query.fields])].map((f) => quoteMysqlIdent(this.#column(table, f).name)).join(', ');
-    const params: (string | number)[] = [];
-    const where: string[] = [];
-    if (query.window !== undefined) {
-      const time = this.#column(table, query.window.field);
-      for (const [op, bound] of [['>=', query.window.from], ['<', query.window.to]] as const) {
-        if (bound === undefined) continue;
-        const compare = ageCompare(time, op, bound);
-        where.push(compare.sql);
-        params.push(compare.value);
-      }
-    }
-    if (query.afterKey !== undefined) {
-      const after = comparable(key.comparison, [query.afterKey])[0];
-      if (after === undefined) return [];
-      params.push(after);
-      where.push(`${quoteMysqlIdent(key.name)} > ?`);
-    }
-    // A validated integer (checkScan), not input text: MySQL 8 refuses a bound LIMIT in prepared statements.
-    const sql = `select ${select} from ${table.from}${where.length === 0 ? '' : ` where ${where.join(' and ')}`} order by ${quoteMysqlIdent(key.name)} limit ${query.limit}`;
+    const statement = keysetStatement(KEYSET, this.kind, table.from, (f) => this.#column(table, f), query);
+    if (statement === undefined) return { rows: [], next: null };
     try {
-      const [rows] = await this.#pool.execute<mysql.RowDataPacket[]>(sql, params);
-      return rows.map((r) => normalize({ ...r }));
+      const [rows] = await this.#pool.execute<mysql.RowDataPacket[]>(statement.sql, statement.params as (string | number)[]);
+      return keysetPage(
+        this.kind,
+        rows.map((r) => normalize({ ...r })),
+        query.keyField,
+        query.limit,
+      );
     } catch (err) {
       throw this.#error(err, operation, table);
     }

@@ -2,8 +2,8 @@ import pg from 'pg';
 import { CustodianError, type ErrorCode } from '../../core/index.js';
 import { redactConnectionUrl } from '../open-schema-connector.js';
 import { quotePostgresIdent } from '../postgres/postgres-schema-connector.js';
-import { MAX_BATCH, checkScan, expiredScan, type CheckedScan, type CollectionTarget, type DataConnector, type DueCondition, type ExpiredQuery, type ScanQuery, type KeyValue, type Row, type RowChange } from './data-connector.js';
-import { chunks, groupBySet, normalize } from './sql-shared.js';
+import { ALL_CAPABILITIES, MAX_BATCH, checkScan, expiredScan, type CheckedScan, type CollectionTarget, type ConnectorCapabilities, type DataConnector, type DueCondition, type ExpiredQuery, type KeyValue, type Row, type RowChange, type ScanPage, type ScanQuery } from './data-connector.js';
+import { chunks, groupBySet, keysetPage, keysetStatement, normalize, type KeysetDialect } from './sql-shared.js';
 
 /** Rows fetched from a PostgreSQL cursor per round trip, and so the largest batch {@link PostgresDataConnector.find} yields. */
 export const POSTGRES_FETCH_ROWS = 1_000;
@@ -83,17 +83,6 @@ function predicate(column: Column, param: string): string {
 
 const CAST: Readonly<Record<Comparison, string>> = { text: 'text', integer: 'int8', numeric: 'numeric', uuid: 'uuid', other: 'text' };
 
-/** `column > $n`, in the order of `order by` {@link keyOrder}: keyset pagination on the key column. */
-function afterKey(column: Column, param: string): string {
-  const c = quotePostgresIdent(column.name);
-  return column.comparison === 'other' ? `${c}::text > ${param}::text` : `${c} > ${param}::${CAST[column.comparison]}`;
-}
-
-function keyOrder(column: Column): string {
-  const c = quotePostgresIdent(column.name);
-  return column.comparison === 'other' ? `${c}::text` : c;
-}
-
 /**
  * `age <op> $n` with `$n` a UTC instant as text, by the age column's type: timestamptz directly; timestamp and
  * date as UTC wall-clock time; numbers as seconds since the epoch; text as ISO-8601 UTC text (lexical order).
@@ -105,6 +94,21 @@ function ageCompare(column: Column, op: '<' | '>=', param: string): string {
   if (column.type === 'timestamp' || column.type === 'date') return `${c} ${op} (${param}::timestamptz at time zone 'UTC')`;
   return `${c} ${op} ${param}::timestamptz`;
 }
+
+/**
+ * Keyset pages in PostgreSQL ({@link keysetStatement}): numbered parameters, the resume key cast to the key
+ * column's type (`key > $n::int8`; types without a safe cast compare as text, in text order), a bound limit.
+ */
+const KEYSET: KeysetDialect<Column> = {
+  quote: (column) => quotePostgresIdent(column.name),
+  placeholder: (n) => `$${n}`,
+  compareTime: (column, op, instant, param) => ({ sql: ageCompare(column, op, param), value: instant }),
+  keyValue: (column, key) => comparable(column.comparison, [key])[0],
+  after: (column, param) =>
+    column.comparison === 'other' ? `${quotePostgresIdent(column.name)}::text > ${param}::text` : `${quotePostgresIdent(column.name)} > ${param}::${CAST[column.comparison]}`,
+  order: (column) => (column.comparison === 'other' ? `${quotePostgresIdent(column.name)}::text` : quotePostgresIdent(column.name)),
+  bindLimit: true,
+};
 
 /**
  * A {@link DataConnector} for PostgreSQL over a `pg` pool.
@@ -190,40 +194,27 @@ export class PostgresDataConnector implements DataConnector {
     }
   }
 
-  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
     return this.#page(target, checkScan(query), 'scan', options.signal);
   }
 
-  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
     return this.#page(target, checkScan(expiredScan(query)), 'findExpired', options.signal);
   }
 
-  /** One keyset page (scan and findExpired): `select … where [window] and key > $n order by key limit $1`. */
-  async #page(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<readonly Row[]> {
+  async capabilities(): Promise<ConnectorCapabilities> {
+    return ALL_CAPABILITIES;
+  }
+
+  /** One keyset page (scan and findExpired), in key order: the statement of {@link keysetStatement}. */
+  async #page(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<ScanPage> {
     signal?.throwIfAborted();
     const table = await this.#table(target, operation);
-    const key = this.#column(table, query.keyField);
-    const select = [...new Set([query.keyField, ...query.fields])].map((f) => quotePostgresIdent(this.#column(table, f).name)).join(', ');
-    const params: unknown[] = [query.limit];
-    const where: string[] = [];
-    if (query.window !== undefined) {
-      const time = this.#column(table, query.window.field);
-      for (const [op, bound] of [['>=', query.window.from], ['<', query.window.to]] as const) {
-        if (bound === undefined) continue;
-        params.push(bound);
-        where.push(ageCompare(time, op, `$${params.length}`));
-      }
-    }
-    if (query.afterKey !== undefined) {
-      const after = comparable(key.comparison, [query.afterKey])[0];
-      if (after === undefined) return [];
-      params.push(after);
-      where.push(afterKey(key, `$${params.length}`));
-    }
-    const sql = `select ${select} from ${table.from}${where.length === 0 ? '' : ` where ${where.join(' and ')}`} order by ${keyOrder(key)} limit $1`;
+    const statement = keysetStatement(KEYSET, this.kind, table.from, (f) => this.#column(table, f), query);
+    if (statement === undefined) return { rows: [], next: null };
     try {
-      const res = await this.#pool.query<Record<string, unknown>>(sql, params);
-      return res.rows.map(normalize);
+      const res = await this.#pool.query<Record<string, unknown>>(statement.sql, statement.params);
+      return keysetPage(this.kind, res.rows.map(normalize), query.keyField, query.limit);
     } catch (err) {
       throw this.#error(err, operation, table);
     }

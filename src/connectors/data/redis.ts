@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { CustodianError } from '../../core/index.js';
-import { MAX_BATCH, checkScan, retentionUnsupported, scanUnsupported, type CollectionTarget, type ScanQuery, type DataConnector, type KeyValue, type Row, type RowChange } from './data-connector.js';
+import { MAX_BATCH, checkScan, malformedCursor, retentionUnsupported, scanUnsupported, type CollectionTarget, type ConnectorCapabilities, type DataConnector, type KeyValue, type Row, type RowChange, type ScanPage, type ScanQuery } from './data-connector.js';
 
 /**
  * The Redis data connector (docs/requests.md (Connectors beyond SQL)): personal data kept in Redis keys, one key per row
@@ -48,7 +48,15 @@ export interface RedisDataConnectorOptions {
   readonly url: string;
   /** Time allowed to connect, in ms. Default 5000. */
   readonly connectTimeoutMs?: number | undefined;
+  /**
+   * Test and metrics hooks: `onScan` is told how many keys each SCAN / SSCAN reply held, `onRead` how many
+   * keys each pipelined read of a scan page asked for.
+   */
+  readonly hooks?: { readonly onScan?: ((keys: number) => void) | undefined; readonly onRead?: ((keys: number) => void) | undefined } | undefined;
 }
+
+/** SCAN / SSCAN calls one page makes at most before it ends early (with a cursor to go on): a page's cost stays bounded on sparse key spaces. */
+export const REDIS_SCAN_CALLS_PER_PAGE = 32;
 
 type CollectionType = 'hash' | 'string' | 'set';
 
@@ -72,6 +80,42 @@ const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_$-]*$/;
 const PLACEHOLDER = /\{([^{}]*)\}/g;
 const ALNUM = /^[A-Za-z0-9]$/;
 const SCAN_COUNT = 1000;
+const CURSOR_PREFIX = 'redis1.';
+/** Largest cursor accepted back (pending key texts of one SCAN reply, base64url). */
+const MAX_CURSOR_LENGTH = 4 * 1024 * 1024;
+
+/**
+ * Where a scan goes on: the SCAN / SSCAN cursor (null once the server said the walk is complete), and the key
+ * texts the last reply held beyond the page (a reply may hold more keys than the page had room for).
+ */
+interface WalkCursor {
+  readonly scan: string | null;
+  readonly pending: readonly string[];
+}
+
+function encodeWalk(walk: WalkCursor): string {
+  return CURSOR_PREFIX + Buffer.from(JSON.stringify([walk.scan, walk.pending])).toString('base64url');
+}
+
+function decodeWalk(text: string): WalkCursor {
+  if (!text.startsWith(CURSOR_PREFIX) || text.length > MAX_CURSOR_LENGTH) return malformedCursor('redis');
+  let parts: unknown;
+  try {
+    parts = JSON.parse(Buffer.from(text.slice(CURSOR_PREFIX.length), 'base64url').toString('utf8'));
+  } catch {
+    return malformedCursor('redis');
+  }
+  if (
+    !Array.isArray(parts) ||
+    parts.length !== 2 ||
+    !(parts[0] === null || (typeof parts[0] === 'string' && /^[1-9]\d{0,19}$/.test(parts[0]))) ||
+    !Array.isArray(parts[1]) ||
+    !parts[1].every((p) => typeof p === 'string')
+  ) {
+    return malformedCursor('redis');
+  }
+  return { scan: parts[0] as string | null, pending: parts[1] };
+}
 
 // TYPE answers a status reply, which Lua sees as a table { ok = 'hash' }.
 const DELETE_SCRIPT = `local n = 0
@@ -247,9 +291,11 @@ export class RedisDataConnector implements DataConnector {
   readonly kind = 'redis';
   readonly #client: Redis;
   readonly #url: string;
+  readonly #hooks: RedisDataConnectorOptions['hooks'];
 
   constructor(options: RedisDataConnectorOptions) {
     this.#url = displayUrl(options.url);
+    this.#hooks = options.hooks;
     this.#client = new Redis(options.url, {
       lazyConnect: true,
       connectTimeout: options.connectTimeoutMs ?? 5000,
@@ -294,89 +340,82 @@ export class RedisDataConnector implements DataConnector {
   }
 
   /**
-   * Breach scoping: one page of the collection's rows in key order. The keys are enumerated with SCAN over the
-   * collection's pattern (SSCAN over the set for `set` collections), never a pattern made from a value, keeping
-   * the `limit` smallest key texts after `afterKey` (compared as strings, by UTF-16 code units); then their
-   * fields are read in pipelined batches. O(keys of the collection) per page, O(limit) memory. Pages follow
-   * the key placeholder field (`member` for sets) only. A time window is CST_ERR_CONNECTOR_UNSUPPORTED (Redis
-   * has no index by time), and so is a collection whose settings say `scan: false`.
+   * Breach scoping: one page of the collection's rows in SCAN order. The page goes on with the SCAN cursor over
+   * the collection's pattern (SSCAN over the set for `set` collections) — never a pattern made from a value —
+   * until it has `limit` rows, the walk is complete, or it made {@link REDIS_SCAN_CALLS_PER_PAGE} calls; the
+   * fields of the keys found are read in pipelined batches. So a page costs O(limit + keys the server walked
+   * for it), and a whole walk O(key space), instead of O(key space) per page. Keys a reply held beyond the page
+   * travel in the cursor. SCAN's guarantee carries over: every key present for the whole walk comes; a key may
+   * come twice (in two pages: within a page it is read once) if the key space is resized meanwhile (Redis
+   * rehashing), and keys added or deleted meanwhile
+   * may or may not come. A time window is CST_ERR_CONNECTOR_UNSUPPORTED (Redis has no index by time), and so is
+   * a collection whose settings say `scan: false`.
    */
-  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
     const layout = layoutOf(target);
     const checked = checkScan(query);
     this.#checkField(layout, checked.keyField);
-    const wanted = [...new Set(checked.fields.filter((f) => f !== layout.keyField))];
+    const wanted = [...new Set([checked.keyField, ...checked.fields].filter((f) => f !== layout.keyField))];
     for (const f of wanted) this.#checkField(layout, f);
-    if (checked.keyField !== layout.keyField) {
-      scanUnsupported(this.kind, `Redis collection ${layout.collection} is paged by its key field ${layout.keyField} only`);
-    }
     if (!layout.scan) {
       scanUnsupported(this.kind, `Redis collection ${layout.collection} forbids enumerating its keys (scan: false)`);
     }
     if (checked.window !== undefined) {
       scanUnsupported(this.kind, `Redis has no index by time, so collection ${layout.collection} cannot be scoped within a time window; scope it without from/to`);
     }
-    let after = checked.afterKey === undefined ? undefined : typeof checked.afterKey === 'number' && !Number.isFinite(checked.afterKey) ? undefined : textOf(checked.afterKey);
-    for (;;) {
+    const walk = checked.cursor === undefined ? { scan: '0', pending: [] } : decodeWalk(checked.cursor);
+    let cursor = walk.scan;
+    const pending = [...walk.pending];
+    // A key SCAN returns twice within one page (the key space was resized) is read once.
+    const queued = new Set(pending);
+    const rows: Row[] = [];
+    const match = globEscape(layout.before) + '*' + globEscape(layout.after);
+    for (let calls = 0; ; ) {
       options.signal?.throwIfAborted();
-      const page = await this.#smallestKeys(layout, after, checked.limit, options.signal);
-      if (page.length === 0) return [];
-      const rows: Row[] = [];
-      for (const batch of batches(page)) {
+      if (pending.length > 0) {
+        const texts = pending.splice(0, Math.min(checked.limit - rows.length, MAX_BATCH));
+        this.#hooks?.onRead?.(texts.length);
         // Keys deleted since SCAN saw them, or of another type, are not rows: they are left out.
-        const hits = await this.#read(layout, undefined, wanted, batch.map((k) => (layout.type === 'set' ? layout.before + k : layout.before + k + layout.after)), 'scan');
+        const hits = await this.#read(layout, undefined, wanted, texts.map((t) => (layout.type === 'set' ? layout.before + t : layout.before + t + layout.after)), 'scan');
         for (const hit of hits) {
           const row: Record<string, unknown> = { [layout.keyField]: hit.keyText };
           if (layout.type !== 'set') wanted.forEach((f, i) => (row[f] = hit.values[i] ?? null));
           rows.push(row);
         }
+        if (rows.length >= checked.limit) break;
+        continue;
       }
-      // A full selection of keys that all vanished must not read as the end of the collection.
-      if (rows.length > 0 || page.length < checked.limit) return rows;
-      after = page.at(-1);
-    }
-  }
-
-  /** The `limit` smallest key texts (members for sets) greater than `after`, sorted; one SCAN/SSCAN pass. */
-  async #smallestKeys(layout: Layout, after: string | undefined, limit: number, signal: AbortSignal | undefined): Promise<string[]> {
-    const page: string[] = [];
-    const consider = (text: string): void => {
-      if (!admissible(layout, text) || (after !== undefined && text <= after)) return;
-      if (page.length === limit && text >= page[page.length - 1]!) return;
-      let lo = 0;
-      let hi = page.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (page[mid]! < text) lo = mid + 1;
-        else hi = mid;
-      }
-      if (page[lo] === text) return;
-      page.splice(lo, 0, text);
-      if (page.length > limit) page.pop();
-    };
-    const match = globEscape(layout.before) + '*' + globEscape(layout.after);
-    let cursor = '0';
-    do {
-      signal?.throwIfAborted();
+      if (cursor === null || calls >= REDIS_SCAN_CALLS_PER_PAGE) break;
       let found: string[];
+      const count = Math.min(SCAN_COUNT, Math.max(16, checked.limit - rows.length));
       try {
-        if (layout.type === 'set') [cursor, found] = await this.#client.sscan(layout.before, cursor, 'COUNT', SCAN_COUNT);
-        else [cursor, found] = await this.#client.scan(cursor, 'MATCH', match, 'COUNT', SCAN_COUNT);
+        if (layout.type === 'set') [cursor, found] = await this.#client.sscan(layout.before, cursor, 'COUNT', count);
+        else [cursor, found] = await this.#client.scan(cursor, 'MATCH', match, 'COUNT', count);
       } catch (err) {
         // SSCAN of a key of another type: the set collection has no members.
-        if (isWrongType(err)) return [];
-        throw redisError(err, this.#url, 'scan');
+        if (!isWrongType(err)) throw redisError(err, this.#url, 'scan');
+        [cursor, found] = ['0', []];
       }
+      calls++;
+      this.#hooks?.onScan?.(found.length);
+      if (cursor === '0') cursor = null;
+      // A key matching the glob may still belong to another collection (`p:{id}` also globs `p:1:meta`).
       for (const key of found) {
-        if (layout.type === 'set') consider(key);
-        else if (key.length >= layout.before.length + layout.after.length) consider(key.slice(layout.before.length, key.length - layout.after.length));
+        const text = layout.type === 'set' ? key : key.length >= layout.before.length + layout.after.length ? key.slice(layout.before.length, key.length - layout.after.length) : undefined;
+        if (text === undefined || !admissible(layout, text) || queued.has(text)) continue;
+        queued.add(text);
+        pending.push(text);
       }
-    } while (cursor !== '0');
-    return page;
+    }
+    return { rows, next: cursor === null && pending.length === 0 ? null : encodeWalk({ scan: cursor, pending }) };
+  }
+
+  async capabilities(target: CollectionTarget): Promise<ConnectorCapabilities> {
+    return { scan: layoutOf(target).scan, scanWindow: false, retention: false };
   }
 
   /** Retention needs rows found by age: not possible here (CST_ERR_CONNECTOR_UNSUPPORTED; docs/retention.md). */
-  async findExpired(): Promise<readonly Row[]> {
+  async findExpired(): Promise<ScanPage> {
     return retentionUnsupported(this.kind, 'findExpired');
   }
 

@@ -1,8 +1,8 @@
 import SQLite from 'better-sqlite3';
 import { CustodianError, type ErrorCode } from '../../core/index.js';
 import { quoteSqliteIdent } from '../sqlite/sqlite-schema-connector.js';
-import { MAX_BATCH, checkScan, expiredScan, type CheckedScan, type CollectionTarget, type DataConnector, type DueCondition, type ExpiredQuery, type ScanQuery, type KeyValue, type Row, type RowChange } from './data-connector.js';
-import { chunks, groupBySet, normalize } from './sql-shared.js';
+import { ALL_CAPABILITIES, MAX_BATCH, checkScan, expiredScan, type CheckedScan, type CollectionTarget, type ConnectorCapabilities, type DataConnector, type DueCondition, type ExpiredQuery, type KeyValue, type Row, type RowChange, type ScanPage, type ScanQuery } from './data-connector.js';
+import { chunks, groupBySet, keysetPage, keysetStatement, normalize, type KeysetDialect } from './sql-shared.js';
 
 /** Rows per page of {@link SqliteDataConnector.find} (one keyset-paginated statement each). */
 export const SQLITE_FETCH_ROWS = 1_000;
@@ -50,6 +50,20 @@ function ageCompare(column: string, op: '<' | '>='): string {
   const c = quoteSqliteIdent(column);
   return `coalesce(julianday(case when typeof(${c}) = 'text' then ${c} end), julianday(case when typeof(${c}) in ('integer', 'real') then ${c} end, 'unixepoch')) ${op} julianday(?)`;
 }
+
+/**
+ * Keyset pages in SQLite ({@link keysetStatement}): `?` parameters, the key compared with column affinity in
+ * the column's own collation, a bound limit. Columns are their names (checked by the connector).
+ */
+const KEYSET: KeysetDialect<string> = {
+  quote: quoteSqliteIdent,
+  placeholder: () => '?',
+  compareTime: (column, op, instant) => ({ sql: ageCompare(column, op), value: instant }),
+  keyValue: (_column, key) => key,
+  after: (column, param) => `${quoteSqliteIdent(column)} > ${param}`,
+  order: quoteSqliteIdent,
+  bindLimit: true,
+};
 
 /**
  * A {@link DataConnector} for an SQLite file (better-sqlite3), opened read-write with a busy timeout, so it
@@ -141,39 +155,31 @@ export class SqliteDataConnector implements DataConnector {
     }
   }
 
-  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
     return this.#page(target, checkScan(query), 'scan', options.signal);
   }
 
-  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<readonly Row[]> {
+  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
     return this.#page(target, checkScan(expiredScan(query)), 'findExpired', options.signal);
   }
 
-  /** One keyset page (scan and findExpired): `select … where [window] and key > ? order by key limit ?`. */
-  async #page(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<readonly Row[]> {
+  async capabilities(): Promise<ConnectorCapabilities> {
+    return ALL_CAPABILITIES;
+  }
+
+  /** One keyset page (scan and findExpired), in key order: the statement of {@link keysetStatement}. */
+  async #page(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<ScanPage> {
     signal?.throwIfAborted();
     const table = this.#table(target, operation);
-    const wanted = [...new Set([query.keyField, ...query.fields])];
-    for (const f of [...wanted, ...(query.window === undefined ? [] : [query.window.field])]) this.#column(table, f);
-    const key = quoteSqliteIdent(query.keyField);
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (query.window !== undefined) {
-      for (const [op, bound] of [['>=', query.window.from], ['<', query.window.to]] as const) {
-        if (bound === undefined) continue;
-        where.push(ageCompare(query.window.field, op));
-        params.push(bound);
-      }
-    }
-    if (query.afterKey !== undefined) {
-      if (typeof query.afterKey === 'number' && !Number.isFinite(query.afterKey)) return [];
-      where.push(`${key} > ?`);
-      params.push(query.afterKey);
-    }
+    const column = (f: string): string => {
+      this.#column(table, f);
+      return f;
+    };
+    const statement = keysetStatement(KEYSET, this.kind, table.from, column, query);
+    if (statement === undefined) return { rows: [], next: null };
     try {
-      const sql = `select ${wanted.map(quoteSqliteIdent).join(', ')} from ${table.from}${where.length === 0 ? '' : ` where ${where.join(' and ')}`} order by ${key} limit ?`;
-      const rows = this.#db.prepare(sql).all(...params, query.limit) as Record<string, unknown>[];
-      return rows.map(normalize);
+      const rows = this.#db.prepare(statement.sql).all(...statement.params) as Record<string, unknown>[];
+      return keysetPage(this.kind, rows.map(normalize), query.keyField, query.limit);
     } catch (err) {
       throw this.#error(err, operation, table);
     }

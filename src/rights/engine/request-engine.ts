@@ -368,10 +368,10 @@ export class RequestEngine {
     return raised;
   }
 
-  /** Audits a download of a request's package (who, when). */
-  async recordDownload(id: string, actor: string, requestId?: string): Promise<void> {
+  /** Audits a download of a request's package (who, when, and the purpose the downloader stated, if any). */
+  async recordDownload(id: string, actor: string, requestId?: string, purpose?: string): Promise<void> {
     await this.#store.transaction(async (trx) => {
-      await this.#audit?.record(trx, [{ actor, action: 'request.package_downloaded', targetType: 'request', targetId: id, requestId: requestId ?? null }]);
+      await this.#audit?.record(trx, [{ actor, action: 'request.package_downloaded', targetType: 'request', targetId: id, requestId: requestId ?? null, ...(purpose === undefined ? {} : { details: { purpose } }) }]);
     });
   }
 

@@ -14,10 +14,10 @@ export function apiKeyRoutes(custodian: Custodian): FastifyPluginAsyncZod {
       '/api-keys',
       {
         config: { scope: 'admin' },
-        schema: { tags: ['api-keys'], summary: 'Mint a scoped API key (the secret is shown once)', body: apiKeyCreateBody, response: { 201: apiKeyCreated, ...errorResponses } },
+        schema: { tags: ['api-keys'], summary: 'Mint a scoped API key (the secret is shown once), optionally declared for purposes of use', body: apiKeyCreateBody, response: { 201: apiKeyCreated, ...errorResponses } },
       },
       async (request, reply) => {
-        const k = await apiKeys.create({ name: request.body.name, scopes: request.body.scopes, createdBy: actorOf(request) });
+        const k = await apiKeys.create({ name: request.body.name, scopes: request.body.scopes, purposes: request.body.purposes ?? [], createdBy: actorOf(request) });
         return reply.code(201).send(k);
       },
     );

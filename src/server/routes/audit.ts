@@ -3,8 +3,8 @@ import { z } from 'zod';
 import type { Custodian } from '../../app/index.js';
 import { AUDIT_ACTION_KEYS, TREES } from '../../audit/index.js';
 import { CustodianError } from '../../core/index.js';
-import { actorOf } from '../auth.js';
-import { consentEvent, errorBody, errorResponses, instant, subjectId } from '../schemas.js';
+import { readerOf } from '../auth.js';
+import { consentEvent, errorBody, errorResponses, instant, purposeHeaders, subjectId } from '../schemas.js';
 
 const tree = z.enum(TREES).default('audit').describe('Which tree: audit entries or consent events');
 const head = z.object({ tree: z.enum(TREES), size: z.number(), rootHash: z.string(), checkpoint: z.string().describe('C2SP signed checkpoint'), createdAt: z.string(), verifierKey: z.string() });
@@ -108,11 +108,12 @@ export function auditRoutes(custodian: Custodian): FastifyPluginAsyncZod {
           tags: ['consent'],
           summary: 'Proof of consent: the event, its inclusion proof in the consent tree and a signed head — verifiable offline',
           params: z.object({ id: z.uuid() }).strict(),
+          headers: purposeHeaders,
           response: { 200: z.object({ event: consentEvent, bundle }), 404: errorBody, ...errorResponses },
         },
       },
       async (request) => {
-        const event = await custodian.ledger.event(request.params.id, { actor: actorOf(request), requestId: request.id });
+        const event = await custodian.ledger.event(request.params.id, readerOf(request));
         if (event === null) throw new CustodianError('CST_ERR_NOT_FOUND', 'no such consent event');
         return { event, bundle: await audit.proofFor('consent', request.params.id) };
       },

@@ -17,8 +17,8 @@ import {
   linkAnonymousChoices,
   recordBannerChoice,
 } from '../../ledger/index.js';
-import { actorOf } from '../auth.js';
-import { errorBody, errorResponses, gpcHeaders, subjectId } from '../schemas.js';
+import { readerOf } from '../auth.js';
+import { errorBody, errorResponses, gpcHeaders, purposeHeaders, subjectId } from '../schemas.js';
 import type { ServerMetrics } from '../metrics.js';
 import { TokenBucketLimiter } from '../token-bucket.js';
 
@@ -231,11 +231,12 @@ export function bannerRoutes(custodian: Custodian, metrics?: ServerMetrics): Fas
           description:
             'Each current decision of the anonymous subject becomes a new event of the user (method `banner`) with the same decision, jurisdiction, notice version, expiry and evidence; its idempotency key `link:<anonymous event id>:…` references the anonymous event, so linking twice records once. Purposes the user decided later are skipped.',
           body: linkBody,
+          headers: purposeHeaders,
           response: { 200: linkResponse, ...errorResponses },
         },
       },
       async (request) => {
-        const result = await linkAnonymousChoices(ledger, request.body.anonymousId, request.body.subjectId, { actor: actorOf(request), requestId: request.id });
+        const result = await linkAnonymousChoices(ledger, request.body.anonymousId, request.body.subjectId, readerOf(request));
         return {
           anonymousId: result.anonymousId,
           subjectId: result.subjectId,

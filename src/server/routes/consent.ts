@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Custodian } from '../../app/index.js';
-import { actorOf } from '../auth.js';
+import { actorOf, readerOf } from '../auth.js';
 import type { ServerMetrics } from '../metrics.js';
 import {
   checkBatchBody,
@@ -10,6 +10,7 @@ import {
   errorBody,
   gpcHeaders,
   errorResponses,
+  purposeHeaders,
   historyQuery,
   historyResponse,
   recordBody,
@@ -63,12 +64,14 @@ export function consentRoutes(custodian: Custodian, metrics: ServerMetrics): Fas
         schema: {
           tags: ['consent'],
           summary: 'Consent events and the state as of an instant',
+          description: 'Returns evidence (personal data): audited as consent.history.read with the purpose stated in Custodian-Purpose.',
           params: subjectParams,
           querystring: historyQuery,
+          headers: purposeHeaders,
           response: { 200: historyResponse, ...errorResponses },
         },
       },
-      async (request) => ledger.history(request.params.subjectId, request.query, { actor: actorOf(request), requestId: request.id }),
+      async (request) => ledger.history(request.params.subjectId, request.query, readerOf(request)),
     );
 
     app.get(

@@ -4,8 +4,8 @@ import { z } from 'zod';
 import type { Custodian } from '../../app/index.js';
 import { isCustodianError, isStorableText } from '../../core/index.js';
 import { BLIND_INDEX_NAME, MAX_CONTEXT_LENGTH, NORMALISER_NAMES } from '../../crypto/index.js';
-import { actorOf } from '../auth.js';
-import { errorBody, errorResponses, subjectId, subjectParams } from '../schemas.js';
+import { actorOf, readerOf } from '../auth.js';
+import { errorBody, errorResponses, purposeHeaders, subjectId, subjectParams } from '../schemas.js';
 
 const MAX_BATCH = 1000;
 const MAX_PLAINTEXT = 1024 * 1024;
@@ -23,9 +23,11 @@ const itemError = z.object({ code: z.string(), message: z.string() });
 /** Field encryption, blind indexes and crypto-shredding over HTTP, for applications in other languages. */
 export function cryptoRoutes(custodian: Custodian): FastifyPluginAsyncZod {
   const { keyring, audit } = custodian;
-  // Decrypts return personal data: each request that returns plaintext is audited (count only, no values).
-  const audited = (request: FastifyRequest, count: number) =>
-    audit.recordNow([{ actor: actorOf(request), action: 'crypto.decrypted', targetType: 'system', targetId: null, requestId: request.id, details: { count } }]);
+  // Decrypts return personal data: each request that returns plaintext is audited (count and stated purpose, no values).
+  const audited = (request: FastifyRequest, count: number) => {
+    const { actor, requestId, purpose } = readerOf(request);
+    return audit.recordNow([{ actor, action: 'crypto.decrypted', targetType: 'system', targetId: null, requestId, details: { count, ...(purpose === undefined ? {} : { purpose }) } }]);
+  };
   const auditedBatch = async <T extends object>(request: FastifyRequest, results: Array<Promise<T>>): Promise<T[]> => {
     const all = await Promise.all(results);
     const count = all.filter((r) => 'plaintext' in r).length;
@@ -48,6 +50,7 @@ export function cryptoRoutes(custodian: Custodian): FastifyPluginAsyncZod {
           tags: ['crypto'],
           summary: 'Decrypt a value; a shredded subject answers 410 CST_ERR_CRYPTO_SHREDDED',
           body: decryptItem,
+          headers: purposeHeaders,
           response: { 200: z.object({ plaintext: z.string() }), 410: errorBody.describe('The subject was crypto-shredded'), ...errorResponses },
         },
       },
@@ -76,6 +79,7 @@ export function cryptoRoutes(custodian: Custodian): FastifyPluginAsyncZod {
           tags: ['crypto'],
           summary: `Decrypt up to ${MAX_BATCH} values; each result is a plaintext or that item's error (e.g. shredded)`,
           body: z.object({ items: z.array(decryptItem).min(1).max(MAX_BATCH) }).strict(),
+          headers: purposeHeaders,
           response: { 200: z.object({ results: z.array(z.union([z.object({ plaintext: z.string() }), z.object({ error: itemError })])).readonly() }), ...errorResponses },
         },
       },

@@ -4,8 +4,8 @@ import { z } from 'zod';
 import type { Custodian } from '../../app/index.js';
 import { INCIDENT_STATUSES } from '../../breach/index.js';
 import { BREACH_AUDIENCES, BREACH_OUTCOMES, BREACH_STAGES, JURISDICTION_CODE_PATTERN, isCustodianError, isStorableText } from '../../core/index.js';
-import { actorOf } from '../auth.js';
-import { errorBody, errorResponses, instant } from '../schemas.js';
+import { actorOf, readerOf } from '../auth.js';
+import { errorBody, errorResponses, instant, purposeHeaders } from '../schemas.js';
 
 const id = z.uuid();
 const text = (max: number) => z.string().max(max).refine(isStorableText, 'must be well-formed text');
@@ -162,11 +162,12 @@ export function incidentRoutes(custodian: Custodian): FastifyPluginAsyncZod {
             'Reads the affected collections through the data map and the connectors; one JSON object per line. Personal data: needs `incidents:write`, is audited (count only), never logged. A failure after the stream started ends it with a line `{"error":{"code":…}}`.',
           params: z.object({ id }).strict(),
           querystring: z.object({ from: instant.optional(), to: instant.optional() }).strict(),
+          headers: purposeHeaders,
           response: { 200: z.string().describe('application/x-ndjson'), ...errorResponses, ...notFound },
         },
       },
       async (req, reply) => {
-        const ctx = { actor: actorOf(req), requestId: req.id };
+        const ctx = readerOf(req);
         const abort = new AbortController();
         reply.raw.on('close', () => abort.abort());
         const it = incidents.affectedSubjects(req.params.id, { ...(req.query.from ? { from: req.query.from } : {}), ...(req.query.to ? { to: req.query.to } : {}), signal: abort.signal, actor: ctx.actor })[Symbol.asyncIterator]();

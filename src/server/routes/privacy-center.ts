@@ -28,6 +28,7 @@ const requestView = z.object({
 });
 const consentView = z.object({
   jurisdiction: z.string(),
+  language: z.enum(PRIVACY_CENTER_LANGUAGES).describe('The language of the purposes’ titles and descriptions'),
   purposes: z
     .array(
       z.object({
@@ -44,7 +45,20 @@ const consentView = z.object({
       }),
     )
     .readonly(),
-  gpc: z.object({ signal: z.boolean(), honoured: z.boolean() }),
+  gpc: z.object({
+    signal: z.boolean(),
+    honoured: z.boolean(),
+    applied: z.array(z.string()).readonly().describe('Purposes the signal opted out on this call'),
+    optedOut: z.array(z.string()).readonly().describe('Offered purposes whose current decision is an opt-out by the signal'),
+  }),
+});
+const languageQuery = z.object({ language: z.enum(PRIVACY_CENTER_LANGUAGES).optional().describe('Language of the purpose texts (default: the branding’s default language)') }).strict();
+const rectifiableFieldView = z.object({
+  field: z.string().describe('The field’s address, the key of a correction'),
+  category: z.string(),
+  categoryLabel: z.string().describe('An English label derived from the data category'),
+  description: z.string().nullable().describe('The field’s description in the data map'),
+  system: z.string().describe('The name of the system holding the field'),
 });
 const brandingView = z.object({
   name: z.string(),
@@ -72,7 +86,7 @@ export function privacyCenterRoutes(custodian: Custodian): FastifyPluginAsyncZod
   const cookieName = (request: FastifyRequest) => (isHttps(request) ? SECURE_COOKIE : COOKIE);
   const tokenOf = (request: FastifyRequest) => readCookie(request.headers.cookie, cookieName(request));
   const gpcOf = (request: FastifyRequest) => request.headers['sec-gpc'] === '1';
-  const session = (request: FastifyRequest) => center.session(tokenOf(request));
+  const session = (request: FastifyRequest) => center.session(tokenOf(request), { requestId: request.id });
   /** A state-changing call: same origin only, and with the session's CSRF token (double submit of a derived token). */
   const changing = async (request: FastifyRequest): Promise<PrivacySession> => {
     const s = await session(request);
@@ -119,7 +133,7 @@ export function privacyCenterRoutes(custodian: Custodian): FastifyPluginAsyncZod
           response: { 202: z.object({ challengeId: z.string(), expiresAt: z.string() }), ...errors },
         },
       },
-      async (request, reply) => reply.code(202).send(await center.startSignIn(request.body.email, request.body.language)),
+      async (request, reply) => reply.code(202).send(await center.startSignIn(request.body.email, request.body.language, { requestId: request.id })),
     );
 
     app.post(
@@ -128,14 +142,14 @@ export function privacyCenterRoutes(custodian: Custodian): FastifyPluginAsyncZod
         schema: {
           tags: ['privacy center'],
           summary: 'Verify the sign-in code: opens a session (HttpOnly, SameSite=Strict cookie)',
-          description: 'Five wrong codes use the code up. The answer carries the CSRF token to send as `X-CSRF-Token` on every change.',
+          description: 'Five wrong codes use the code up. The answer carries the CSRF token to send as `X-CSRF-Token` on every change. With `Sec-GPC: 1` the signal is applied at once (docs/privacy-center.md).',
           security: [],
           body: z.object({ challengeId: z.string().min(1).max(64), code: z.string().max(16) }).strict(),
           response: { 200: sessionView, ...errors },
         },
       },
       async (request, reply) => {
-        const opened = await center.verifySignIn(request.body.challengeId, request.body.code);
+        const opened = await center.verifySignIn(request.body.challengeId, request.body.code, { gpc: gpcOf(request), requestId: request.id });
         const maxAge = Math.max(1, Math.floor((Date.parse(opened.expiresAt) - custodian.clock.now()) / 1000));
         const secure = isHttps(request) ? '; Secure' : '';
         void reply.header('set-cookie', `${cookieName(request)}=${opened.token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${secure}`);
@@ -169,7 +183,7 @@ export function privacyCenterRoutes(custodian: Custodian): FastifyPluginAsyncZod
       '/v1/privacy/sign-out',
       { schema: { tags: ['privacy center'], summary: 'End the session', security: [], response: { 204: z.null(), ...errors } } },
       async (request, reply) => {
-        await center.signOut(await changing(request));
+        await center.signOut(await changing(request), { requestId: request.id });
         const secure = isHttps(request) ? '; Secure' : '';
         return reply.header('set-cookie', `${cookieName(request)}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0${secure}`).code(204).send(null);
       },
@@ -181,12 +195,14 @@ export function privacyCenterRoutes(custodian: Custodian): FastifyPluginAsyncZod
         schema: {
           tags: ['privacy center'],
           summary: 'The purposes offered and the signed-in person’s decisions',
-          description: '`gpc.honoured` is true when the request carries `Sec-GPC: 1` and the center’s jurisdiction honours it (docs/consent.md).',
+          description:
+            '`gpc.honoured` is true when the request carries `Sec-GPC: 1` and the center’s jurisdiction honours it (docs/consent.md); the signal is then applied as an opt-out of every `gpcOptOut` purpose not opted out yet, except a grant made while the signal was present (`gpc.applied` lists what changed).',
           security: [],
+          querystring: languageQuery,
           response: { 200: consentView, ...errors },
         },
       },
-      async (request) => center.consent(await session(request), gpcOf(request)),
+      async (request) => center.consent(await session(request), { gpc: gpcOf(request), language: request.query.language, requestId: request.id }),
     );
 
     app.put(
@@ -197,11 +213,26 @@ export function privacyCenterRoutes(custodian: Custodian): FastifyPluginAsyncZod
           summary: 'Grant or withdraw one purpose (method privacy_center, with the GPC flag)',
           security: [],
           params: z.object({ purpose: purposeKey }).strict(),
+          querystring: languageQuery,
           body: z.object({ decision: z.enum(['granted', 'withdrawn']) }).strict(),
           response: { 200: consentView, ...errors, 404: errorBody.describe('No such purpose to decide on') },
         },
       },
-      async (request) => center.decide(await changing(request), request.params.purpose, request.body.decision, { gpc: gpcOf(request), requestId: request.id }),
+      async (request) => center.decide(await changing(request), request.params.purpose, request.body.decision, { gpc: gpcOf(request), language: request.query.language, requestId: request.id }),
+    );
+
+    app.get(
+      '/v1/privacy/rectifiable-fields',
+      {
+        schema: {
+          tags: ['privacy center'],
+          summary: 'The fields of the data map the signed-in person may ask to have corrected (never their values)',
+          description: 'The keys a rectification request’s `corrections` may use; empty when no data map is stored (docs/privacy-center.md).',
+          security: [],
+          response: { 200: z.object({ fields: z.array(rectifiableFieldView).readonly() }), ...errors },
+        },
+      },
+      async (request) => ({ fields: await center.rectifiableFields(await session(request)) }),
     );
 
     app.get(
@@ -216,6 +247,7 @@ export function privacyCenterRoutes(custodian: Custodian): FastifyPluginAsyncZod
         schema: {
           tags: ['privacy center'],
           summary: 'Make a request for the verified identity (no further verification)',
+          description: 'A rectification’s `corrections` name fields of `GET /v1/privacy/rectifiable-fields` only; any other is 400 `CST_ERR_VALIDATION`.',
           security: [],
           body: z
             .object({

@@ -3,8 +3,8 @@ import { z } from 'zod';
 import type { Custodian } from '../../app/index.js';
 import { JURISDICTION_CODE_PATTERN, REQUEST_TYPES, isStorableText } from '../../core/index.js';
 import { REQUEST_STATUSES } from '../../rights/engine/lifecycle.js';
-import { actorOf } from '../auth.js';
-import { errorResponses, instant } from '../schemas.js';
+import { actorOf, statedPurpose } from '../auth.js';
+import { errorResponses, instant, purposeHeaders } from '../schemas.js';
 
 const id = z.uuid();
 const reason = z.string().min(1).max(1000).refine(isStorableText, 'must be well-formed text');
@@ -178,17 +178,18 @@ export function requestRoutes(custodian: Custodian): FastifyPluginAsyncZod {
           querystring: z.object({ format: z.enum(['json', 'zip']).default('json') }).strict(),
           description: 'Machine-readable JSON with a schema version: the rows per collection and the Art. 15(1) information from the data map. Stored sealed under the request’s key; every download is audited.',
           params: z.object({ id }).strict(),
+          headers: purposeHeaders,
           response: { 200: z.unknown(), ...errorResponses },
         },
       },
       async (req, reply) => {
         if (req.query.format === 'zip') {
           const zip = await custodian.runner.packageZip(req.params.id);
-          await custodian.requests.recordDownload(req.params.id, actorOf(req), req.id);
+          await custodian.requests.recordDownload(req.params.id, actorOf(req), req.id, statedPurpose(req));
           return reply.type('application/zip').header('content-disposition', `attachment; filename="custodian-${req.params.id}.zip"`).send(zip);
         }
         const text = await custodian.runner.package(req.params.id);
-        await custodian.requests.recordDownload(req.params.id, actorOf(req), req.id);
+        await custodian.requests.recordDownload(req.params.id, actorOf(req), req.id, statedPurpose(req));
         return reply.type('application/json; charset=utf-8').header('content-disposition', `attachment; filename="custodian-${req.params.id}.json"`).serializer((x: string) => x).send(text);
       },
     );

@@ -67,9 +67,15 @@ const reportRule = z.object({
   period: z.string(),
   action: z.enum(['delete', 'anonymise']),
   cutoff: instantOut,
-  pastDue: z.number().nullable(),
+  pastDue: z.number().nullable().describe('Rows past due that a run would delete or anonymise (not held); null when not measurable'),
+  pastDueHeld: z.number().nullable().describe('Rows past due that a run keeps because they are held; null when not measurable'),
+  heldReasons: z
+    .object({ legal_hold: z.number(), subject_legal_hold: z.number(), open_request: z.number() })
+    .nullable()
+    .describe('pastDueHeld by reason, each row under the first that applies: a legal hold on the collection or system, on its subject, an open request of its subject'),
+  anonymised: z.number().nullable().describe('Anonymise rules: rows past due whose named fields are already anonymised (their rule is met); 0 for delete rules'),
   dueSoon: z.number().nullable(),
-  compliant: z.boolean().nullable(),
+  compliant: z.boolean().nullable().describe('No actionable row past due (held rows never count against a rule)'),
   heldBy: z.enum(['legal_hold']).nullable(),
   error: z.string().nullable(),
 });
@@ -79,8 +85,9 @@ const report = z.object({
   datamapVersion: z.number().nullable(),
   horizonDays: z.number(),
   rules: list(reportRule),
-  compliancePercent: z.number().nullable(),
-  pastDueTotal: z.number(),
+  compliancePercent: z.number().nullable().describe('100 × measured rules with no actionable row past due / measured rules, one decimal; null when none was measured'),
+  pastDueTotal: z.number().describe('Actionable rows past due, all rules'),
+  pastDueHeldTotal: z.number().describe('Held rows past due, all rules'),
   dueSoonTotal: z.number(),
   lastRun: z.object({ id: z.string(), status: z.string(), finishedAt: instantOut.nullable(), dryRun: z.boolean() }).nullable(),
   activeLegalHolds: z.number(),
@@ -162,7 +169,7 @@ export function retentionRoutes(custodian: Custodian): FastifyPluginAsyncZod {
         config: { scope: 'datamap:read' },
         schema: {
           tags: ['reports', 'retention'],
-          summary: 'Retention compliance: per rule, rows past due now and coming due soon, measured against the systems',
+          summary: 'Retention compliance: per rule, rows past due now (actionable, and held by reason) and coming due soon, measured against the systems',
           querystring: z.object({ horizonDays: z.coerce.number().int().min(1).max(366).default(30) }).strict(),
           response: { 200: report, ...errorResponses },
         },

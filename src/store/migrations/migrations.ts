@@ -703,6 +703,58 @@ const m0010 = (kind: StoreKind): Migration => ({
   },
 });
 
+/**
+ * Declared purposes of API keys (docs/api.md#api-keys): a JSON array of purpose keys, `[]` for keys minted
+ * before (not judged by the `purpose_mismatch` detection rule). The source of a detected incident grows to 128
+ * characters so that `detection:purpose_mismatch:key:<uuid>` fits whole (PostgreSQL only: SQLite does not
+ * enforce varchar lengths).
+ */
+const m0012 = (kind: StoreKind): Migration => ({
+  async up(db) {
+    await db.schema
+      .alterTable('api_keys')
+      .addColumn('purposes', 'text', (c) => c.notNull().defaultTo('[]'))
+      .execute();
+    if (kind === 'postgres') await sql`alter table incidents alter column source type varchar(128)`.execute(db);
+  },
+});
+
+/**
+ * Privacy center sign-ins and sessions in the store (docs/privacy-center.md#sessions-and-security), so that every
+ * `serve` replica on one store sees them. A session row is keyed by the SHA-256 of its cookie token — the token
+ * itself is never stored — and holds the subject's ids, its times and the verified address sealed under a key
+ * of the keyring. A challenge keeps only keyed digests of its address and code (and the address sealed while the
+ * code is open). Both are short-lived working state, deleted when they expire.
+ */
+const m0013 = (kind: StoreKind): Migration => ({
+  async up(db) {
+    const t = types(kind);
+    await db.schema
+      .createTable('privacy_sessions')
+      .addColumn('token_hash', 'varchar(64)', (c) => c.primaryKey())
+      .addColumn('subject_id', 'varchar(256)', (c) => c.notNull())
+      .addColumn('user_id', 'varchar(256)')
+      .addColumn('email_sealed', 'text', (c) => c.notNull())
+      .addColumn('created_at', t.instant, (c) => c.notNull())
+      .addColumn('expires_at', t.instant, (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('privacy_sessions_expires').on('privacy_sessions').column('expires_at').execute();
+    await db.schema
+      .createTable('privacy_sign_in_challenges')
+      .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+      .addColumn('email_digest', 'varchar(64)', (c) => c.notNull())
+      .addColumn('email_sealed', 'text')
+      .addColumn('code_digest', 'varchar(64)', (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('consumed', t.flag, (c) => c.notNull().defaultTo(0))
+      .addColumn('created_at', t.instant, (c) => c.notNull())
+      .addColumn('expires_at', t.instant, (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('privacy_sign_in_challenges_sent').on('privacy_sign_in_challenges').columns(['email_digest', 'created_at']).execute();
+    await db.schema.createIndex('privacy_sign_in_challenges_created').on('privacy_sign_in_challenges').column('created_at').execute();
+  },
+});
+
 /** Forward-only migrations for `kind`, in the order they apply (names sort lexically). */
 export function migrationsFor(kind: StoreKind): Record<string, Migration> {
   return {
@@ -717,5 +769,7 @@ export function migrationsFor(kind: StoreKind): Record<string, Migration> {
     '0009_restrictions': m0009(kind),
     '0010_retention': m0010(kind),
     '0011_incidents': m0011(kind),
+    '0012_key_purposes': m0012(kind),
+    '0013_privacy_sessions': m0013(kind),
   };
 }

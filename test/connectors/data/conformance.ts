@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_BATCH, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange, type ScanQuery } from '../../../src/connectors/data/data-connector.js';
+import { MAX_BATCH, type CollectionTarget, type DataConnector, type KeyValue, type Row, type RowChange, type ScanPage, type ScanQuery } from '../../../src/connectors/data/data-connector.js';
 import { isCustodianError } from '../../../src/core/index.js';
 
 /*
@@ -36,11 +36,26 @@ export interface ConformanceFixture {
    * Adapters that cannot find rows by age leave it out: the suite then expects CST_ERR_CONNECTOR_UNSUPPORTED.
    */
   /**
-   * Breach scoping (`scan`): false for adapters that cannot enumerate a collection (HTTP); the suite then expects
-   * CST_ERR_CONNECTOR_UNSUPPORTED. Windows (`timeField`, `from`, `to`) are tested on `visits`; adapters without
-   * `visits` must answer a window with CST_ERR_CONNECTOR_UNSUPPORTED (Redis).
+   * Breach scoping (`scan`): false for adapters that cannot enumerate a collection (HTTP services without the
+   * scan operation); the suite then expects CST_ERR_CONNECTOR_UNSUPPORTED. Windows (`timeField`, `from`, `to`)
+   * are tested on `visits`; adapters without `visits` must answer a window with CST_ERR_CONNECTOR_UNSUPPORTED
+   * (Redis). `capabilities()` must say the same.
    */
   readonly scans?: boolean;
+  /** Whether pages come in key order (SQL); otherwise the suite checks only that every row comes exactly once. */
+  readonly pagesInKeyOrder?: boolean;
+  /**
+   * Whether a walk through the pages may return a row twice: Redis SCAN's documented guarantee is "at least
+   * once" (a key comes twice when the key space is resized during the walk, as other clients' writes may cause).
+   * The suite then checks every row at least once and no other row.
+   */
+  readonly pagesMayRepeat?: boolean;
+  /**
+   * What `scan` answers for an unknown collection: CST_ERR_CONNECTOR_SCHEMA by default. HTTP answers
+   * CST_ERR_CONNECTOR_UNSUPPORTED: a service's 404 to the `capabilities` operation means "not implemented" as
+   * well as "no such collection", and the operations are then not offered.
+   */
+  readonly unknownCollectionScan?: 'CST_ERR_CONNECTOR_SCHEMA' | 'CST_ERR_CONNECTOR_UNSUPPORTED';
   readonly visits?: {
     readonly target: CollectionTarget;
     readonly seed: (rows: Array<{ id: string; at: string | null; email: string; note: string | null }>) => Promise<void>;
@@ -346,21 +361,34 @@ export function describeConformance(name: string, setup: () => Promise<Conforman
     });
 
     describe('scan (breach scoping)', () => {
-      /** Every row of `target` through keyset pages of `limit`, until an empty page; checks each page's size and order. */
-      const scanAll = async (target: CollectionTarget, query: Omit<ScanQuery, 'limit' | 'afterKey'>, limit: number): Promise<Row[]> => {
+      /**
+       * Every row of `target` through pages of `limit` resumed by cursor, until `next` is null; checks each page's
+       * size and that the pages move on. Rows come in key order when the fixture says so, else sorted here.
+       */
+      const scanAll = async (target: CollectionTarget, query: Omit<ScanQuery, 'limit' | 'cursor'>, limit: number): Promise<Row[]> => {
         const rows: Row[] = [];
-        let after: KeyValue | undefined;
+        let cursor: string | undefined;
         for (let n = 0; n < 1000; n++) {
-          const page = await f.connector.scan(target, { ...query, afterKey: after, limit });
-          expect(page.length).toBeLessThanOrEqual(limit);
-          if (page.length === 0) return rows;
-          rows.push(...page);
-          after = page.at(-1)![query.keyField] as KeyValue;
+          const page: ScanPage = await f.connector.scan(target, { ...query, cursor, limit });
+          expect(page.rows.length).toBeLessThanOrEqual(limit);
+          rows.push(...page.rows);
+          if (page.next === null) {
+            if (f.pagesInKeyOrder === true) return rows;
+            const distinct = f.pagesMayRepeat === true ? [...new Map(rows.map((r) => [String(r[query.keyField]), r])).values()] : rows;
+            return [...distinct].sort((a, b) => (String(a[query.keyField]) < String(b[query.keyField]) ? -1 : 1));
+          }
+          expect(page.next).not.toBe(cursor);
+          cursor = page.next;
         }
         throw new Error('scan did not end');
       };
 
-      it('pages through the whole collection in key order, with the key and the asked fields', async () => {
+      it('says what it can do in its capabilities, as its operations do', async () => {
+        const capabilities = await f.connector.capabilities(people());
+        expect(capabilities).toEqual({ scan: f.scans !== false, scanWindow: f.scans !== false && f.visits !== undefined, retention: f.visits !== undefined });
+      });
+
+      it('pages through the whole collection, each row once, with the key and the asked fields', async () => {
         if (f.scans === false) {
           await expectCode(f.connector.scan(people(), { keyField: 'id', fields: ['email'], limit: 10 }), 'CST_ERR_CONNECTOR_UNSUPPORTED');
           return;
@@ -373,20 +401,36 @@ export function describeConformance(name: string, setup: () => Promise<Conforman
           expect(r.email).toBe(`person${i}@example.com`);
           expect(r.name).toBe(`Person ${i}`);
         }
-        expect(await f.connector.scan(people(), { keyField: 'id', fields: ['email'], afterKey: 'p-99999', limit: 10 })).toEqual([]);
         await f.seed([]);
-        expect(await f.connector.scan(people(), { keyField: 'id', fields: ['email'], limit: 10 })).toEqual([]);
+        expect(await f.connector.scan(people(), { keyField: 'id', fields: ['email'], limit: 10 })).toEqual({ rows: [], next: null });
       });
 
-      it('treats hostile resume keys and window bounds as data, never as syntax', async () => {
+      it('property: whatever the collection and page sizes, the pages hold every row exactly once', async () => {
+        if (f.scans === false) return;
+        await fc.assert(
+          fc.asyncProperty(fc.integer({ min: 0, max: 60 }), fc.integer({ min: 1, max: 25 }), async (n, limit) => {
+            await f.seed(all(n));
+            const rows = await scanAll(people(), { keyField: 'id', fields: ['email'] }, limit);
+            expect(rows.map((r) => String(r.id))).toEqual(all(n).map((p) => String(p.id)));
+          }),
+          { numRuns: 12 },
+        );
+      });
+
+      it('treats hostile cursors and window bounds as data, never as syntax', async () => {
         if (f.scans === false) return;
         await f.seed(all(5));
         for (const v of HOSTILE_VALUES) {
-          const rows = await f.connector.scan(people(), { keyField: 'id', fields: ['email'], afterKey: v, limit: 50 });
-          // Collations differ per engine: what matters is that the value is data (no error, only real rows).
-          for (const r of rows) expect(all(5).map((p) => p.id)).toContain(String(r.id));
+          for (const cursor of [v, JSON.stringify(v)]) {
+            // A cursor the connector did not make is refused (CST_ERR_VALIDATION), or read as data: only real rows.
+            const page = await f.connector.scan(people(), { keyField: 'id', fields: ['email'], cursor, limit: 50 }).catch((err: unknown) => {
+              expect(isCustodianError(err, 'CST_ERR_VALIDATION'), String(err)).toBe(true);
+              return { rows: [], next: null };
+            });
+            for (const r of page.rows) expect(all(5).map((p) => p.id)).toContain(String(r.id));
+          }
         }
-        expect(await f.connector.scan(people(), { keyField: 'id', fields: ['email'], limit: 50 })).toHaveLength(5);
+        expect((await f.connector.scan(people(), { keyField: 'id', fields: ['email'], limit: 50 })).rows).toHaveLength(5);
         for (const v of HOSTILE_VALUES.slice(0, 8)) {
           await expectCode(f.connector.scan(f.visits?.target ?? people(), { keyField: 'id', fields: ['email'], limit: 10, timeField: f.visits === undefined ? 'note' : 'at', from: v }), 'CST_ERR_VALIDATION');
           await expectCode(f.connector.scan(f.visits?.target ?? people(), { keyField: 'id', fields: ['email'], limit: 10, timeField: f.visits === undefined ? 'note' : 'at', to: v }), 'CST_ERR_VALIDATION');
@@ -395,7 +439,7 @@ export function describeConformance(name: string, setup: () => Promise<Conforman
 
       it('reports unknown collections and fields as CST_ERR_CONNECTOR_SCHEMA', async () => {
         if (f.scans === false) return;
-        await expectCode(f.connector.scan(f.target('no_such_collection'), { keyField: 'id', fields: [], limit: 10 }), 'CST_ERR_CONNECTOR_SCHEMA');
+        await expectCode(f.connector.scan(f.target('no_such_collection'), { keyField: 'id', fields: [], limit: 10 }), f.unknownCollectionScan ?? 'CST_ERR_CONNECTOR_SCHEMA');
         await expectCode(f.connector.scan(people(), { keyField: 'id', fields: ['no_such_field'], limit: 10 }), 'CST_ERR_CONNECTOR_SCHEMA');
       });
 
@@ -441,10 +485,9 @@ export function describeConformance(name: string, setup: () => Promise<Conforman
 
     describe('retention', () => {
       const due = { ageField: 'at', cutoff: VISITS_CUTOFF };
-      const page = (afterKey: string | undefined, limit: number) =>
-        f.connector.findExpired(f.visits!.target, { ...due, keyField: 'id', afterKey, limit, fields: ['email', 'note'] });
+      const page = (cursor: string | undefined, limit: number) => f.connector.findExpired(f.visits!.target, { ...due, keyField: 'id', cursor, limit, fields: ['email', 'note'] });
 
-      it('pages through the rows past due in key order (keyset), with the asked fields', async () => {
+      it('pages through the rows past due, each once, with the asked fields', async () => {
         if (f.visits === undefined) {
           await expectCode(f.connector.findExpired(people(), { ...due, keyField: 'id', limit: 10, fields: [] }), 'CST_ERR_CONNECTOR_UNSUPPORTED');
           await expectCode(f.connector.countExpired(people(), due), 'CST_ERR_CONNECTOR_UNSUPPORTED');
@@ -454,20 +497,19 @@ export function describeConformance(name: string, setup: () => Promise<Conforman
         }
         await f.visits.seed(visits(40));
         const seen: string[] = [];
-        let after: string | undefined;
+        let cursor: string | undefined;
         for (let n = 0; n < 100; n++) {
-          const rows = await page(after, 3);
+          const { rows, next } = await page(cursor, 3);
           expect(rows.length).toBeLessThanOrEqual(3);
-          if (rows.length === 0) break;
           for (const r of rows) {
             expect(String(r.email)).toMatch(/@example\.com$/);
             expect(r).toHaveProperty('note');
           }
           seen.push(...rows.map((r) => String(r.id)));
-          after = String(rows.at(-1)!.id);
+          if (next === null) break;
+          cursor = next;
         }
-        expect(seen).toEqual(dueVisitIds(40));
-        expect(await page('v-99999', 3)).toEqual([]);
+        expect(f.pagesInKeyOrder === true ? seen : [...seen].sort()).toEqual(dueVisitIds(40));
       });
 
       it('counts rows past due, and those due within a window', async () => {
@@ -488,7 +530,7 @@ export function describeConformance(name: string, setup: () => Promise<Conforman
         const all = visits(20).map((v) => v.id);
         expect(await f.connector.deleteExpired(f.visits.target, 'id', [...all, ...HOSTILE_VALUES.slice(0, 10)], due)).toBe(dueIds.length);
         expect(await f.connector.deleteExpired(f.visits.target, 'id', all, due)).toBe(0);
-        expect(await page(undefined, 100)).toEqual([]);
+        expect(await page(undefined, 100)).toEqual({ rows: [], next: null });
         const left = (await collect(f.connector.find(f.visits.target, 'id', all, ['id']))).rows.map((r) => String(r.id)).sort();
         expect(left).toEqual(all.filter((id) => !dueIds.includes(id)).sort());
       });
@@ -509,13 +551,18 @@ export function describeConformance(name: string, setup: () => Promise<Conforman
         }
       });
 
-      it('treats a hostile resume key as data', async () => {
+      it('treats a hostile cursor as data', async () => {
         if (f.visits === undefined) return;
         await f.visits.seed(visits(10));
         for (const v of HOSTILE_VALUES.slice(0, 12)) {
-          const rows = await page(v, 50);
-          // Collations differ per engine: what matters is that the value is data (no error, only due rows).
-          for (const r of rows) expect(dueVisitIds(10)).toContain(String(r.id));
+          for (const cursor of [v, JSON.stringify(v)]) {
+            // Refused as not a cursor of this connector, or read as data (collations differ): only due rows.
+            const { rows } = await page(cursor, 50).catch((err: unknown) => {
+              expect(isCustodianError(err, 'CST_ERR_VALIDATION'), String(err)).toBe(true);
+              return { rows: [] as Row[] };
+            });
+            for (const r of rows) expect(dueVisitIds(10)).toContain(String(r.id));
+          }
         }
       });
     });

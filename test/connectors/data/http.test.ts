@@ -44,6 +44,41 @@ describeConformance('http', async () => {
   };
 });
 
+describeConformance('http (scan and retention operations)', async () => {
+  const receiver = await startReferenceReceiver({
+    secret: SECRET,
+    basePath: '/privacy',
+    pageSize: 128,
+    operations: ['scan', 'retention'],
+    collections: { people: PEOPLE_FIELDS, visits: ['id', 'at', 'email', 'note'] },
+  });
+  const connector = await openHttpDataConnector(receiver.url.replace('http://', `http://custodian:${SECRET}@`));
+  return {
+    connector,
+    unknownCollectionScan: 'CST_ERR_CONNECTOR_UNSUPPORTED',
+    target: (collection) => ({ name: collection, options: {} }),
+    seed: async (rows) => {
+      receiver.rows.set(
+        'people',
+        rows.map((r) => ({ ...r })),
+      );
+    },
+    visits: {
+      target: { name: 'visits', options: {} },
+      seed: async (rows) => {
+        receiver.rows.set(
+          'visits',
+          rows.map((r) => ({ ...r })),
+        );
+      },
+    },
+    cleanup: async () => {
+      await connector.close();
+      await receiver.close();
+    },
+  };
+});
+
 describe('http callback signatures', () => {
   const body = '{"requestId":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","collection":"newsletter","field":"email","values":["ada@example.com"],"fields":["email","name"]}';
   const at = 1767225600;
@@ -243,5 +278,144 @@ describe('http data connector', () => {
     expect((await failure(openHttpDataConnector(`${receiver.url}?secret=x`))).code).toBe('CST_ERR_CONFIG');
     expect((await failure(openHttpDataConnector('ftp://example.com/x'))).code).toBe('CST_ERR_CONFIG');
     expect((await failure(openHttpDataConnector(`http://c:${SECRET}@127.0.0.1:1`, { retries: 0 }))).code).toBe('CST_ERR_CONNECTOR_UNAVAILABLE');
+  });
+});
+
+describe('http data connector: optional operations (scan, retention)', () => {
+  let base: ReferenceReceiver;
+  let full: ReferenceReceiver;
+  const people: CollectionTarget = { name: 'people', options: {} };
+  const visits: CollectionTarget = { name: 'visits', options: {} };
+  const due = { ageField: 'at', cutoff: '2025-01-01T00:00:00.000Z' };
+  const connect = (receiver: ReferenceReceiver, extra: Partial<ConstructorParameters<typeof HttpDataConnector>[0]> = {}) =>
+    new HttpDataConnector({ url: receiver.url.replace('http://', `http://custodian:${SECRET}@`), backoffBaseMs: 5, ...extra });
+  const vid = (i: number) => `v-${String(i).padStart(2, '0')}`;
+  const seedVisits = (receiver: ReferenceReceiver) =>
+    receiver.rows.set(
+      'visits',
+      Array.from({ length: 12 }, (_, i) => ({ id: vid(i), email: `v${i}@example.com`, note: 'n', at: i % 2 === 0 ? '2020-01-01T00:00:00.000Z' : '2030-01-01T00:00:00.000Z' })),
+    );
+
+  beforeAll(async () => {
+    const collections = { people: PEOPLE_FIELDS, visits: ['id', 'at', 'email', 'note'] };
+    base = await startReferenceReceiver({ secret: SECRET, basePath: '/privacy', collections });
+    full = await startReferenceReceiver({ secret: SECRET, basePath: '/privacy', collections, operations: ['scan', 'retention'] });
+  });
+  afterEach(() => {
+    for (const r of [base, full]) {
+      r.requests.length = 0;
+      r.clearFaults();
+    }
+  });
+  afterAll(async () => {
+    await base.close();
+    await full.close();
+  });
+
+  it('discovers what a collection offers once, signed; a service of the base protocol offers nothing (typed unsupported)', async () => {
+    const svc = connect(full);
+    expect(await svc.capabilities(people)).toEqual({ scan: true, scanWindow: true, retention: true });
+    expect(await svc.capabilities(people)).toEqual({ scan: true, scanWindow: true, retention: true });
+    expect(full.requests.map((r) => [r.path, r.verdict])).toEqual([['/privacy/people/capabilities', 'ok']]);
+    const plain = connect(base);
+    expect(await plain.capabilities(people)).toEqual({ scan: false, scanWindow: false, retention: false });
+    expect((await failure(plain.scan(people, { keyField: 'id', fields: [], limit: 5 }))).code).toBe('CST_ERR_CONNECTOR_UNSUPPORTED');
+    for (const op of [
+      plain.findExpired(visits, { ...due, keyField: 'id', limit: 5, fields: [] }),
+      plain.countExpired(visits, due),
+      plain.deleteExpired(visits, 'id', ['v-0'], due),
+      plain.updateExpired(visits, 'id', [{ key: 'v-0', set: { note: null } }], due),
+    ]) {
+      expect((await failure(op)).code).toBe('CST_ERR_CONNECTOR_UNSUPPORTED');
+    }
+    // Asked once (404: not offered), then known; the operations themselves were never called.
+    expect(base.requests.map((r) => r.path)).toEqual(['/privacy/people/capabilities', '/privacy/visits/capabilities']);
+  });
+
+  it('takes capabilities declared in the data map instead of asking, and refuses unknown names', async () => {
+    const svc = connect(full);
+    seedVisits(full);
+    expect(await svc.capabilities({ name: 'visits', options: { capabilities: 'scan' } })).toEqual({ scan: true, scanWindow: true, retention: false });
+    expect((await failure(svc.countExpired({ name: 'visits', options: { capabilities: 'scan' } }, due))).code).toBe('CST_ERR_CONNECTOR_UNSUPPORTED');
+    expect((await failure(svc.scan({ name: 'visits', options: { capabilities: 'none' } }, { keyField: 'id', fields: [], limit: 5 }))).code).toBe('CST_ERR_CONNECTOR_UNSUPPORTED');
+    expect(await svc.countExpired({ name: 'visits', options: { capabilities: 'scan, retention' } }, due)).toBe(6);
+    expect((await failure(svc.capabilities({ name: 'visits', options: { capabilities: 'scan,purge' } }))).code).toBe('CST_ERR_CONNECTOR_SCHEMA');
+    expect(full.requests.some((r) => r.path.endsWith('/capabilities'))).toBe(false);
+    // Declared but not implemented: the service's 404 / 501 is the answer.
+    expect((await failure(connect(base).countExpired({ name: 'visits', options: { capabilities: 'scan,retention' } }, due))).code).toBe('CST_ERR_CONNECTOR_SCHEMA');
+  });
+
+  it('pages a scan with the service cursor (wrapped), a window, and the retention operations in signed batches', async () => {
+    const svc = connect(full);
+    seedVisits(full);
+    const first = await svc.scan(visits, { keyField: 'id', fields: ['email'], limit: 5, timeField: 'at', to: due.cutoff });
+    expect(first.rows).toEqual([0, 2, 4, 6, 8].map((i) => ({ id: vid(i), email: `v${i}@example.com` })));
+    expect(first.next).toMatch(/^http1\./);
+    const body = JSON.parse(full.requests.at(-1)!.body) as Record<string, unknown>;
+    expect(body).toMatchObject({ collection: 'visits', keyField: 'id', fields: ['id', 'email', 'at'], limit: 5, timeField: 'at', to: due.cutoff });
+    const second = await svc.scan(visits, { keyField: 'id', fields: ['email'], limit: 5, timeField: 'at', to: due.cutoff, cursor: first.next! });
+    expect((JSON.parse(full.requests.at(-1)!.body) as { cursor: string }).cursor).toBe(first.next!.slice('http1.'.length));
+    expect(second).toEqual({ rows: [{ id: vid(10), email: 'v10@example.com' }], next: null });
+    // Retention: keys in batches of 500, each re-checked by the service.
+    const keys = [...Array.from({ length: 12 }, (_, i) => vid(i)), ...Array.from({ length: 600 }, (_, i) => `absent-${i}`)];
+    full.requests.length = 0;
+    expect(await svc.deleteExpired(visits, 'id', keys, due)).toBe(6);
+    const sent = full.requests.map((r) => JSON.parse(r.body) as { operation: string; keys: unknown[] });
+    expect(sent.map((b) => [b.operation, b.keys.length])).toEqual([
+      ['delete', 500],
+      ['delete', 112],
+    ]);
+    expect(full.requests.every((r) => r.verdict === 'ok' && r.path === '/privacy/visits/retention')).toBe(true);
+    expect(full.rows.get('visits')!.map((r) => r.id)).toEqual([1, 3, 5, 7, 9, 11].map(vid));
+  });
+
+  it('drops what a lax service answers outside the asked window or fields, and refuses oversized pages and loops', async () => {
+    const { createServer } = await import('node:http');
+    let answer: unknown = {};
+    const lax = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(answer));
+    });
+    await new Promise<void>((r) => lax.listen(0, '127.0.0.1', r));
+    try {
+      const port = (lax.address() as { port: number }).port;
+      const svc = new HttpDataConnector({ url: `http://c:${SECRET}@127.0.0.1:${port}` });
+      const declared: CollectionTarget = { name: 'visits', options: { capabilities: 'scan,retention' } };
+      answer = {
+        rows: [
+          { id: 'a', email: 'a@example.com', at: '2020-01-01T00:00:00.000Z', secret: 'x' },
+          { id: 'b', email: 'b@example.com', at: '2030-01-01T00:00:00.000Z' },
+          { id: 'c', email: 'c@example.com', at: 'not a time' },
+          { email: 'no-key@example.com', at: '2020-01-01T00:00:00.000Z' },
+        ],
+      };
+      // A service ignoring the window cannot put rows that are not due in front of retention.
+      expect(await svc.findExpired(declared, { ...due, keyField: 'id', limit: 10, fields: ['email'] })).toEqual({ rows: [{ id: 'a', email: 'a@example.com' }], next: null });
+      expect((await svc.scan(declared, { keyField: 'id', fields: [], limit: 10 })).rows).toEqual([{ id: 'a' }, { id: 'b' }, { id: 'c' }]);
+      expect((await failure(svc.scan(declared, { keyField: 'id', fields: [], limit: 2 }))).code).toBe('CST_ERR_CONNECTOR_FAILED');
+      answer = { rows: [], next: 'same' };
+      expect((await failure(svc.scan(declared, { keyField: 'id', fields: [], limit: 2, cursor: 'http1.same' }))).details).toMatchObject({ reason: 'pagination loop' });
+      answer = { rows: [], next: 'x'.repeat(9000) };
+      expect((await failure(svc.scan(declared, { keyField: 'id', fields: [], limit: 2 }))).code).toBe('CST_ERR_CONNECTOR_FAILED');
+      answer = { operations: 'scan' };
+      expect((await failure(svc.capabilities({ name: 'visits', options: {} }))).code).toBe('CST_ERR_CONNECTOR_FAILED');
+      // A cursor Custodian did not wrap never reaches the service.
+      expect((await failure(svc.scan(declared, { keyField: 'id', fields: [], limit: 2, cursor: 'same' }))).code).toBe('CST_ERR_VALIDATION');
+    } finally {
+      lax.close();
+    }
+  });
+
+  it('retries with the shared backoff (core/backoff.ts): jitter is injected, Retry-After is a floor', async () => {
+    // A 10 s base delay would time the test out; a jitter of 0 retries at once.
+    const svc = connect(full, { backoffBaseMs: 10_000, maxBackoffMs: 10_000, random: () => 0 });
+    full.failNext(503, 2);
+    const started = Date.now();
+    expect(await svc.capabilities(people)).toMatchObject({ scan: true });
+    expect(Date.now() - started).toBeLessThan(2_000);
+    full.failNext(429, 1, { 'retry-after': '1' });
+    const again = Date.now();
+    expect(await connect(full, { random: () => 0 }).capabilities(people)).toMatchObject({ scan: true });
+    expect(Date.now() - again).toBeGreaterThanOrEqual(990);
   });
 });

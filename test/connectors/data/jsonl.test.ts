@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { chmod, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { CollectionTarget, Row } from '../../../src/connectors/data/data-connector.js';
-import { JsonlDataConnector, openJsonlDataConnector, type MalformedLine } from '../../../src/connectors/data/jsonl.js';
+import type { CollectionTarget, Row, ScanQuery } from '../../../src/connectors/data/data-connector.js';
+import { JsonlDataConnector, MAX_PAGE_RESTARTS, openJsonlDataConnector, type MalformedLine } from '../../../src/connectors/data/jsonl.js';
 import { isCustodianError } from '../../../src/core/index.js';
 import { describeConformance, person } from './conformance.js';
 
@@ -219,5 +220,171 @@ describe('jsonl data connector', () => {
     await chmod(path(), 0o600);
     expect(await files.deleteRows(people, 'id', ['p-00005'])).toBe(1);
     expect((await stat(path())).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('jsonl pages (scan, findExpired): resumed at a byte offset', () => {
+  let dir: string;
+  let read: number;
+  const people: CollectionTarget = { name: 'people', options: {} };
+  const path = (): string => join(dir, 'people.jsonl');
+  const connector = (options: Partial<ConstructorParameters<typeof JsonlDataConnector>[0]> = {}) =>
+    new JsonlDataConnector({ directory: dir, onMalformedLine: () => undefined, hooks: { onRead: (n) => (read += n) }, ...options });
+
+  /** Every page of `target` until `next` is null, with the bytes each page read. */
+  async function pages(files: JsonlDataConnector, query: Omit<ScanQuery, 'cursor'>, between?: (page: number) => Promise<void>): Promise<{ rows: Row[]; reads: number[]; sizes: number[] }> {
+    const rows: Row[] = [];
+    const reads: number[] = [];
+    const sizes: number[] = [];
+    let cursor: string | undefined;
+    for (let n = 0; n < 10_000; n++) {
+      read = 0;
+      const page = await files.scan(people, { ...query, cursor });
+      reads.push(read);
+      sizes.push(page.rows.length);
+      rows.push(...page.rows);
+      if (page.next === null) return { rows, reads, sizes };
+      cursor = page.next;
+      await between?.(n);
+    }
+    throw new Error('scan did not end');
+  }
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cst-jsonl-pages-'));
+    read = 0;
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('property: every row exactly once, in file order, and each page reads only its own lines (plus one chunk)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.constantFrom('row', 'row', 'row', 'blank', 'malformed'), { maxLength: 250 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 64, max: 2048 }),
+        fc.boolean(),
+        async (kinds, limit, chunk, windowed) => {
+          // Lines of varied length; the window keeps rows with an even number.
+          const lines = kinds.map((kind, i) =>
+            kind === 'blank' ? '' : kind === 'malformed' ? `not json ${'x'.repeat(i % 37)}` : JSON.stringify({ id: `r-${i}`, email: `r${i}@example.com`, pad: 'y'.repeat((i * 7) % 90), at: i % 2 === 0 ? '2020-01-01T00:00:00.000Z' : '2030-01-01T00:00:00.000Z' }),
+          );
+          await writeFile(path(), lines.map((l) => l + '\n').join(''));
+          const ends: number[] = [];
+          let offset = 0;
+          for (const l of lines) ends.push((offset += Buffer.byteLength(l) + 1));
+          const expected = kinds.flatMap((kind, i) => (kind === 'row' && (!windowed || i % 2 === 0) ? [`r-${i}`] : []));
+          const files = connector({ readChunkBytes: chunk });
+          const query = { keyField: 'id', fields: ['email'], limit, ...(windowed ? { timeField: 'at', to: '2025-01-01T00:00:00.000Z' } : {}) };
+          let cursor: string | undefined;
+          let start = 0;
+          let anchor = 0;
+          const seen: string[] = [];
+          for (let n = 0; ; n++) {
+            expect(n).toBeLessThan(lines.length + 2);
+            read = 0;
+            const page = await files.scan(people, { ...query, cursor });
+            expect(page.rows.length).toBeLessThanOrEqual(limit);
+            seen.push(...page.rows.map((r) => String(r.id)));
+            // The page consumed the lines up to its last row's (when it stopped at `limit`), or to the end.
+            const last = page.rows.at(-1);
+            const end = page.next === null || last === undefined ? offset : ends[Number(String(last.id).slice(2))]!;
+            expect(read).toBeLessThanOrEqual(end - start + chunk + anchor);
+            if (page.next === null) break;
+            anchor = last === undefined ? 0 : Buffer.byteLength(lines[Number(String(last.id).slice(2))]!) + 1;
+            start = end;
+            cursor = page.next;
+          }
+          expect(seen).toEqual(expected);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('ends a page early after pageBytes when few lines match, with a cursor to go on', async () => {
+    const rows = Array.from({ length: 400 }, (_, i) => ({ id: `r-${i}`, at: i === 399 ? '2020-01-01T00:00:00.000Z' : '2030-01-01T00:00:00.000Z' }));
+    await writeFile(path(), jsonl(rows));
+    const files = connector({ readChunkBytes: 256, pageBytes: 1024 });
+    const walk = await pages(files, { keyField: 'id', fields: [], limit: 10, timeField: 'at', to: '2025-01-01T00:00:00.000Z' });
+    expect(walk.rows.map((r) => r.id)).toEqual(['r-399']);
+    expect(walk.sizes.length).toBeGreaterThan(5);
+    for (const bytes of walk.reads) expect(bytes).toBeLessThanOrEqual(1024 + 256 + 64);
+  });
+
+  it('goes on at the offset when lines are appended between pages', async () => {
+    await writeFile(path(), jsonl(Array.from({ length: 10 }, (_, i) => person(i + 1))));
+    const files = connector();
+    const walk = await pages(files, { keyField: 'id', fields: [], limit: 4 }, async (n) => {
+      if (n === 0) await appendFile(path(), jsonl([person(11), person(12)]));
+    });
+    expect(walk.rows.map((r) => r.id)).toEqual(Array.from({ length: 12 }, (_, i) => person(i + 1).id));
+  });
+
+  it('carries the offset over its own rewrites (retention deleting between pages): each row once, one pass over the file', async () => {
+    const rows = Array.from({ length: 300 }, (_, i) => ({ id: `r-${String(i).padStart(3, '0')}`, email: `r${i}@example.com`, at: i % 3 === 0 ? '2030-01-01T00:00:00.000Z' : '2020-01-01T00:00:00.000Z' }));
+    await writeFile(path(), jsonl(rows));
+    const size = (await stat(path())).size;
+    const files = connector({ readChunkBytes: 512 });
+    const due = { ageField: 'at', cutoff: '2025-01-01T00:00:00.000Z' };
+    const seen: string[] = [];
+    let pagesRead = 0;
+    let cursor: string | undefined;
+    read = 0;
+    let next = files.findExpired(people, { ...due, keyField: 'id', limit: 17, fields: ['email'] });
+    for (;;) {
+      const page = await next;
+      pagesRead++;
+      seen.push(...page.rows.map((r) => String(r.id)));
+      expect(page.next).not.toBe(cursor);
+      // As retention does: the next page is read while this one is deleted (the file is rewritten meanwhile).
+      if (page.next !== null) next = files.findExpired(people, { ...due, keyField: 'id', cursor: (cursor = page.next), limit: 17, fields: ['email'] });
+      await files.deleteExpired(people, 'id', page.rows.map((r) => r.id as string), due);
+      if (page.next === null) break;
+    }
+    const expected = rows.filter((_, i) => i % 3 !== 0).map((r) => r.id);
+    expect(seen).toEqual(expected);
+    expect(pagesRead).toBeGreaterThan(10);
+    const left = (await readFile(path(), 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id);
+    expect(left).toEqual(rows.filter((_, i) => i % 3 === 0).map((r) => r.id));
+    // Each rewrite reads the file once (as every JSONL write does); the pages together read it about once more,
+    // plus a chunk and an anchor line each — not once per page from the start.
+    expect(read).toBeLessThanOrEqual(pagesRead * size + size + pagesRead * (512 + 100));
+    read = 0;
+    const again = await pages(files, { keyField: 'id', fields: [], limit: 7 });
+    expect(again.rows).toHaveLength(100);
+    expect(read).toBeLessThanOrEqual((await stat(path())).size + again.sizes.length * (512 + 100));
+  });
+
+  it('starts over when another writer replaced the file (rows may come twice, none is missed), and gives up after too many restarts', async () => {
+    await writeFile(path(), jsonl(Array.from({ length: 10 }, (_, i) => person(i + 1))));
+    const files = connector();
+    const walk = await pages(files, { keyField: 'id', fields: [], limit: 4 }, async (n) => {
+      // Another program rewrites the file in place: the first row goes, a new one comes last.
+      if (n === 0) await writeFile(path(), jsonl([...Array.from({ length: 9 }, (_, i) => person(i + 2)), person(11)]));
+    });
+    const ids = walk.rows.map((r) => String(r.id));
+    expect(new Set(ids)).toEqual(new Set(Array.from({ length: 11 }, (_, i) => person(i + 1).id)));
+    expect(ids.slice(4)).toEqual(Array.from({ length: 10 }, (_, i) => person(i + 2).id));
+    let cursor = (await files.scan(people, { keyField: 'id', fields: [], limit: 1 })).next!;
+    let error: unknown;
+    for (let n = 0; n <= MAX_PAGE_RESTARTS && error === undefined; n++) {
+      await writeFile(path(), jsonl([person(100 + n), ...Array.from({ length: 5 }, (_, i) => person(i + 1))]));
+      try {
+        cursor = (await files.scan(people, { keyField: 'id', fields: [], cursor, limit: 1 })).next!;
+      } catch (err) {
+        error = err;
+      }
+    }
+    expect(isCustodianError(error, 'CST_ERR_CONNECTOR_UNAVAILABLE')).toBe(true);
+  });
+
+  it('refuses a cursor it did not make, or one of another connector kind', async () => {
+    await writeFile(path(), jsonl([person(1)]));
+    const files = connector();
+    for (const cursor of ['"p-00001"', '42', 'jsonl1.', `jsonl1.${Buffer.from('[1,"1:1",5,"",0]').toString('base64url')}`, 'redis1.W251bGwsW11d']) {
+      expect(await codeOf(files.scan(people, { keyField: 'id', fields: [], cursor, limit: 5 })), cursor).toBe('CST_ERR_VALIDATION');
+    }
   });
 });

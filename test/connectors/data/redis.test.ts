@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CollectionTarget, Row } from '../../../src/connectors/data/data-connector.js';
-import { RedisDataConnector, openRedisDataConnector } from '../../../src/connectors/data/redis.js';
+import fc from 'fast-check';
+import type { CollectionTarget, Row, ScanQuery } from '../../../src/connectors/data/data-connector.js';
+import { REDIS_SCAN_CALLS_PER_PAGE, RedisDataConnector, openRedisDataConnector } from '../../../src/connectors/data/redis.js';
 import { isCustodianError } from '../../../src/core/index.js';
 import { describeConformance } from './conformance.js';
 
@@ -21,6 +22,19 @@ async function dropPrefix(admin: Redis, prefix: string): Promise<void> {
 
 function randomPrefix(): string {
   return `cst-test-${randomBytes(6).toString('hex')}:`;
+}
+
+/** Every row of `target` through pages of `limit`, resumed by cursor until `next` is null. */
+async function scanAll(connector: RedisDataConnector, target: CollectionTarget, query: Omit<ScanQuery, 'limit' | 'cursor'>, limit: number): Promise<Row[]> {
+  const rows: Row[] = [];
+  let cursor: string | undefined;
+  for (let n = 0; n < 10_000; n++) {
+    const page = await connector.scan(target, { ...query, cursor, limit });
+    rows.push(...page.rows);
+    if (page.next === null) return rows;
+    cursor = page.next;
+  }
+  throw new Error('scan did not end');
 }
 
 async function collect(iterable: AsyncIterable<readonly Row[]>): Promise<Row[]> {
@@ -45,6 +59,7 @@ describeConformance('redis', async () => {
     collection === 'people' ? { name: 'people', options: { keyPattern: 'people:{id}', prefix, fields: 'id,email,name,note,ref' } } : { name: collection, options: { prefix } };
   return {
     connector,
+    pagesMayRepeat: true,
     target,
     seed: async (rows) => {
       await dropPrefix(admin, `${prefix}people:`);
@@ -178,19 +193,85 @@ describe('redis data connector', () => {
     // Another collection's keys (separator in the variable part) and a key of another type are not rows.
     await admin.set(`${prefix}scan-session:t1:meta`, 'x');
     await admin.sadd(`${prefix}scan-session:t0`, 'not a string');
-    expect(await redis.scan(sessions, { keyField: 'token', fields: ['value'], limit: 10 })).toEqual([
+    const byToken = (rows: readonly Row[]) => [...rows].sort((a, b) => (String(a.token) < String(b.token) ? -1 : 1));
+    expect(byToken(await scanAll(redis, sessions, { keyField: 'token', fields: ['value'] }, 10))).toEqual([
       { token: 't1', value: 't1@example.com' },
       { token: 't2', value: 't2@example.com' },
       { token: 't3', value: 't3@example.com' },
     ]);
-    // A page whose keys are all of another type does not read as the end: the next keys still come.
-    expect(await redis.scan(sessions, { keyField: 'token', fields: [], limit: 1 })).toEqual([{ token: 't1' }]);
+    // Pages of one: a key of another type makes a page short, never the end; the cursor goes on.
+    expect(byToken(await scanAll(redis, sessions, { keyField: 'token', fields: [] }, 1))).toEqual([{ token: 't1' }, { token: 't2' }, { token: 't3' }]);
     const suppressed: CollectionTarget = { name: 'suppressed', options: { type: 'set', key: 'scan-suppressed', prefix } };
     await admin.sadd(`${prefix}scan-suppressed`, 'b@example.com', 'a@example.com', 'c@example.com');
-    expect(await redis.scan(suppressed, { keyField: 'member', fields: [], afterKey: 'a@example.com', limit: 1 })).toEqual([{ member: 'b@example.com' }]);
-    expect(await codeOf(redis.scan(people(), { keyField: 'email', fields: [], limit: 10 }))).toBe('CST_ERR_CONNECTOR_UNSUPPORTED');
+    // A small set comes whole in one SSCAN reply: what a page has no room for travels in the cursor.
+    const first = await redis.scan(suppressed, { keyField: 'member', fields: [], limit: 1 });
+    expect(first.rows).toHaveLength(1);
+    expect(first.next).not.toBeNull();
+    expect((await scanAll(redis, suppressed, { keyField: 'member', fields: [] }, 1)).map((r) => r.member).sort()).toEqual(['a@example.com', 'b@example.com', 'c@example.com']);
+    // A hash field may serve as the key field: it is read like the other fields.
+    await admin.hset(`${prefix}people:k1`, { email: 'k1@example.com' });
+    expect((await scanAll(redis, people(), { keyField: 'email', fields: [] }, 10)).map((r) => r.email)).toContain('k1@example.com');
     expect(await codeOf(redis.scan(people({ scan: 'false' }), { keyField: 'id', fields: [], limit: 10 }))).toBe('CST_ERR_CONNECTOR_UNSUPPORTED');
+    expect(await codeOf(redis.scan(people(), { keyField: 'id', fields: [], limit: 10, cursor: 'redis1.not-base64-json' }))).toBe('CST_ERR_VALIDATION');
+    expect(await redis.capabilities(people({ scan: 'false' }))).toEqual({ scan: false, scanWindow: false, retention: false });
   });
+
+  it('property: a page costs a bounded read (resumed with the SCAN cursor), and the pages hold every row', async () => {
+    // A database of its own, so that other suites' keys do not weigh on the counts. SCAN's guarantee is "at least
+    // once" (a key comes twice when the key space is resized mid-walk, as the drops between runs may cause), so
+    // rows are compared as a set, and a repeat is allowed in the SCAN counts.
+    const url = URL.replace(/\/\d*$/, '') + '/9';
+    const own = new Redis(url);
+    const scanned: number[] = [];
+    const read: number[] = [];
+    const counted = new RedisDataConnector({ url, hooks: { onScan: (n) => scanned.push(n), onRead: (n) => read.push(n) } });
+    await counted.connect();
+    const base = randomPrefix();
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.integer({ min: 0, max: 400 }), fc.integer({ min: 1, max: 60 }), fc.constantFrom('hash' as const, 'set' as const), async (n, limit, type) => {
+          const prefix = `${base}${randomBytes(3).toString('hex')}:`;
+          const ids = Array.from({ length: n }, (_, i) => `id-${i}`);
+          const pipeline = own.pipeline();
+          if (type === 'hash') for (const id of ids) pipeline.hset(`${prefix}p:${id}`, { email: `${id}@example.com` });
+          else if (n > 0) pipeline.sadd(`${prefix}members`, ...ids);
+          // Another collection in the same key space: never read, never returned.
+          pipeline.hset(`${prefix}q:other`, { email: 'other@example.com' });
+          await pipeline.exec();
+          const target: CollectionTarget = type === 'hash' ? { name: 'p', options: { keyPattern: 'p:{id}', prefix, fields: 'id,email' } } : { name: 'm', options: { type: 'set', key: 'members', prefix } };
+          const keyField = type === 'hash' ? 'id' : 'member';
+          scanned.length = 0;
+          const seen: string[] = [];
+          let cursor: string | undefined;
+          for (let pages = 0; ; pages++) {
+            expect(pages).toBeLessThan(n + 10);
+            read.length = 0;
+            const calls = scanned.length;
+            const page = await counted.scan(target, { keyField, fields: type === 'hash' ? ['email'] : [], cursor, limit });
+            expect(page.rows.length).toBeLessThanOrEqual(limit);
+            // Bounded: at most `limit` keys read, at most REDIS_SCAN_CALLS_PER_PAGE SCAN calls, per page.
+            expect(read.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(limit);
+            expect(scanned.length - calls).toBeLessThanOrEqual(REDIS_SCAN_CALLS_PER_PAGE);
+            seen.push(...page.rows.map((r) => String(r[keyField])));
+            if (page.next === null) break;
+            cursor = page.next;
+          }
+          expect([...new Set(seen)].sort()).toEqual([...ids].sort());
+          // The whole walk is one pass over the key space: each key of the collection came back from SCAN once
+          // (twice at worst, on a resize) — SCANning the collection anew per page would return n keys per page.
+          const returned = scanned.reduce((a, b) => a + b, 0);
+          expect(returned).toBeGreaterThanOrEqual(n);
+          expect(returned).toBeLessThanOrEqual(2 * n);
+          await dropPrefix(own, prefix);
+        }),
+        { numRuns: 25 },
+      );
+    } finally {
+      await counted.close();
+      await dropPrefix(own, base);
+      await own.quit();
+    }
+  }, 60_000);
 
   it('reports malformed URLs and unreachable servers with connector codes, password hidden', async () => {
     expect(await codeOf(openRedisDataConnector('http://127.0.0.1:6379'))).toBe('CST_ERR_CONNECTOR_SCHEMA');

@@ -13,7 +13,10 @@ import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyCustodianSignature, type Sign
  *    field, 400 for a malformed body);
  * 3. match values exactly (strings and numbers by their text), page `find` answers with an opaque cursor, count
  *    only rows that changed, and answer a repeated `requestId` of delete/update with the first answer, so a
- *    retry after a lost answer reports the same count.
+ *    retry after a lost answer reports the same count;
+ * 4. optionally (`operations`), the protocol's optional operations: `capabilities` (which of them it offers),
+ *    `scan` (pages of a whole collection, with a time window, resumed by an opaque cursor) and `retention`
+ *    (count, delete and anonymise rows past due, re-checking the age of every row it changes).
  */
 
 /** A row held by the receiver. */
@@ -31,6 +34,8 @@ export interface ReferenceReceiverOptions {
   readonly collections: Readonly<Record<string, readonly string[]>>;
   /** The receiver's clock, ms. Default Date.now. */
   readonly now?: () => number;
+  /** Optional operations offered for every collection (`capabilities` answers them). Default none: base protocol. */
+  readonly operations?: readonly ('scan' | 'retention')[];
 }
 
 /** A request as the receiver saw it, for tests. */
@@ -60,6 +65,14 @@ export interface ReferenceReceiver {
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 const REPLAY_CACHE_MS = 10 * 60_000;
+
+/** A time value as ms since the epoch: ISO-8601 text (no zone = UTC) or epoch seconds; undefined otherwise. */
+function instant(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? value * 1000 : undefined;
+  if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}/.test(value)) return undefined;
+  const ms = Date.parse(/[zZ]|[+-]\d{2}:?\d{2}$/.test(value) ? value : `${value}Z`);
+  return Number.isNaN(ms) ? undefined : ms;
+}
 
 function text(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
@@ -97,6 +110,8 @@ export async function startReferenceReceiver(options: ReferenceReceiverOptions):
   const answered = new Map<string, { at: number; body: unknown }>();
 
   const fieldsOf = (collection: string): ReadonlySet<string> => new Set(options.collections[collection]);
+  const offered = [...(options.operations ?? [])];
+  const routes = ['find', 'delete', 'update', ...(offered.length > 0 ? ['capabilities'] : []), ...offered];
 
   function handle(op: string, collection: string, body: Record<string, unknown>): { status: number; body?: unknown } {
     const fields = fieldsOf(collection);
@@ -112,13 +127,69 @@ export async function startReferenceReceiver(options: ReferenceReceiverOptions):
       const page = matches.slice(offset, offset + pageSize).map((r) => Object.fromEntries((asked as string[]).map((f) => [f, r[f] ?? null])));
       return { status: 200, body: { rows: page, ...(offset + pageSize < matches.length ? { next: String(offset + pageSize) } : {}) } };
     }
+    if (op === 'capabilities') return { status: 200, body: { operations: offered } };
+    if (op === 'scan') {
+      const { keyField, fields: asked, limit, cursor, timeField, from, to } = body;
+      if (typeof keyField !== 'string' || !Array.isArray(asked) || !Number.isSafeInteger(limit) || (limit as number) < 1 || (cursor !== undefined && typeof cursor !== 'string')) return { status: 400 };
+      if (![keyField, ...(asked as unknown[]), ...(timeField === undefined ? [] : [timeField])].every((f) => typeof f === 'string' && fields.has(f))) return { status: 422 };
+      const lower = from === undefined ? undefined : instant(from);
+      const upper = to === undefined ? undefined : instant(to);
+      if ((from !== undefined && lower === undefined) || (to !== undefined && upper === undefined) || ((from !== undefined || to !== undefined) && typeof timeField !== 'string')) return { status: 400 };
+      const inWindow = (r: StoredRow): boolean => {
+        if (lower === undefined && upper === undefined) return true;
+        const at = instant(r[timeField as string]);
+        return at !== undefined && (lower === undefined || at >= lower) && (upper === undefined || at < upper);
+      };
+      // Keyset pages in key order, the cursor being the last key sent: unlike a position, it stays right when
+      // rows are deleted between pages (retention deletes each page's rows before it asks for the next).
+      let after: string | undefined;
+      try {
+        after = cursor === undefined ? undefined : (JSON.parse(cursor) as string);
+      } catch {
+        return { status: 400 };
+      }
+      if (after !== undefined && typeof after !== 'string') return { status: 400 };
+      const keyed = stored.flatMap((r) => {
+        const key = text(r[keyField]);
+        return key === undefined || (after !== undefined && key <= after) || !inWindow(r) ? [] : [{ key, r }];
+      });
+      keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      const page = keyed.slice(0, limit as number);
+      const rows = page.map(({ r }) => Object.fromEntries((asked as string[]).map((f) => [f, r[f] ?? null])));
+      return { status: 200, body: { rows, next: keyed.length > page.length ? JSON.stringify(page.at(-1)!.key) : null } };
+    }
+    if (op === 'retention') {
+      const { operation, ageField, cutoff } = body;
+      const before = instant(cutoff);
+      if (typeof ageField !== 'string' || before === undefined) return { status: 400 };
+      if (!fields.has(ageField)) return { status: 422 };
+      const due = (r: StoredRow): boolean => {
+        const at = instant(r[ageField]);
+        return at !== undefined && at < before;
+      };
+      if (operation === 'count') {
+        const lower = body.from === undefined ? undefined : instant(body.from);
+        if (body.from !== undefined && lower === undefined) return { status: 400 };
+        return { status: 200, body: { count: stored.filter((r) => due(r) && (lower === undefined || instant(r[ageField])! >= lower)).length } };
+      }
+      if (operation !== 'delete' && operation !== 'anonymise') return { status: 400 };
+      // delete and anonymise change only rows still past due: the age is checked again here, row by row.
+      return change(operation === 'delete' ? 'delete' : 'update', collection, body, due);
+    }
+    return change(op, collection, body, () => true);
+  }
+
+  /** delete / update (and retention's delete / anonymise, limited to rows `eligible` says). */
+  function change(op: string, collection: string, body: Record<string, unknown>, eligible: (row: StoredRow) => boolean): { status: number; body?: unknown } {
+    const fields = fieldsOf(collection);
+    const stored = rows.get(collection)!;
     const { keyField } = body;
     if (typeof keyField !== 'string') return { status: 400 };
     if (!fields.has(keyField)) return { status: 422 };
     if (op === 'delete') {
       if (!Array.isArray(body.keys)) return { status: 400 };
       const keys = new Set(body.keys.map(text));
-      const kept = stored.filter((r) => !keys.has(text(r[keyField])));
+      const kept = stored.filter((r) => !keys.has(text(r[keyField])) || !eligible(r));
       const count = stored.length - kept.length;
       rows.set(collection, kept);
       return { status: 200, body: { count } };
@@ -130,6 +201,7 @@ export async function startReferenceReceiver(options: ReferenceReceiverOptions):
     if (!changes.every((c) => Object.keys(c.set).every((f) => fields.has(f)))) return { status: 422 };
     let count = 0;
     for (const row of stored) {
+      if (!eligible(row)) continue;
       let changed = false;
       for (const change of changes) {
         if (text(change.key) === undefined || text(change.key) !== text(row[keyField])) continue;
@@ -165,8 +237,8 @@ export async function startReferenceReceiver(options: ReferenceReceiverOptions):
       if (req.method !== 'POST' || !path.startsWith(`${basePath}/`)) return send(res, 404);
       const route = path.slice(basePath.length + 1);
       if (route === '_ping') return send(res, 200, {});
-      const m = /^(.+)\/(find|delete|update)$/.exec(route);
-      if (m === null) return send(res, 404);
+      const m = /^(.+)\/([a-z]+)$/.exec(route);
+      if (m === null || !routes.includes(m[2]!)) return send(res, 404);
       const collection = m[1]!;
       const op = m[2]!;
       if (!rows.has(collection)) return send(res, 404);
@@ -180,10 +252,12 @@ export async function startReferenceReceiver(options: ReferenceReceiverOptions):
       const requestId = (body as { requestId: string }).requestId;
       const replayKey = `${op}:${requestId}`;
       for (const [k, v] of answered) if (now() - v.at > REPLAY_CACHE_MS) answered.delete(k);
-      const earlier = op === 'find' ? undefined : answered.get(replayKey);
+      // Changes are answered once per requestId; reads are answered afresh.
+      const replayed = op === 'delete' || op === 'update' || op === 'retention';
+      const earlier = replayed ? answered.get(replayKey) : undefined;
       if (earlier !== undefined) return send(res, 200, earlier.body);
       const result = handle(op, collection, body as Record<string, unknown>);
-      if (result.status === 200 && op !== 'find') answered.set(replayKey, { at: now(), body: result.body });
+      if (result.status === 200 && replayed) answered.set(replayKey, { at: now(), body: result.body });
       return send(res, result.status, result.body);
     })().catch(() => {
       if (!res.headersSent) send(res, 500);

@@ -183,6 +183,7 @@ for (const engine of ['postgres', 'mysql', 'sqlite'] as const) {
     const connector = await openDataConnector(h.url);
     return {
       connector,
+      pagesInKeyOrder: true,
       target: (collection) => target(collection),
       visits: {
         target: target('visits'),

@@ -28,13 +28,25 @@ export interface PurposeView {
   changeable: boolean;
   status: string;
   decidedAt: string | null;
+  method: string | null;
   gpcOptOut: boolean;
 }
 
 export interface ConsentView {
   jurisdiction: string;
+  language: 'en' | 'de';
   purposes: PurposeView[];
-  gpc: { signal: boolean; honoured: boolean };
+  /** `applied`: opted out by the signal on this call; `optedOut`: purposes whose decision is the signal's opt-out. */
+  gpc: { signal: boolean; honoured: boolean; applied: string[]; optedOut: string[] };
+}
+
+/** A field the person may ask to have corrected; its current value is never sent. */
+export interface RectifiableField {
+  field: string;
+  category: string;
+  categoryLabel: string;
+  description: string | null;
+  system: string;
 }
 
 export interface RequestView {
@@ -84,8 +96,10 @@ export const api = {
   signIn: (email: string, language: string) => call<{ challengeId: string }>('POST', '/v1/privacy/sign-in', { email, language }),
   verify: (challengeId: string, code: string) => call<Session>('POST', '/v1/privacy/sign-in/verify', { challengeId, code }),
   signOut: () => call<void>('POST', '/v1/privacy/sign-out'),
-  consent: () => call<ConsentView>('GET', '/v1/privacy/consent'),
-  decide: (purpose: string, decision: 'granted' | 'withdrawn') => call<ConsentView>('PUT', `/v1/privacy/consent/${encodeURIComponent(purpose)}`, { decision }),
+  consent: (language: string) => call<ConsentView>('GET', `/v1/privacy/consent?language=${encodeURIComponent(language)}`),
+  decide: (purpose: string, decision: 'granted' | 'withdrawn', language: string) =>
+    call<ConsentView>('PUT', `/v1/privacy/consent/${encodeURIComponent(purpose)}?language=${encodeURIComponent(language)}`, { decision }),
+  rectifiableFields: () => call<{ fields: RectifiableField[] }>('GET', '/v1/privacy/rectifiable-fields'),
   requests: () => call<{ requests: RequestView[] }>('GET', '/v1/privacy/requests'),
   createRequest: (body: { type: string; jurisdiction: string; corrections?: Record<string, string> }) => call<RequestView>('POST', '/v1/privacy/requests', body),
   packageLink: (id: string) => call<{ url: string; expiresAt: string }>('POST', `/v1/privacy/requests/${encodeURIComponent(id)}/package-link`),

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, api, setCsrf, type Config, type ConsentView, type RequestView, type Session } from './api.ts';
+import { ApiError, api, setCsrf, type Config, type ConsentView, type RectifiableField, type RequestView, type Session } from './api.ts';
 import { MESSAGES, formatDate, type Language, type Messages } from './i18n.ts';
 
 type View = 'signin' | 'consent' | 'new' | 'requests';
@@ -278,18 +278,19 @@ function SignIn({ t, lang, heading, setNotice, fail, onSignedIn }: Ctx & { onSig
   );
 }
 
-function Consent({ t, heading, setNotice, fail }: Ctx) {
+function Consent({ t, lang, heading, setNotice, fail }: Ctx) {
   const [consent, setConsent] = useState<ConsentView | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
 
+  // Purpose texts come in the page's language (translated in the branding file, else English): reload on a switch.
   useEffect(() => {
-    api.consent().then(setConsent).catch(fail);
-  }, []);
+    api.consent(lang).then(setConsent).catch(fail);
+  }, [lang]);
 
   const decide = async (key: string, title: string, decision: 'granted' | 'withdrawn', objection: boolean) => {
     setBusy(key);
     try {
-      setConsent(await api.decide(key, decision));
+      setConsent(await api.decide(key, decision, lang));
       setNotice({ kind: 'status', text: decision === 'granted' ? t.grantedMessage(title) : objection ? t.objectedMessage(title) : t.withdrawnMessage(title) });
     } catch (err) {
       fail(err);
@@ -305,9 +306,15 @@ function Consent({ t, heading, setNotice, fail }: Ctx) {
       </h1>
       <p>{t.consentIntro}</p>
       {consent?.gpc.honoured === true && (
-        <p class="gpc" id="gpc-notice">
-          {t.gpcApplied}
-        </p>
+        // Shown on every visit with the signal (11 CCR §7025(c)(6): display whether the signal was processed).
+        <div class="gpc" id="gpc-notice">
+          <p>{t.gpcApplied}</p>
+          <p>
+            {consent.gpc.optedOut.length > 0
+              ? t.gpcPurposes(consent.purposes.filter((p) => consent.gpc.optedOut.includes(p.key)).map((p) => p.title))
+              : t.gpcOwnChoice}
+          </p>
+        </div>
       )}
       <ul class="purposes">
         {consent?.purposes.map((p) => {
@@ -315,7 +322,8 @@ function Consent({ t, heading, setNotice, fail }: Ctx) {
           const off = p.status === 'withdrawn' || p.status === 'denied';
           // A purpose that does not rest on consent is in use until the person objects (GDPR Art. 21(1)).
           const objection = p.legalBasis !== 'consent';
-          const stateText = objection && p.status === 'none' ? t.notObjected : objection && off ? t.objected : (t.consentStatuses[p.status] ?? p.status);
+          const byGpc = p.status === 'denied' && p.method === 'gpc';
+          const stateText = byGpc ? t.gpcOptedOut : objection && p.status === 'none' ? t.notObjected : objection && off ? t.objected : (t.consentStatuses[p.status] ?? p.status);
           const stop = objection ? t.object : t.withdraw;
           const id = `purpose-${p.key.replace(/[^a-z0-9]/gi, '-')}`;
           return (
@@ -363,13 +371,28 @@ function Consent({ t, heading, setNotice, fail }: Ctx) {
   );
 }
 
+/** The label of a correctable field: the data map's description, else the category in the page's language, else fideslang's English name. */
+function fieldLabel(f: RectifiableField, t: Messages): string {
+  return f.description ?? t.fieldCategories[f.category] ?? f.categoryLabel;
+}
+
 function NewRequest({ t, config, heading, setNotice, fail, onCreated }: Ctx & { onCreated: () => void }) {
   const [jurisdiction, setJurisdiction] = useState(config.jurisdiction);
   const types = config.available[jurisdiction] ?? [];
   const [type, setType] = useState<string>(types[0] ?? 'access');
+  const [fields, setFields] = useState<RectifiableField[] | null>(null);
   const [field, setField] = useState('');
   const [value, setValue] = useState('');
   const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    if (type === 'rectification' && fields === null) api.rectifiableFields().then((r) => setFields(r.fields)).catch(fail);
+  }, [type]);
+  const chosen = fields?.find((f) => f.field === field);
+  const noFields = type === 'rectification' && fields !== null && fields.length === 0;
+  // Two fields with one label (e.g. e-mail in two systems) are told apart by their system.
+  const labels = (fields ?? []).map((f) => fieldLabel(f, t));
+  const optionLabel = (f: RectifiableField, i: number) => (labels.filter((l) => l === labels[i]).length > 1 ? `${labels[i]} (${f.system})` : labels[i]!);
 
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -419,15 +442,34 @@ function NewRequest({ t, config, heading, setNotice, fail, onCreated }: Ctx & { 
             );
           })}
         </fieldset>
-        {type === 'rectification' && (
+        {type === 'rectification' && noFields && <p id="correction-none">{t.noCorrectableFields}</p>}
+        {type === 'rectification' && fields !== null && fields.length > 0 && (
           <>
             <label for="correction-field">{t.correctionField}</label>
-            <input id="correction-field" required value={field} onInput={(e) => setField(e.currentTarget.value)} />
+            <select id="correction-field" required value={field} aria-describedby="correction-hint" onChange={(e) => setField(e.currentTarget.value)}>
+              <option value="">{t.chooseField}</option>
+              {fields.map((f, i) => (
+                <option key={f.field} value={f.field}>
+                  {optionLabel(f, i)}
+                </option>
+              ))}
+            </select>
+            <p class="hint" id="correction-hint">
+              {t.correctionHint}
+            </p>
             <label for="correction-value">{t.correctionValue}</label>
-            <input id="correction-value" required value={value} onInput={(e) => setValue(e.currentTarget.value)} />
+            <input
+              id="correction-value"
+              required
+              type="text"
+              inputMode={chosen?.category === 'user.contact.email' ? 'email' : chosen?.category === 'user.contact.phone_number' ? 'tel' : 'text'}
+              autoComplete="off"
+              value={value}
+              onInput={(e) => setValue(e.currentTarget.value)}
+            />
           </>
         )}
-        <button type="submit" class="primary" disabled={busy || types.length === 0}>
+        <button type="submit" class="primary" disabled={busy || types.length === 0 || noFields || (type === 'rectification' && fields === null)}>
           {t.submitRequest}
         </button>
       </form>

@@ -1,0 +1,198 @@
+import { storedToIso, toIso } from '../../core/index.js';
+import type { Store } from '../../store/index.js';
+import type { PrivacySession, SessionStore, SignInChallenge } from '../session-store.js';
+
+/** What the adapter needs from the keyring to keep addresses sealed at rest (the keyring satisfies it). */
+export interface SessionCipher {
+  encryptField(subjectId: string, plaintext: string, context: string): Promise<string>;
+  decryptFieldText(ciphertext: string, context: string): Promise<string>;
+}
+
+/** Dependencies of {@link StoreSessionStore}. */
+export interface StoreSessionStoreDeps {
+  readonly store: Store;
+  readonly now: () => number;
+  readonly cipher: SessionCipher;
+}
+
+/** Options of {@link StoreSessionStore}. */
+export interface StoreSessionStoreOptions {
+  /**
+   * How long a challenge row is kept after it was created (default one hour), used or not: the per-address send
+   * limit counts codes sent in its window (15 minutes), so this must be at least that window.
+   */
+  readonly keepChallengesMs?: number;
+  /** Least time between two sweeps of expired rows by one process (default one minute). */
+  readonly sweepEveryMs?: number;
+  /** Rows deleted per table and sweep (default 500): a sweep never holds locks for long. */
+  readonly sweepBatch?: number;
+}
+
+/** The keyring "subject" whose key seals the addresses of challenges and sessions (one key; rotated like any other). */
+const KEY_SUBJECT = 'privacy-center:sessions';
+const sessionContext = (tokenHash: string) => `privacy_sessions.email:${tokenHash}`;
+const challengeContext = (id: string) => `privacy_sign_in_challenges.email:${id}`;
+const ms = (value: string | Date) => Date.parse(storedToIso(value));
+
+/**
+ * A {@link SessionStore} in Custodian's own store (SQLite or PostgreSQL), so every `serve` replica on one store
+ * accepts the sessions and codes of the others. What is kept (docs/privacy-center.md#sessions-and-security):
+ *
+ * - a session: the SHA-256 of its cookie token (never the token), the subject id and user id, created and expiry
+ *   times, and the verified address sealed under a keyring key bound to the row (AES-256-GCM);
+ * - a challenge: keyed digests of the address and of the code (never the code), attempts, times, and the address
+ *   sealed until the code is used or used up; the row itself stays (without the address) for the send limit.
+ *
+ * Expired rows are deleted in bounded batches on writes, at most once per `sweepEveryMs` per process; an expired
+ * session is refused whether or not it has been swept (the privacy center compares `expiresAt`).
+ * Every operation is one or two indexed statements: O(1) in the number of sessions.
+ */
+export class StoreSessionStore implements SessionStore {
+  readonly #store: Store;
+  readonly #now: () => number;
+  readonly #cipher: SessionCipher;
+  readonly #keepChallengesMs: number;
+  readonly #sweepEveryMs: number;
+  readonly #sweepBatch: number;
+  #lastSweep = Number.NEGATIVE_INFINITY;
+
+  constructor(deps: StoreSessionStoreDeps, options: StoreSessionStoreOptions = {}) {
+    this.#store = deps.store;
+    this.#now = deps.now;
+    this.#cipher = deps.cipher;
+    this.#keepChallengesMs = Math.max(options.keepChallengesMs ?? 60 * 60_000, 15 * 60_000);
+    this.#sweepEveryMs = options.sweepEveryMs ?? 60_000;
+    this.#sweepBatch = options.sweepBatch ?? 500;
+  }
+
+  async putChallenge(challenge: SignInChallenge): Promise<void> {
+    await this.#maybeSweep();
+    const sealed = await this.#cipher.encryptField(KEY_SUBJECT, challenge.email, challengeContext(challenge.id));
+    await this.#store.db
+      .insertInto('privacy_sign_in_challenges')
+      .values({
+        id: challenge.id,
+        email_digest: challenge.emailDigest,
+        email_sealed: sealed,
+        code_digest: challenge.codeDigest,
+        attempts: challenge.attempts,
+        consumed: 0,
+        created_at: toIso(challenge.createdAt),
+        expires_at: toIso(challenge.expiresAt),
+      })
+      .execute();
+  }
+
+  async getChallenge(id: string): Promise<SignInChallenge | undefined> {
+    const row = await this.#store.db.selectFrom('privacy_sign_in_challenges').selectAll().where('id', '=', id).where('consumed', '=', 0).executeTakeFirst();
+    if (row === undefined || row.email_sealed === null) return undefined;
+    return {
+      id: row.id,
+      email: await this.#cipher.decryptFieldText(row.email_sealed, challengeContext(row.id)),
+      emailDigest: row.email_digest,
+      codeDigest: row.code_digest,
+      attempts: Number(row.attempts),
+      createdAt: ms(row.created_at),
+      expiresAt: ms(row.expires_at),
+    };
+  }
+
+  async countAttempt(id: string): Promise<SignInChallenge | undefined> {
+    // One statement: concurrent wrong codes on two replicas both count.
+    const updated = await this.#store.db
+      .updateTable('privacy_sign_in_challenges')
+      .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
+      .where('id', '=', id)
+      .where('consumed', '=', 0)
+      .executeTakeFirst();
+    if (Number(updated.numUpdatedRows) === 0) return undefined;
+    return this.getChallenge(id);
+  }
+
+  async deleteChallenge(id: string): Promise<boolean> {
+    // Used, not deleted: the row still counts for the per-address limit until it is swept. The conditional
+    // update makes exactly one concurrent caller win.
+    const updated = await this.#store.db
+      .updateTable('privacy_sign_in_challenges')
+      .set({ consumed: 1, email_sealed: null })
+      .where('id', '=', id)
+      .where('consumed', '=', 0)
+      .executeTakeFirst();
+    return Number(updated.numUpdatedRows) > 0;
+  }
+
+  async recentChallenges(emailDigest: string, since: number): Promise<number> {
+    const row = await this.#store.db
+      .selectFrom('privacy_sign_in_challenges')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('email_digest', '=', emailDigest)
+      .where('created_at', '>=', toIso(since))
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+
+  async putSession(session: PrivacySession): Promise<void> {
+    await this.#maybeSweep();
+    const sealed = await this.#cipher.encryptField(KEY_SUBJECT, session.email, sessionContext(session.tokenHash));
+    await this.#store.db
+      .insertInto('privacy_sessions')
+      .values({
+        token_hash: session.tokenHash,
+        subject_id: session.subjectId,
+        user_id: session.userId,
+        email_sealed: sealed,
+        created_at: toIso(session.createdAt),
+        expires_at: toIso(session.expiresAt),
+      })
+      .execute();
+  }
+
+  async getSession(tokenHash: string): Promise<PrivacySession | undefined> {
+    const row = await this.#store.db.selectFrom('privacy_sessions').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+    if (row === undefined) return undefined;
+    return {
+      tokenHash: row.token_hash,
+      email: await this.#cipher.decryptFieldText(row.email_sealed, sessionContext(row.token_hash)),
+      subjectId: row.subject_id,
+      userId: row.user_id,
+      createdAt: ms(row.created_at),
+      expiresAt: ms(row.expires_at),
+    };
+  }
+
+  async deleteSession(tokenHash: string): Promise<boolean> {
+    const deleted = await this.#store.db.deleteFrom('privacy_sessions').where('token_hash', '=', tokenHash).executeTakeFirst();
+    return Number(deleted.numDeletedRows) > 0;
+  }
+
+  /**
+   * Deletes expired sessions and challenges past their keeping time, at most `sweepBatch` of each, and answers how
+   * many. Runs on its own on writes; call it from a scheduler to bound the tables when nobody signs in.
+   */
+  async sweep(): Promise<{ sessions: number; challenges: number }> {
+    const now = this.#now();
+    this.#lastSweep = now;
+    const db = this.#store.db;
+    const sessions = await db
+      .deleteFrom('privacy_sessions')
+      .where('token_hash', 'in', (eb) => eb.selectFrom('privacy_sessions').select('token_hash').where('expires_at', '<=', toIso(now)).limit(this.#sweepBatch))
+      .executeTakeFirst();
+    const challenges = await db
+      .deleteFrom('privacy_sign_in_challenges')
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('privacy_sign_in_challenges')
+          .select('id')
+          .where('created_at', '<', toIso(now - this.#keepChallengesMs))
+          .where('expires_at', '<=', toIso(now))
+          .limit(this.#sweepBatch),
+      )
+      .executeTakeFirst();
+    return { sessions: Number(sessions.numDeletedRows), challenges: Number(challenges.numDeletedRows) };
+  }
+
+  async #maybeSweep(): Promise<void> {
+    if (this.#now() - this.#lastSweep < this.#sweepEveryMs) return;
+    await this.sweep();
+  }
+}

@@ -1,0 +1,155 @@
+import { createHash } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCustodian, loadConfig, type Custodian } from '../../src/app/index.js';
+import { ManualClock } from '../../src/core/index.js';
+import { MemorySessionStore, StoreSessionStore } from '../../src/privacy-center/index.js';
+import { buildServer } from '../../src/server/index.js';
+import { STORE_KINDS, custodianFixture, storeFixture, type StoreFixture } from '../support/stores.js';
+import { sessionStoreConformance } from './session-store.case.js';
+
+sessionStoreConformance('MemorySessionStore', async () => {
+  const clock = new ManualClock('2026-11-22T10:00:00.000Z');
+  return { store: new MemorySessionStore({ now: () => clock.now() }), advance: (ms) => clock.advance(ms), now: () => clock.now(), cleanup: async () => undefined };
+});
+
+for (const kind of STORE_KINDS) {
+  sessionStoreConformance(`StoreSessionStore (${kind})`, async () => {
+    const clock = new ManualClock('2026-11-22T10:00:00.000Z');
+    const f = await custodianFixture(kind, { clock });
+    const store = new StoreSessionStore({ store: f.custodian.store, now: () => clock.now(), cipher: f.custodian.keyring });
+    return { store, advance: (ms) => clock.advance(ms), now: () => clock.now(), cleanup: f.cleanup };
+  });
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
+
+describe.each(STORE_KINDS)('privacy center sessions in the store, shared by replicas (%s)', (kind) => {
+  const clock = new ManualClock('2026-11-22T10:00:00.000Z');
+  let fixture: StoreFixture;
+  let one: Custodian;
+  let two: Custodian;
+  let appOne: FastifyInstance;
+  let appTwo: FastifyInstance;
+
+  beforeAll(async () => {
+    fixture = await storeFixture(kind);
+    // Two `serve` replicas: same store, same master key file, each its own process state.
+    const config = loadConfig({}, { dbUrl: fixture.url, dataDir: fixture.dir, logLevel: 'silent', generateDevMasterKey: true, privacyCenter: { sessionMinutes: 30 } });
+    one = await createCustodian(config, { clock });
+    two = await createCustodian(config, { clock });
+    appOne = await buildServer(one, { logLevel: false });
+    appTwo = await buildServer(two, { logLevel: false });
+  });
+  afterAll(async () => {
+    await appOne?.close();
+    await appTwo?.close();
+    await one?.close();
+    await two?.close();
+    await fixture?.cleanup();
+  });
+
+  async function codeFor(email: string): Promise<string> {
+    const mail = (await one.requests.outbox()).filter((m) => m.to === email && m.template === 'privacy_center_code').at(-1);
+    const code = mail?.body.match(/\b(\d{6})\b/)?.[1];
+    if (code === undefined) throw new Error('no sign-in code in the mail sink');
+    return code;
+  }
+
+  it('accepts on one replica the code asked for and the session opened on the other, and signs out everywhere', async () => {
+    const email = 'replica@example.com';
+    const start = await appOne.inject({ method: 'POST', url: '/v1/privacy/sign-in', payload: { email } });
+    const { challengeId } = start.json<{ challengeId: string }>();
+    const verified = await appTwo.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId, code: await codeFor(email) } });
+    expect(verified.statusCode, verified.body).toBe(200);
+    const cookie = String(verified.headers['set-cookie']).split(';')[0]!;
+    const csrf = verified.json<{ csrfToken: string }>().csrfToken;
+    const onOne = await appOne.inject({ method: 'GET', url: '/v1/privacy/session', headers: { cookie } });
+    expect(onOne.statusCode).toBe(200);
+    expect(onOne.json()).toMatchObject({ email, csrfToken: csrf });
+    expect((await appOne.inject({ method: 'GET', url: '/v1/privacy/consent', headers: { cookie } })).statusCode).toBe(200);
+    // The code was used on replica two: replica one refuses it too.
+    const again = await appOne.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId, code: await codeFor(email) } });
+    expect(again.json<{ error: { code: string } }>().error.code).toBe('CST_ERR_PRIVACY_CODE_EXPIRED');
+
+    const out = await appOne.inject({ method: 'POST', url: '/v1/privacy/sign-out', headers: { cookie, 'x-csrf-token': csrf } });
+    expect(out.statusCode).toBe(204);
+    expect((await appTwo.inject({ method: 'GET', url: '/v1/privacy/session', headers: { cookie } })).statusCode).toBe(204);
+  });
+
+  it('counts wrong codes across replicas', async () => {
+    const email = 'guesser@example.com';
+    const { challengeId } = (await appOne.inject({ method: 'POST', url: '/v1/privacy/sign-in', payload: { email } })).json<{ challengeId: string }>();
+    const code = await codeFor(email);
+    const wrong = code === '000000' ? '111111' : '000000';
+    const lefts: unknown[] = [];
+    for (let i = 0; i < 4; i++) {
+      const app = i % 2 === 0 ? appOne : appTwo;
+      lefts.push((await app.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId, code: wrong } })).json<{ error: { details: { attemptsLeft: number } } }>().error.details.attemptsLeft);
+    }
+    expect(lefts).toStrictEqual([4, 3, 2, 1]);
+    const last = await appTwo.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId, code: wrong } });
+    expect(last.json<{ error: { code: string } }>().error.code).toBe('CST_ERR_PRIVACY_CODE_EXPIRED');
+    const right = await appOne.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId, code } });
+    expect(right.json<{ error: { code: string } }>().error.code).toBe('CST_ERR_PRIVACY_CODE_EXPIRED');
+  });
+
+  it('refuses an expired session on every replica and deletes it', async () => {
+    const email = 'expiry@example.com';
+    const { challengeId } = (await appTwo.inject({ method: 'POST', url: '/v1/privacy/sign-in', payload: { email } })).json<{ challengeId: string }>();
+    const verified = await appTwo.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId, code: await codeFor(email) } });
+    const cookie = String(verified.headers['set-cookie']).split(';')[0]!;
+    const tokenHash = sha256(cookie.slice(cookie.indexOf('=') + 1));
+    expect((await one.store.db.selectFrom('privacy_sessions').select('token_hash').where('token_hash', '=', tokenHash).execute())).toHaveLength(1);
+    clock.advance(30 * 60_000);
+    const res = await appOne.inject({ method: 'GET', url: '/v1/privacy/consent', headers: { cookie } });
+    expect(res.statusCode).toBe(401);
+    expect(res.json<{ error: { code: string } }>().error.code).toBe('CST_ERR_PRIVACY_SESSION_REQUIRED');
+    expect((await appTwo.inject({ method: 'GET', url: '/v1/privacy/session', headers: { cookie } })).statusCode).toBe(204);
+    expect(await one.store.db.selectFrom('privacy_sessions').select('token_hash').where('token_hash', '=', tokenHash).execute()).toHaveLength(0);
+    // The end of the session is on record once, as an expiry, naming the subject by reference only.
+    const ended = (await one.audit.list({ action: 'privacy_center.session_ended' })).entries.filter((e) => (e.details as { reason?: string }).reason === 'expired');
+    expect(ended).toHaveLength(1);
+  });
+
+  it('stores the token only as its SHA-256 and the address only sealed', async () => {
+    const email = 'plaintext@example.com';
+    const { challengeId } = (await appOne.inject({ method: 'POST', url: '/v1/privacy/sign-in', payload: { email } })).json<{ challengeId: string }>();
+    const code = await codeFor(email);
+    const openChallenge = JSON.stringify(await one.store.db.selectFrom('privacy_sign_in_challenges').selectAll().execute());
+    expect(openChallenge).not.toContain(email);
+    expect(openChallenge).not.toContain(code);
+    const verified = await appOne.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId, code } });
+    const token = String(verified.headers['set-cookie']).split(';')[0]!.split('=')[1]!;
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const sessions = await one.store.db.selectFrom('privacy_sessions').selectAll().execute();
+    const challenges = await one.store.db.selectFrom('privacy_sign_in_challenges').selectAll().execute();
+    const dump = JSON.stringify([sessions, challenges]);
+    expect(dump).not.toContain(token);
+    expect(dump).not.toContain(email);
+    expect(dump).not.toContain(code);
+    const row = sessions.find((r) => r.token_hash === sha256(token));
+    expect(row).toBeDefined();
+    expect(Object.keys(row!).sort()).toStrictEqual(['created_at', 'email_sealed', 'expires_at', 'subject_id', 'token_hash', 'user_id']);
+    expect(row!.subject_id).toBe(`pc_${one.keyring.keyedDigest(`privacy-center:subject:email:${email}`)}`);
+    // A used code keeps its row (the send limit counts it) but not the address.
+    expect(challenges.find((c) => c.id === challengeId)).toMatchObject({ consumed: 1, email_sealed: null });
+  });
+
+  it('sweeps expired sessions and old challenges in bounded batches', async () => {
+    const store = new StoreSessionStore({ store: one.store, now: () => clock.now(), cipher: one.keyring }, { sweepBatch: 2 });
+    const base = clock.now();
+    for (let i = 0; i < 3; i++) {
+      await store.putSession({ tokenHash: sha256(`sweep-${i}`), email: 'sweep@example.com', subjectId: 's', userId: null, createdAt: base, expiresAt: base + 1000 });
+    }
+    clock.advance(2 * 60 * 60_000);
+    const first = await store.sweep();
+    expect(first.sessions).toBe(2);
+    expect(first.challenges).toBe(2);
+    const rest = await store.sweep();
+    expect(rest.sessions).toBeGreaterThanOrEqual(1);
+    for (let i = 0; i < 10 && (await store.sweep()).challenges > 0; i++);
+    expect(await one.store.db.selectFrom('privacy_sessions').select('token_hash').where('expires_at', '<=', new Date(clock.now()).toISOString()).execute()).toHaveLength(0);
+    expect(await one.store.db.selectFrom('privacy_sign_in_challenges').select('id').execute()).toHaveLength(0);
+  });
+});
