@@ -41,6 +41,8 @@ export interface ChangeFeed {
 /** What {@link ledgerLookup} needs from the consent ledger (its `checkMany`). */
 export interface LedgerLike {
   checkMany(pairs: readonly { subjectId: string; purpose: string }[], options?: { bulk?: boolean }): Promise<ReadonlyArray<{ readonly subjectId: string; readonly allowed: boolean; readonly status: string }>>;
+  /** The decision of many subjects for one purpose, read in bulk (used instead of `checkMany` when present). */
+  decideMany?(subjectIds: readonly string[], purpose: string): Promise<Map<string, ConsentDecision>>;
   /** The ledger's change notices (local writes and, while watching, other processes'). */
   onChange?(listener: (subjectIds: readonly string[] | null) => void): () => void;
   changeFeedHealthy?(): boolean;
@@ -73,6 +75,15 @@ export function ledgerLookup(ledger: LedgerLike, options: LedgerLookupOptions = 
   const purposes = options.purposes;
   return {
     async checkMany(subjectIds, purpose, callOptions) {
+      if (ledger.decideMany !== undefined) {
+        if (subjectIds.length <= chunkSize) return ledger.decideMany(subjectIds, purpose);
+        const merged = new Map<string, ConsentDecision>();
+        for (let i = 0; i < subjectIds.length; i += chunkSize) {
+          callOptions?.signal?.throwIfAborted();
+          for (const [id, d] of await ledger.decideMany(subjectIds.slice(i, i + chunkSize), purpose)) merged.set(id, d);
+        }
+        return merged;
+      }
       const out = new Map<string, ConsentDecision>();
       for (let i = 0; i < subjectIds.length; i += chunkSize) {
         callOptions?.signal?.throwIfAborted();

@@ -26,15 +26,17 @@ import type { ChangeWatch, Executor, Store } from '../store/index.js';
 import { consentRepository as repo, isoOrNull, type EventRow, type NewEventRow } from './consent-repository.js';
 import { minimiseEvidence } from './evidence.js';
 import { LEDGER_LIMITS } from './limits.js';
-import { evaluate, toPurposeState, type StateRow } from './projection.js';
+import { evaluate, statusAt, toPurposeState, type StateRow } from './projection.js';
 import { restrictionRepository as restrictions, type ActiveRestriction, type RestrictionRow } from './restriction-repository.js';
 import { offeredIn, type PurposeRegistry } from './purpose-registry.js';
 import {
   DECISIONS,
   INPUT_METHODS,
   type ApplyGpcOptions,
+  type CheckStatus,
   type CollectionMethod,
   type ConsentCheck,
+  type ConsentStatus,
   type ConsentEvent,
   type ConsentEventInput,
   type Decision,
@@ -900,6 +902,46 @@ export class ConsentLedger {
     });
   }
 
+  /**
+   * The decision for `purpose` of each of `subjectIds` (ids may repeat), for scans over many subjects (the
+   * consent filter): cached subjects are answered from the cache, the others read in bulk — their state for
+   * this purpose and their restriction only, not cached. Same answers as {@link checkMany}: each is one of a
+   * handful of shared frozen `{ allowed, status }` values, computed with `evaluate` once per call.
+   * O(n) map operations plus ⌈u / 500⌉ queries for u uncached subjects.
+   */
+  async decideMany(subjectIds: readonly string[], purposeKey: string): Promise<Map<string, { readonly allowed: boolean; readonly status: CheckStatus }>> {
+    if (subjectIds.length > LEDGER_LIMITS.maxCheckBatch) invalid('subjectIds', `at most ${LEDGER_LIMITS.maxCheckBatch} subjects`);
+    const purpose = await this.#purposes.require(purposeKey, 'purpose');
+    for (let i = 0; i < subjectIds.length; i++) checkSubjectId(subjectIds[i]!, `subjectIds.${i}`);
+    const now = this.#clock.now();
+    const answers = answerTable(purpose, now);
+    const out = new Map<string, { readonly allowed: boolean; readonly status: CheckStatus }>();
+    const missing: string[] = [];
+    const ttl = this.#cacheTtl();
+    for (const id of subjectIds) {
+      if (out.has(id)) continue;
+      const e = this.#cache.get(id);
+      if (e !== undefined && isFresh(e.loadedAt, now, ttl)) out.set(id, answers(statusAt(e.states.get(purposeKey), now), e.restriction !== undefined));
+      else {
+        out.set(id, answers('none', false));
+        missing.push(id);
+      }
+    }
+    if (missing.length === 0) return out;
+    const restricted = new Set<string>();
+    const status = new Map<string, ConsentStatus>();
+    await repo.decisionsOf(this.#store.db, missing, purposeKey, (id, decision, expiresAt, isRestriction) => {
+      if (isRestriction) restricted.add(id);
+      else status.set(id, expiresAt !== null && expiresAt <= now ? 'expired' : (decision as ConsentStatus));
+    });
+    for (const id of missing) {
+      const st = status.get(id);
+      const r = restricted.has(id);
+      if (st !== undefined || r) out.set(id, answers(st ?? 'none', r));
+    }
+    return out;
+  }
+
   async #subject(subjectId: string, now: number): Promise<SubjectView> {
     const entry = this.#cache.get(subjectId);
     if (entry !== undefined && isFresh(entry.loadedAt, now, this.#cacheTtl())) return entry;
@@ -1070,4 +1112,21 @@ function toEvent(r: EventRow | NewEventRow, evidence: Evidence | null): ConsentE
     batchId: r.batch_id,
     actor: r.actor,
   };
+}
+
+/**
+ * `evaluate`'s `{ allowed, status }` for `purpose` per stored status and restriction, computed once: the answer
+ * depends on nothing else (the ledger's {@link ConsentLedger.decideMany} and the client's cache rely on it).
+ */
+function answerTable(purpose: Purpose, now: number): (status: ConsentStatus, restricted: boolean) => { readonly allowed: boolean; readonly status: CheckStatus } {
+  const row = (decision: Decision, expiresAt: number | null): StateRow => ({ purpose: purpose.key, eventId: '', decision, method: 'api', jurisdiction: null, gpc: false, recordedAt: 0, expiresAt });
+  const rows: Record<ConsentStatus, StateRow | undefined> = { granted: row('granted', null), denied: row('denied', null), withdrawn: row('withdrawn', null), expired: row('granted', now), none: undefined };
+  const table = new Map<string, { readonly allowed: boolean; readonly status: CheckStatus }>();
+  for (const st of Object.keys(rows) as ConsentStatus[]) {
+    for (const r of [false, true]) {
+      const c = evaluate('', purpose, rows[st], now, r);
+      table.set(`${st}|${r ? 1 : 0}`, Object.freeze({ allowed: c.allowed, status: c.status }));
+    }
+  }
+  return (status, restricted) => table.get(`${status}|${restricted ? 1 : 0}`)!;
 }

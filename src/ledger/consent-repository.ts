@@ -154,6 +154,22 @@ export const consentRepository = {
     return out;
   },
 
+  /**
+   * For each of `subjectIds`, the decision and expiry of its state for `purpose` and whether it is restricted,
+   * one query per chunk of ids. Calls `each` once per subject found (subjects with neither are not reported).
+   * Columns only, no row objects kept: the consent filter's bulk path.
+   */
+  async decisionsOf(db: Executor, subjectIds: readonly string[], purpose: string, each: (subjectId: string, decision: string | null, expiresAtMs: number | null, restricted: boolean) => void): Promise<void> {
+    for (let i = 0; i < subjectIds.length; i += IN_CHUNK) {
+      const ids = sql.join(subjectIds.slice(i, i + IN_CHUNK));
+      const { rows } = await sql<{ subject_id: string; decision: string | null; expires_at: string | Date | null; restricted: number }>`
+        select subject_id, decision, expires_at, 0 as restricted from consent_state where subject_id in (${ids}) and purpose = ${purpose}
+        union all
+        select subject_id, null, null, 1 from subject_restrictions where subject_id in (${ids}) and restricted = 1`.execute(db);
+      for (const r of rows) each(r.subject_id, r.decision, toMs(r.expires_at), Number(r.restricted) === 1);
+    }
+  },
+
   /** The deciding event per purpose among events recorded at or before `at` (the as-of state). */
   async statesAsOf(db: Executor, subjectId: string, at: string, purpose?: string): Promise<Map<string, StateRow>> {
     let q = db

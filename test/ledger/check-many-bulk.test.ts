@@ -4,7 +4,7 @@ import type { Custodian } from '../../src/app/index.js';
 import { ConsentLedger, type ConsentEventInput } from '../../src/ledger/index.js';
 import { STORE_KINDS, custodianFixture } from '../support/stores.js';
 
-// Bulk checks (the consent filter's path) read only the asked purposes and leave the ledger's cache alone:
+// Bulk checks and decideMany (the consent filter's paths) read only the asked purposes and leave the ledger's cache alone:
 // their answers must be exactly those of ordinary checks, whatever the other purposes and restrictions hold.
 const PURPOSES = ['analytics.reporting', 'personalize', 'functional.service.improve', 'essential.service', 'train_ai_system'] as const;
 
@@ -38,6 +38,17 @@ describe.each(STORE_KINDS)('checkMany in bulk mode (%s)', (kind) => {
           expect(bulkLedger.cachedSubjects).toBe(0);
           const ordinary = await freshLedger().checkMany(pairs);
           expect(bulk.map((r) => [r.subjectId, r.purpose, r.allowed, r.status])).toEqual(ordinary.map((r) => [r.subjectId, r.purpose, r.allowed, r.status]));
+          // decideMany (one purpose, many subjects), from the store and then partly from a warm cache.
+          const ids = [0, 1, 2, 3, 4, 5, 6, 3, 0].map(subject);
+          const warm = freshLedger();
+          await warm.checkMany([0, 2, 4].map((i) => ({ subjectId: subject(i), purpose: asked[0]! })));
+          for (const ledger of [freshLedger(), warm]) {
+            for (const purpose of asked) {
+              const decided = await ledger.decideMany(ids, purpose);
+              expect(decided.size).toBe(7);
+              for (const r of ordinary.filter((o) => o.purpose === purpose)) expect(decided.get(r.subjectId), `${r.subjectId} ${purpose}`).toEqual({ allowed: r.allowed, status: r.status });
+            }
+          }
         },
       ),
       { numRuns: kind === 'postgres' ? 25 : 60 },
