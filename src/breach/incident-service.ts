@@ -745,7 +745,8 @@ export class IncidentService {
       .where('incident_id', '=', r.id)
       .groupBy(['audience', 'stage', 'jurisdiction'])
       .execute();
-    const deadlines = breachDeadlines({ jurisdictions, detectedAt, outcome, nis2: r.nis2 === 1, encrypted: r.encrypted === 1, keysCompromised: r.keys_compromised === 1, affectedCount: r.affected_count, holidays: this.#holidays }).map((d): IncidentDeadline => {
+    const notifications = notified.map((n) => ({ audience: n.audience, stage: n.stage, jurisdiction: n.jurisdiction, notifiedAt: storedToIso(n.first) }));
+    const deadlines = breachDeadlines({ jurisdictions, detectedAt, outcome, nis2: r.nis2 === 1, encrypted: r.encrypted === 1, keysCompromised: r.keys_compromised === 1, affectedCount: r.affected_count, holidays: this.#holidays, notifications }).map((d): IncidentDeadline => {
       const hits = notified.filter((n) => n.audience === d.audience && n.stage === d.stage && (n.jurisdiction === null || n.jurisdiction === d.jurisdiction)).map((n) => storedToIso(n.first));
       const metAt = hits.length === 0 ? null : hits.sort()[0]!;
       const leftMs = d.dueAt === null ? null : Date.parse(d.dueAt) - now;

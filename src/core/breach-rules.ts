@@ -1,5 +1,5 @@
 import { addBusinessDays } from './deadlines.js';
-import { toIso } from './time.js';
+import { addMonths, toIso } from './time.js';
 
 /**
  * Personal data breach notification windows, as data with the provision each comes from. No I/O: the breach
@@ -39,7 +39,18 @@ export function outcomeRank(outcome: BreachOutcome): number {
 export type BreachTrigger = 'risk' | 'high_risk' | 'nis2' | 'breach';
 
 /** How long the notifier has, counted from awareness (discovery, determination). Null: no fixed period. */
-export type BreachPeriod = { readonly hours: number } | { readonly days: number } | { readonly businessDays: number } | null;
+export type BreachPeriod = { readonly hours: number } | { readonly days: number } | { readonly businessDays: number } | { readonly months: number } | null;
+
+/**
+ * A duty counted from an earlier notification rather than from awareness (e.g. NIS2's final report: one month
+ * after the incident notification): from the first recorded notification of the same jurisdiction to `audience`
+ * at `stage`, or — until one is recorded — from that duty's own due time (the latest the notice may go).
+ */
+export interface BreachAfter {
+  readonly audience: BreachAudience;
+  readonly stage: BreachStage;
+  readonly period: NonNullable<BreachPeriod>;
+}
 
 /**
  * How far a rule (window, trigger, citation) was checked against public text. Checked on
@@ -77,6 +88,8 @@ export interface BreachDeadlineRule {
   readonly sources: readonly string[];
   /** What the sources left open, contradict, or what the window approximates. */
   readonly verificationNote?: string;
+  /** Counted from an earlier notification (then `period` is the fallback from awareness, for reference only). */
+  readonly after?: BreachAfter;
 }
 
 const rules: BreachDeadlineRule[] = [
@@ -110,7 +123,7 @@ const rules: BreachDeadlineRule[] = [
     verificationNote: 'Secondary summaries confirm the high-risk threshold for telling individuals; the words "without undue delay" were seen only in the EU text of Art. 34(1).',
   },
   // NIS2 Art. 23(4): significant incidents — early warning within 24 h, incident notification within 72 h of
-  // becoming aware, final report within one month after the notification (approximated here as 30 days from awareness + 72 h).
+  // becoming aware, final report within one month after the submission of the incident notification.
   {
     id: 'EU.nis2.early_warning', jurisdiction: 'EU', regime: 'NIS2', audience: 'csirt', stage: 'early_warning', trigger: 'nis2', period: { hours: 24 },
     standard: 'without undue delay and in any event within 24 hours of becoming aware of the significant incident', citation: 'Directive (EU) 2022/2555 (NIS2) Art. 23(4)(a)',
@@ -127,10 +140,11 @@ const rules: BreachDeadlineRule[] = [
   },
   {
     id: 'EU.nis2.final_report', jurisdiction: 'EU', regime: 'NIS2', audience: 'csirt', stage: 'final_report', trigger: 'nis2', period: { hours: 72 + 30 * 24 },
+    after: { audience: 'csirt', stage: 'notification', period: { months: 1 } },
     standard: 'not later than one month after the submission of the incident notification', citation: 'Directive (EU) 2022/2555 (NIS2) Art. 23(4)(d)',
     verification: 'law_text',
     sources: ['https://auditfront.pages.dev/frameworks/nis2/incident-reporting/art-23-4d', 'https://docs.modulos.ai/frameworks/nis2/incident-reporting-and-communications'],
-    verificationNote: 'Approximation: the month runs from the actual submission of the incident notification, which may be earlier than 72 h; the countdown assumes submission at 72 h and 30 days for the month. Ongoing incidents: a progress report at that time and the final report within a month of handling the incident (Art. 23(4)(e)).',
+    verificationNote: 'The month runs from the recorded submission of the incident notification (until one is recorded, from its 72-hour deadline). Ongoing incidents: a progress report at that time and the final report within a month of handling the incident (Art. 23(4)(e)).',
   },
   // LGPD Art. 48 with the ANPD's incident regulation: 3 business days from knowledge, to the ANPD and to the holders.
   {
@@ -158,10 +172,11 @@ const rules: BreachDeadlineRule[] = [
   },
   {
     id: 'US-CA.authority', jurisdiction: 'US-CA', regime: 'Cal. Civ. Code §1798.82', audience: 'authority', stage: 'notification', trigger: 'breach', period: { days: 30 + 15 },
+    after: { audience: 'individuals', stage: 'notification', period: { days: 15 } },
     standard: 'a sample copy of the notice to the Attorney General within 15 calendar days of notifying more than 500 California residents', minAffected: 501, citation: 'Cal. Civ. Code §1798.82(f) (as amended by SB 446, 2025; operative 2026-01-01)',
     verification: 'secondary',
     sources: ['https://www.lcwlegal.com/news/sb-446-requires-disclosure-of-data-breaches-to-consumers-within-30-days', 'https://dailyjournal.com/articles/388637-california-data-breach-law-tightens-with-30-day-deadline-raises-stakes-for-companies', 'https://vqis.net/californias-new-breach-notification-requirements-a-plain-language-overview/'],
-    verificationNote: 'Approximation: the 15 days run from the notice to residents; the countdown assumes that notice on its last day (30 + 15 days from discovery). Residents notified earlier bring this deadline forward.',
+    verificationNote: 'The 15 days run from the recorded notice to residents (until one is recorded, from its 30-day deadline).',
   },
   // New York: 30 days after discovery since the December 2024 amendment; AG, Department of State, State Police
   // (and, for DFS-covered entities, the Department of Financial Services) notified too.
@@ -244,6 +259,8 @@ export interface BreachDeadlineInput {
   readonly affectedCount: number | null;
   /** Public holidays (ISO dates) skipped by business-day periods. */
   readonly holidays?: readonly string[];
+  /** Notifications already sent (first per audience, stage and jurisdiction; null jurisdiction = all), for duties counted from one. */
+  readonly notifications?: ReadonlyArray<{ readonly audience: string; readonly stage: string; readonly jurisdiction: string | null; readonly notifiedAt: string }>;
 }
 
 /** One applicable duty with its due time. */
@@ -255,6 +272,11 @@ export interface BreachDeadline {
   readonly stage: BreachStage;
   /** Null: no fixed period ("without undue delay"): no countdown, but the duty stands. */
   readonly dueAt: string | null;
+  /**
+   * What `dueAt` counts from: `awareness` (detectedAt), `notification` (a recorded earlier notification, see
+   * {@link BreachAfter}) or `notification_due` (the earlier notification's own deadline, none being recorded yet).
+   */
+  readonly countedFrom: 'awareness' | 'notification' | 'notification_due';
   readonly standard: string;
   readonly citation: string;
 }
@@ -264,6 +286,7 @@ export function breachDueAt(fromMs: number, period: BreachPeriod, holidays: read
   if (period === null) return null;
   if ('hours' in period) return fromMs + period.hours * 3_600_000;
   if ('days' in period) return fromMs + period.days * 86_400_000;
+  if ('months' in period) return addMonths(fromMs, period.months);
   return addBusinessDays(fromMs, period.businessDays, holidays);
 }
 
@@ -294,10 +317,31 @@ export function breachRuleApplies(rule: BreachDeadlineRule, input: BreachDeadlin
 export function breachDeadlines(input: BreachDeadlineInput): BreachDeadline[] {
   const from = Date.parse(input.detectedAt);
   const out: BreachDeadline[] = [];
-  for (const rule of BREACH_DEADLINE_RULES) {
-    if (!breachRuleApplies(rule, input)) continue;
-    const due = breachDueAt(from, rule.period, input.holidays);
-    out.push({ ruleId: rule.id, jurisdiction: rule.jurisdiction, regime: rule.regime, audience: rule.audience, stage: rule.stage, dueAt: due === null ? null : toIso(due), standard: rule.standard, citation: rule.citation });
+  const applicable = BREACH_DEADLINE_RULES.filter((rule) => breachRuleApplies(rule, input));
+  for (const rule of applicable) {
+    let due: number | null;
+    let countedFrom: BreachDeadline['countedFrom'] = 'awareness';
+    if (rule.after === undefined) {
+      due = breachDueAt(from, rule.period, input.holidays);
+    } else {
+      const after = rule.after;
+      const sent = (input.notifications ?? [])
+        .filter((n) => n.audience === after.audience && n.stage === after.stage && (n.jurisdiction === null || n.jurisdiction === rule.jurisdiction))
+        .map((n) => Date.parse(n.notifiedAt))
+        .sort((a, b) => a - b)[0];
+      const before = applicable.find((r) => r.jurisdiction === rule.jurisdiction && r.audience === after.audience && r.stage === after.stage && r.after === undefined);
+      const beforeDue = before === undefined ? null : breachDueAt(from, before.period, input.holidays);
+      if (sent !== undefined) {
+        due = breachDueAt(sent, after.period, input.holidays);
+        countedFrom = 'notification';
+      } else if (beforeDue !== null) {
+        due = breachDueAt(beforeDue, after.period, input.holidays);
+        countedFrom = 'notification_due';
+      } else {
+        due = breachDueAt(from, rule.period, input.holidays);
+      }
+    }
+    out.push({ ruleId: rule.id, jurisdiction: rule.jurisdiction, regime: rule.regime, audience: rule.audience, stage: rule.stage, dueAt: due === null ? null : toIso(due), countedFrom, standard: rule.standard, citation: rule.citation });
   }
   return out.sort((a, b) => (a.dueAt === null ? 1 : 0) - (b.dueAt === null ? 1 : 0) || (a.dueAt ?? '').localeCompare(b.dueAt ?? '') || a.ruleId.localeCompare(b.ruleId));
 }

@@ -29,6 +29,23 @@ describe('breach deadlines', () => {
     expect(d!.citation).toContain(citation);
   });
 
+  it('counts duties that follow an earlier notice from the recorded notice, and from its deadline until one is recorded', () => {
+    const due = (input: Partial<BreachDeadlineInput>, ruleId: string) => breachDeadlines({ ...base, ...input }).find((x) => x.ruleId === ruleId)!;
+    // California: the Attorney General's copy is due 15 days after the residents were told (Cal. Civ. Code §1798.82(f)).
+    expect(due({ jurisdictions: ['US-CA'], affectedCount: 501 }, 'US-CA.authority')).toMatchObject({ dueAt: '2026-04-16T09:00:00.000Z', countedFrom: 'notification_due' });
+    const told = { audience: 'individuals', stage: 'notification', jurisdiction: 'US-CA', notifiedAt: '2026-03-04T15:30:00.000Z' };
+    expect(due({ jurisdictions: ['US-CA'], affectedCount: 501, notifications: [told] }, 'US-CA.authority')).toMatchObject({ dueAt: '2026-03-19T15:30:00.000Z', countedFrom: 'notification' });
+    // A notice to the residents of another state, or to the authority, does not start it; one to every jurisdiction (null) does.
+    expect(due({ jurisdictions: ['US-CA'], affectedCount: 501, notifications: [{ ...told, jurisdiction: 'US-TX' }, { ...told, audience: 'authority' }] }, 'US-CA.authority').countedFrom).toBe('notification_due');
+    expect(due({ jurisdictions: ['US-CA'], affectedCount: 501, notifications: [{ ...told, jurisdiction: null }] }, 'US-CA.authority').dueAt).toBe('2026-03-19T15:30:00.000Z');
+    // NIS2: the final report is due one month after the incident notification was submitted (Art. 23(4)(d)).
+    expect(due({ jurisdictions: ['EU'], nis2: true }, 'EU.nis2.final_report')).toMatchObject({ dueAt: '2026-04-05T09:00:00.000Z', countedFrom: 'notification_due' });
+    const submitted = { audience: 'csirt', stage: 'notification', jurisdiction: 'EU', notifiedAt: '2026-03-03T12:00:00.000Z' };
+    expect(due({ jurisdictions: ['EU'], nis2: true, notifications: [submitted, { ...submitted, notifiedAt: '2026-03-04T12:00:00.000Z' }] }, 'EU.nis2.final_report')).toMatchObject({ dueAt: '2026-04-03T12:00:00.000Z', countedFrom: 'notification' });
+    // Duties counted from awareness say so.
+    expect(due({ jurisdictions: ['EU'] }, 'EU.gdpr.authority').countedFrom).toBe('awareness');
+  });
+
   it('counts LGPD business days over a weekend', () => {
     // Thursday 5 March → Tuesday 10 March.
     const d = breachDeadlines({ ...base, jurisdictions: ['BR'], detectedAt: '2026-03-05T09:00:00.000Z' }).find((x) => x.ruleId === 'BR.lgpd.authority');

@@ -259,6 +259,18 @@ for (const kind of STORE_KINDS) {
       expect(JSON.stringify(audit.entries)).not.toContain('example');
     });
 
+    it('moves the California Attorney General deadline to 15 days after the residents were notified', async () => {
+      const inc = await c.incidents.create({ ...valid, jurisdictions: ['US-CA'], affectedCount: 600 }, ACTOR);
+      const before = inc.deadlines.find((d) => d.ruleId === 'US-CA.authority')!;
+      expect(before.countedFrom).toBe('notification_due');
+      expect(Date.parse(before.dueAt!) - Date.parse(inc.detectedAt)).toBe(45 * 24 * HOUR);
+      await c.incidents.notify(inc.id, { audience: 'individuals', jurisdiction: 'US-CA' }, ACTOR);
+      const notifiedAt = (await c.incidents.notifications(inc.id)).map((n) => n.notifiedAt).sort()[0]!;
+      const after = (await c.incidents.get(inc.id)).deadlines.find((d) => d.ruleId === 'US-CA.authority')!;
+      expect(after).toMatchObject({ countedFrom: 'notification', met: false });
+      expect(Date.parse(after.dueAt!) - Date.parse(notifiedAt)).toBe(15 * 24 * HOUR);
+    });
+
     it('does not notify about a suspected or dismissed incident', async () => {
       const inc = await c.incidents.create({ title: 'Unusual export volume', status: 'suspected' }, { actor: 'system:detect', source: 'detection:read_volume' });
       await expect(c.incidents.notify(inc.id, { audience: 'authority', to: ['a@dpa.example'] }, ACTOR)).rejects.toMatchObject({ code: 'CST_ERR_INCIDENT_INVALID_TRANSITION' });

@@ -21,6 +21,7 @@ const deadline = z.object({
   audience: z.enum(BREACH_AUDIENCES),
   stage: z.enum(BREACH_STAGES),
   dueAt: z.string().nullable().describe('Null: no fixed period ("without undue delay")'),
+  countedFrom: z.enum(['awareness', 'notification', 'notification_due']).describe('What dueAt counts from: awareness, a recorded earlier notification, or (none recorded yet) that notification\'s own deadline'),
   standard: z.string(),
   citation: z.string(),
   met: z.boolean(),
