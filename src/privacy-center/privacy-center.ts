@@ -229,6 +229,14 @@ export class PrivacyCenter {
     }
   }
 
+  /**
+   * Deletes a bounded batch of expired sessions and sign-in challenges, for schedulers (`serve` runs it every
+   * minute): stores sweep on writes too, but a store nobody signs in to would otherwise keep expired rows.
+   */
+  async sweepSessions(): Promise<{ sessions: number; challenges: number }> {
+    return (await this.#d.sessions.sweep?.()) ?? { sessions: 0, challenges: 0 };
+  }
+
   /** Ends a session (sign-out). */
   async signOut(session: PrivacySession, ctx: PrivacyCallContext = {}): Promise<void> {
     if (await this.#d.sessions.deleteSession(session.tokenHash)) await this.#ended(session, 'signed_out', ctx);

@@ -46,6 +46,8 @@ export interface SessionStore {
   getSession(tokenHash: string): Promise<PrivacySession | undefined>;
   /** Ends a session; true when it was there (so exactly one caller reports its end). */
   deleteSession(tokenHash: string): Promise<boolean>;
+  /** Deletes a bounded batch of expired entries (optional: stores that expire entries on their own need not). */
+  sweep?(): Promise<{ sessions: number; challenges: number }>;
 }
 
 /**

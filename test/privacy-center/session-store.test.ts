@@ -152,4 +152,13 @@ describe.each(STORE_KINDS)('privacy center sessions in the store, shared by repl
     expect(await one.store.db.selectFrom('privacy_sessions').select('token_hash').where('expires_at', '<=', new Date(clock.now()).toISOString()).execute()).toHaveLength(0);
     expect(await one.store.db.selectFrom('privacy_sign_in_challenges').select('id').execute()).toHaveLength(0);
   });
+
+  it('is swept through the privacy center (what serve runs every minute)', async () => {
+    const store = new StoreSessionStore({ store: one.store, now: () => clock.now(), cipher: one.keyring });
+    await store.putSession({ tokenHash: sha256('scheduled-sweep'), email: 'sweep@example.com', subjectId: 's', userId: null, createdAt: clock.now(), expiresAt: clock.now() + 1000 });
+    clock.advance(5000);
+    const swept = await one.privacyCenter.sweepSessions();
+    expect(swept.sessions).toBeGreaterThanOrEqual(1);
+    expect(await one.store.db.selectFrom('privacy_sessions').select('token_hash').where('token_hash', '=', sha256('scheduled-sweep')).execute()).toHaveLength(0);
+  });
 });

@@ -42,6 +42,8 @@ export async function serve(io: CliIo, opts: ServeOptions): Promise<RunningServe
         (raised) => raised.length > 0 && app.log.warn({ overdue: raised.filter((r) => r.alert === 'overdue').map((r) => r.id), dueSoon: raised.filter((r) => r.alert === 'due_soon').map((r) => r.id) }, 'request deadline alerts'),
         (err: unknown) => app.log.error({ errCode: (err as { code?: string }).code }, 'deadline sweep failed; retrying'),
       );
+      // Expired privacy-center sessions and sign-in codes, in bounded batches.
+      custodian.privacyCenter.sweepSessions().catch((err: unknown) => app.log.error({ errCode: (err as { code?: string }).code }, 'privacy center session sweep failed; retrying'));
     }, 60_000);
     sweep.unref();
     // Verification codes leave through SMTP when it is configured (otherwise they stay in the dev sink).
