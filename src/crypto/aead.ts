@@ -43,11 +43,22 @@ function nonce(): Buffer {
   return n;
 }
 
+function badContext(): CustodianError {
+  return new CustodianError('CST_ERR_CRYPTO_BAD_CONTEXT', `context must be 1 to ${MAX_CONTEXT_LENGTH} characters naming where the value lives (never personal data)`);
+}
+
 /** Validates a context string: 1..512 characters of well-formed text. */
 export function checkContext(context: unknown): asserts context is string {
-  if (typeof context !== 'string' || context.length === 0 || context.length > MAX_CONTEXT_LENGTH || !isStorableText(context)) {
-    throw new CustodianError('CST_ERR_CRYPTO_BAD_CONTEXT', `context must be 1 to ${MAX_CONTEXT_LENGTH} characters naming where the value lives (never personal data)`);
-  }
+  checkContextShape(context);
+  if (!isStorableText(context)) throw badContext();
+}
+
+/**
+ * The cheap half of {@link checkContext} (type and length): {@link sealField} and {@link openField} check the
+ * characters themselves (no NUL, no lone surrogate) while they encode the context, in the same pass.
+ */
+export function checkContextShape(context: unknown): asserts context is string {
+  if (typeof context !== 'string' || context.length === 0 || context.length > MAX_CONTEXT_LENGTH) throw badContext();
 }
 
 /** FNV-1a 32-bit of `bytes[from..]`. */
@@ -68,13 +79,15 @@ function associatedData(version: number, keyIdFrom: Uint8Array, keyIdAt: number,
   for (let i = 0; i < KEY_ID_BYTES; i++) aad[1 + i] = keyIdFrom[keyIdAt + i]!;
   let h = 0x811c9dc5;
   if (length === context.length) {
-    // ASCII (every code unit < 0x80): write and hash in one pass.
+    // ASCII (every code unit < 0x80): check, write and hash in one pass.
     for (let i = 0; i < length; i++) {
       const c = context.charCodeAt(i);
+      if (c === 0) throw badContext();
       aad[HEADER + i] = c;
       h = Math.imul(h ^ c, 0x01000193);
     }
   } else {
+    if (!isStorableText(context)) throw badContext();
     aad.write(context, HEADER, 'utf8');
     h = fnv1a32(aad, HEADER);
   }
@@ -113,7 +126,37 @@ export interface ParsedField {
   readonly version: number;
   /** The key id, hex (bytes 1..9). */
   readonly keyIdHex: string;
+  /** The key id's first 6 bytes as a number: a cheap map key (check the whole id with {@link sameKeyId}). */
+  readonly keyIdPrefix: number;
   readonly bytes: Buffer;
+}
+
+/** A parsed field; the hex key id is made only when asked for (the hot path looks keys up by prefix). */
+class Parsed implements ParsedField {
+  readonly version: number;
+  readonly bytes: Buffer;
+  readonly keyIdPrefix: number;
+  #hex: string | undefined;
+  constructor(version: number, bytes: Buffer) {
+    this.version = version;
+    this.bytes = bytes;
+    this.keyIdPrefix = bytes.readUIntBE(1, 6);
+  }
+  get keyIdHex(): string {
+    return (this.#hex ??= this.bytes.toString('hex', 1, 1 + KEY_ID_BYTES));
+  }
+}
+
+/** The 6-byte prefix of an 8-byte key id as a number (see {@link ParsedField.keyIdPrefix}). */
+export function keyIdPrefixOf(idBytes: Buffer): number {
+  return idBytes.readUIntBE(0, 6);
+}
+
+/** Whether the ciphertext's key id (bytes 1..9) is `idBytes`. */
+export function sameKeyId(idBytes: Buffer, parsed: ParsedField): boolean {
+  const b = parsed.bytes;
+  for (let i = 0; i < KEY_ID_BYTES; i++) if (b[1 + i] !== idBytes[i]) return false;
+  return true;
 }
 
 /** Parses a field ciphertext; throws CST_ERR_CRYPTO_MALFORMED or CST_ERR_CRYPTO_UNSUPPORTED_VERSION. */
@@ -139,7 +182,7 @@ export function parseField(ciphertext: unknown): ParsedField {
     throw new CustodianError('CST_ERR_CRYPTO_UNSUPPORTED_VERSION', 'unsupported ciphertext format version', { details: { version: `c${bytes[0]!}` } });
   }
   if (bytes.length < HEADER + NONCE + TAG) throw new CustodianError('CST_ERR_CRYPTO_MALFORMED', 'ciphertext is truncated');
-  return { version, keyIdHex: bytes.toString('hex', 1, 1 + KEY_ID_BYTES), bytes };
+  return new Parsed(version, bytes);
 }
 
 /** Decrypts a parsed field with `key`; throws CST_ERR_CRYPTO_WRONG_CONTEXT or CST_ERR_CRYPTO_TAMPERED. */

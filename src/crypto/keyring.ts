@@ -2,7 +2,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { CustodianError, isCustodianError, toIso, uuidv7, type AuditSink, type Clock } from '../core/index.js';
 import { PostgresAdapter, sql } from 'kysely';
 import type { ChangeWatch, Executor, Store } from '../store/index.js';
-import { KEY_ID_BYTES, checkContext, openField, parseField, sealField, type ParsedField } from './aead.js';
+import { KEY_ID_BYTES, checkContext, checkContextShape, keyIdPrefixOf, openField, parseField, sameKeyId, sealField, type ParsedField } from './aead.js';
 import { BUILTIN_BLIND_INDEXES, NORMALISERS, checkBlindIndexDefinition, type BlindIndexDefinition, type Normaliser } from './blind-index.js';
 import type { KekProvider } from './kek-provider.js';
 
@@ -72,6 +72,8 @@ export class Keyring {
   readonly #provider: KekProvider;
   readonly #clock: Clock;
   readonly #byId = new Map<string, LiveKey>();
+  /** The same keys by the first 6 bytes of their id (a number: no hex string per decryption); checked in full on use. */
+  readonly #byIdPrefix = new Map<number, LiveKey>();
   readonly #bySubject = new Map<string, LiveKey>();
   readonly #bySubjectId = new Map<string, LiveKey>();
   readonly #indexes = new Map<string, { def: BlindIndexDefinition; key: Buffer }>();
@@ -168,10 +170,11 @@ export class Keyring {
     // The hot path (key cached) stays synchronous inside: one settled promise per call, no async frames.
     try {
       checkSubject(subjectId);
-      checkContext(context);
+      checkContextShape(context); // sealField checks the characters as it encodes them
       this.#checkToken();
       const hot = this.#bySubjectId.get(subjectId);
       if (hot !== undefined) return Promise.resolve(sealField(hot.key, hot.idBytes, bytesOf(plaintext), context));
+      checkContext(context); // in full before a key may be created
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
@@ -182,11 +185,12 @@ export class Keyring {
   decryptField(ciphertext: string, context: string): Promise<Buffer> {
     let parsed: ParsedField;
     try {
-      checkContext(context);
+      checkContextShape(context); // openField checks the characters as it encodes them
       parsed = parseField(ciphertext);
       this.#checkToken();
-      const hot = this.#byId.get(parsed.keyIdHex);
-      if (hot !== undefined) return Promise.resolve(openField(hot.key, parsed, context));
+      const hot = this.#byIdPrefix.get(parsed.keyIdPrefix);
+      if (hot !== undefined && sameKeyId(hot.idBytes, parsed)) return Promise.resolve(openField(hot.key, parsed, context));
+      checkContext(context); // in full before the key is read
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
@@ -499,6 +503,7 @@ export class Keyring {
 
   #dropSubjectKeys(): void {
     this.#byId.clear();
+    this.#byIdPrefix.clear();
     this.#bySubject.clear();
     this.#bySubjectId.clear();
   }
@@ -522,6 +527,7 @@ export class Keyring {
     if (this.#byId.size >= MAX_CACHED_KEYS) this.#dropSubjectKeys();
     if (subjectRef !== undefined) this.#bySubject.set(subjectRef, live);
     this.#byId.set(live.id, live);
+    this.#byIdPrefix.set(keyIdPrefixOf(live.idBytes), live);
   }
 
   /**

@@ -61,6 +61,7 @@ describe.each(STORE_KINDS)('keyring on %s', (kind) => {
 
   it('tells malformed, truncated, unknown-version and unknown-key input apart', async () => {
     const ct = await c.keyring.encryptField('shape-subject', 'x', 'ctx');
+    const subjectKeysBefore = (await c.keyring.status()).dataKeys.subject;
     expect(await codeOf(c.keyring.decryptField('', 'ctx'))).toBe('CST_ERR_CRYPTO_MALFORMED');
     expect(await codeOf(c.keyring.decryptField('hello', 'ctx'))).toBe('CST_ERR_CRYPTO_MALFORMED');
     expect(await codeOf(c.keyring.decryptField('c2.@@@', 'ctx'))).toBe('CST_ERR_CRYPTO_MALFORMED');
@@ -74,6 +75,18 @@ describe.each(STORE_KINDS)('keyring on %s', (kind) => {
     expect(await codeOf(c.keyring.decryptField('c2.' + forged.toString('base64url'), 'ctx'))).toBe('CST_ERR_CRYPTO_UNKNOWN_KEY');
     expect(await codeOf(c.keyring.decryptField(ct, ''))).toBe('CST_ERR_CRYPTO_BAD_CONTEXT');
     expect(await codeOf(c.keyring.encryptField('shape-subject', 'x', 'x'.repeat(513)))).toBe('CST_ERR_CRYPTO_BAD_CONTEXT');
+    // Characters are checked on the hot path too (cached key): a NUL, and a lone surrogate in a non-ASCII context.
+    expect(await codeOf(c.keyring.encryptField('shape-subject', 'x', 'crm.email:\u0000'))).toBe('CST_ERR_CRYPTO_BAD_CONTEXT');
+    expect(await codeOf(c.keyring.decryptField(ct, 'ctx\u0000'))).toBe('CST_ERR_CRYPTO_BAD_CONTEXT');
+    expect(await codeOf(c.keyring.encryptField('shape-subject', 'x', 'crm.é:\ud800'))).toBe('CST_ERR_CRYPTO_BAD_CONTEXT');
+    expect(await codeOf(c.keyring.decryptField(ct, 'é\udc00'))).toBe('CST_ERR_CRYPTO_BAD_CONTEXT');
+    // and not before a key is created for a subject seen for the first time.
+    expect(await codeOf(c.keyring.encryptField('shape-subject-new', 'x', 'a\u0000'))).toBe('CST_ERR_CRYPTO_BAD_CONTEXT');
+    expect((await c.keyring.status()).dataKeys.subject).toBe(subjectKeysBefore);
+    // A key id that differs from a cached key's only in its last byte is not that key.
+    const near = Buffer.from(ct.slice(3), 'base64url');
+    near[8] = near[8]! ^ 0x01;
+    expect(await codeOf(c.keyring.decryptField('c2.' + near.toString('base64url'), 'ctx'))).toBe('CST_ERR_CRYPTO_UNKNOWN_KEY');
   });
 
   it('shredding makes every ciphertext of the subject fail with CST_ERR_CRYPTO_SHREDDED; others are untouched; new data gets a fresh key', async () => {
