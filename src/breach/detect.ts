@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { toIso, type Clock } from '../core/index.js';
 import type { DataMap } from '../datamap/index.js';
 import type { Store } from '../store/index.js';
@@ -177,8 +178,9 @@ export class BreachDetector {
   }
 
   /**
-   * Runs every rule once. read_volume: O(D) aggregate queries for D baseline days, plus one read per
-   * count-weighted entry; purpose_mismatch: one query for the K keys declared for purposes, then the R reads of
+   * Runs every rule once. read_volume: two aggregate queries and the count-weighted entries in pages of 5,000,
+   * over the R personal-data reads of the last D + 1 days for D baseline days (O(R), not the whole log);
+   * purpose_mismatch: one query for the K keys declared for purposes, then the R reads of
    * those keys in its window in pages of 5,000 (O(R) time, O(K × P) memory for P distinct stated purposes).
    */
   async run(): Promise<DetectionHit[]> {
@@ -203,42 +205,59 @@ export class BreachDetector {
     };
   }
 
-  /** Items of personal data read per actor (API keys only) in (from, to]. */
-  async #readsByActor(from: number, to: number): Promise<Map<string, number>> {
+  /**
+   * Items of personal data read per actor (API keys only) in each of `days` consecutive 24-hour periods ending at
+   * `to`: element `b` covers (to − (b + 1) days, to − b days]. Entry ids are UUIDv7 of the recording time, so
+   * starting above the span's first id (less a second, as in purpose_mismatch) lets the (action, id) index serve
+   * the entries recorded since the span began instead of the whole history; `recorded_at` alone decides what
+   * counts. One aggregate query for the actions that count one item per entry, then the count-weighted entries in
+   * pages of 5,000: O(R) entries read for the R personal-data reads recorded since `to − days`, O(A × days)
+   * memory for A actors.
+   */
+  async #readsByActor(to: number, days: number): Promise<Array<Map<string, number>>> {
+    if (!(days >= 1)) return [];
+    const out = Array.from({ length: days }, () => new Map<string, number>());
+    const from = to - days * DAY;
+    const floor = idFloor(from - 1000);
+    // The period of an entry, compared in SQL exactly as the span's bounds are (text in SQLite, timestamptz in PostgreSQL).
+    const whens = Array.from({ length: days - 1 }, (_, b) => sql`when recorded_at > ${toIso(to - (b + 1) * DAY)} then ${sql.lit(b)}`);
+    const period = whens.length === 0 ? sql<number>`${sql.lit(0)}` : sql<number>`case ${sql.join(whens, sql` `)} else ${sql.lit(days - 1)} end`;
+    const add = (p: number | string, actor: string, n: number) => {
+      const m = out[Number(p)]!;
+      m.set(actor, (m.get(actor) ?? 0) + n);
+    };
     const db = breachDb(this.#store.db);
-    const out = new Map<string, number>();
-    const plain = Object.entries(PERSONAL_DATA_READS).filter(([, f]) => f === null).map(([a]) => a);
-    const weighted = Object.entries(PERSONAL_DATA_READS).filter(([, f]) => f !== null).map(([a]) => a);
-    const rows = await db
-      .selectFrom('audit_entries')
-      .select(['actor'])
-      .select((eb) => eb.fn.countAll<number | string>().as('n'))
-      .where('action', 'in', plain)
-      .where('actor', 'like', 'key:%')
-      .where('recorded_at', '>', toIso(from))
-      .where('recorded_at', '<=', toIso(to))
-      .groupBy('actor')
-      .execute();
-    for (const r of rows) out.set(r.actor, (out.get(r.actor) ?? 0) + Number(r.n));
-    // Count-weighted entries: read in pages by id, summing details.count (JSON differs per engine; parsed here).
-    let after: string | undefined;
-    for (;;) {
-      let q = db
+    const span = (actions: readonly string[]) =>
+      db
         .selectFrom('audit_entries')
-        .select(['id', 'actor', 'action', 'details'])
-        .where('action', 'in', weighted)
+        .where('action', 'in', actions)
         .where('actor', 'like', 'key:%')
+        .where('id', '>', floor)
         .where('recorded_at', '>', toIso(from))
         .where('recorded_at', '<=', toIso(to));
-      if (after !== undefined) q = q.where('id', '>', after);
-      const page = await q
+    const plain = Object.entries(PERSONAL_DATA_READS).filter(([, f]) => f === null).map(([a]) => a);
+    const weighted = Object.entries(PERSONAL_DATA_READS).filter(([, f]) => f !== null).map(([a]) => a);
+    // Grouped in a derived table: PostgreSQL would not match a parameterised CASE in GROUP BY to the one selected.
+    const rows = await db
+      .selectFrom(span(plain).select(['actor', period.as('period')]).as('r'))
+      .select(['r.actor', 'r.period'])
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .groupBy(['r.actor', 'r.period'])
+      .execute();
+    for (const r of rows) add(r.period, r.actor, Number(r.n));
+    // Count-weighted entries: read in pages by id, summing details.count (JSON differs per engine; parsed here).
+    let after = floor;
+    for (;;) {
+      const page = await span(weighted)
+        .select(['id', 'actor', 'action', 'details', period.as('period')])
+        .where('id', '>', after)
         .orderBy('id')
         .limit(5000)
         .execute();
       for (const r of page) {
         const field = PERSONAL_DATA_READS[r.action]!;
         const n = Number((JSON.parse(r.details) as Record<string, unknown>)[field] ?? 1);
-        out.set(r.actor, (out.get(r.actor) ?? 0) + (Number.isFinite(n) && n > 0 ? n : 1));
+        add(r.period, r.actor, Number.isFinite(n) && n > 0 ? n : 1);
       }
       if (page.length < 5000) break;
       after = page[page.length - 1]!.id;
@@ -246,12 +265,18 @@ export class BreachDetector {
     return out;
   }
 
+  /**
+   * read_volume: each key's reads in the last 24 h against its own previous `baselineDays` days. Bounded by the
+   * window, not the log: two passes over the personal-data read entries recorded in the last D + 1 days (the
+   * second only when something was read in the last 24 h), O(R) entries for R such reads and O(A × D) memory for
+   * A keys, whatever the length of the history. Invariant: a key's count for a period is exactly the items of its
+   * entries whose `recorded_at` falls in that period; older entries never count.
+   */
   async #readVolume(): Promise<DetectionHit[]> {
     const now = this.#clock.now();
-    const today = await this.#readsByActor(now - DAY, now);
+    const today = (await this.#readsByActor(now, 1))[0]!;
     if (today.size === 0) return [];
-    const history: Array<Map<string, number>> = [];
-    for (let d = 1; d <= this.#o.baselineDays; d++) history.push(await this.#readsByActor(now - (d + 1) * DAY, now - d * DAY));
+    const history = await this.#readsByActor(now - DAY, Math.floor(this.#o.baselineDays));
     const hits: DetectionHit[] = [];
     for (const [actor, observed] of today) {
       const threshold = Math.max(this.#o.volumeFactor * median(history.map((h) => h.get(actor) ?? 0)), this.#o.volumeFloor);

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Custodian } from '../../src/app/index.js';
@@ -46,6 +47,66 @@ for (const kind of STORE_KINDS) {
       expect(again[0]!.incidentId).toBeNull();
       const events = await sql<{ data: string }>`select data from event_outbox where type = 'incident.opened'`.execute(c.store.db);
       expect(events.rows.filter((e) => e.data.includes(incident.id))).toHaveLength(1);
+    });
+
+    it('read_volume counts each read in its own day, only the baseline days and the last 24 h: older reads, however many, change neither the baseline nor the hit', async () => {
+      const detector = new BreachDetector({ store: c.store, clock, incidents: c.incidents, apiKeys: c.apiKeys }, { volumeFactor: 5, volumeFloor: 10, baselineDays: 3 });
+      const now = clock.now() + 40 * DAY;
+      /** `items` read by key:aged at `at`: one count-weighted entry and one entry that counts 1. */
+      const read = async (at: number, items: number) => {
+        clock.set(at);
+        await c.audit.recordNow([
+          { actor: 'key:aged', action: 'crypto.decrypted', targetType: 'system', targetId: null, details: { count: items - 1 } },
+          { actor: 'key:aged', action: 'consent.history.read', targetType: 'subject', targetId: 'user-aged', details: {} },
+        ]);
+      };
+      await read(now - 40 * DAY, 10_000); // long before the baseline
+      await read(now - 4 * DAY, 10_000); // the baseline's lower bound, which (from, to] leaves out
+      await read(now - 4 * DAY + 1, 30); // day 3's first millisecond …
+      await read(now - 3 * DAY, 40); // … and its last
+      await read(now - 2 * DAY + 3_600_000, 50); // day 2
+      await read(now - DAY, 100); // day 1's last millisecond, not the last 24 h's
+      await read(now - 3_600_000, 400);
+      clock.set(now);
+      const hits = (await detector.run()).filter((h) => h.actor === 'key:aged');
+      // max(5 × median(100, 50, 70), 10) = 350. Counting either 10,000 gives 500 (no hit); losing day 3's first
+      // millisecond 250; moving a day's last millisecond into the next day 450 (day 3's) or 250 (day 1's, observed 500).
+      expect(hits).toEqual([expect.objectContaining({ rule: 'read_volume', observed: 400, threshold: 350 })]);
+    });
+
+    it('read_volume observes and thresholds exactly the fold of the reads recorded in each 24-hour period', async () => {
+      const baselineDays = 3;
+      const detector = new BreachDetector({ store: c.store, clock, incidents: c.incidents, apiKeys: c.apiKeys }, { volumeFactor: 2, volumeFloor: 1, baselineDays });
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          // Reads up to six days back, on day boundaries as often as not, and one in the last 24 h.
+          fc.array(fc.record({ ago: fc.oneof(fc.integer({ min: 0, max: 6 * DAY }), fc.integer({ min: 0, max: 6 }).map((d) => d * DAY)), items: fc.integer({ min: 1, max: 50 }) }), { maxLength: 12 }),
+          fc.integer({ min: 0, max: DAY - 1 }),
+          async (earlier, lastAgo) => {
+            const key = `prop-${kind}-${run++}`;
+            const now = clock.now() + 10 * DAY;
+            const reads = [...earlier, { ago: lastAgo, items: 1 }].sort((a, b) => b.ago - a.ago);
+            for (const r of reads) {
+              clock.set(now - r.ago);
+              // A count-weighted entry, or as many entries as items of an action that counts one per entry.
+              await c.audit.recordNow(
+                r.ago % 2 === 0
+                  ? [{ actor: `key:${key}`, action: 'crypto.decrypted', targetType: 'system', targetId: null, details: { count: r.items } }]
+                  : Array.from({ length: r.items }, () => ({ actor: `key:${key}`, action: 'request.package_downloaded', targetType: 'system' as const, targetId: null })),
+              );
+            }
+            clock.set(now);
+            // The model: period p holds the reads with ago in [p days, (p + 1) days), i.e. recorded in (now − (p + 1) days, now − p days].
+            const period = (p: number) => reads.filter((r) => r.ago >= p * DAY && r.ago < (p + 1) * DAY).reduce((sum, r) => sum + r.items, 0);
+            const observed = period(0);
+            const threshold = Math.max(2 * median(Array.from({ length: baselineDays }, (_, d) => period(d + 1))), 1);
+            const hits = (await detector.run()).filter((h) => h.actor === `key:${key}`);
+            expect(hits).toEqual(observed > threshold ? [expect.objectContaining({ rule: 'read_volume', observed, threshold })] : []);
+          },
+        ),
+        { numRuns: 25 },
+      );
     });
 
     it('opens a suspected incident on bursts of throttled authentication failures', async () => {
