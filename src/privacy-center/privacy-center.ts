@@ -28,8 +28,12 @@ export interface PrivacyCenterDeps {
   readonly purposes: { list(): readonly Purpose[] };
   readonly packages: { packageLink(id: string, ttlMs: number): Promise<{ token: string; expiresAt: string }> };
   readonly branding: () => Branding;
-  /** Sign-ins, failed codes and ended sessions are audited, each in a transaction of its own (ids only). */
-  readonly audit: { recordNow(entries: readonly AuditEntryInput[]): Promise<void> };
+  /**
+   * The audit log (ids only). A successful sign-in is recorded in the transaction that stores its session
+   * (`record`, when the session store has one, see {@link SessionStore.putSession}); codes sent, failed codes and
+   * ended sessions each in a transaction of their own (`recordNow`).
+   */
+  readonly audit: { record(trx: unknown, entries: readonly AuditEntryInput[]): Promise<void>; recordNow(entries: readonly AuditEntryInput[]): Promise<void> };
   /** The `email` blind index of an address (the keyring's), the only form an address takes in the audit log. */
   readonly emailIndex: (email: string) => Promise<string>;
   /** The current data map, for the fields a person may ask to have corrected; undefined when none is stored. */
@@ -199,8 +203,10 @@ export class PrivacyCenter {
     const tokenHash = sha256(token);
     const expiresAt = now + this.#sessionTtlMs;
     const session: PrivacySession = { tokenHash, email: challenge.email, subjectId, userId, createdAt: now, expiresAt };
-    await this.#d.sessions.putSession(session);
-    await this.#audit(ctx, { actor: this.#actor(session), action: 'privacy_center.verification_succeeded', targetType: 'subject', targetId: subjectId, details: { challengeId } });
+    // The session and its audit entry commit together: a crash between two transactions would leave a session
+    // nobody could account for.
+    const opened = [this.#entry(ctx, { actor: this.#actor(session), action: 'privacy_center.verification_succeeded', targetType: 'subject', targetId: subjectId, details: { challengeId } })];
+    await this.#d.sessions.putSession(session, { alongside: (trx) => (trx === undefined ? this.#d.audit.recordNow(opened) : this.#d.audit.record(trx, opened)) });
     // The signal is applied at sign-in too, so the opt-out does not wait for the consent page.
     if (ctx.gpc === true) await this.#applyGpc(session, ctx);
     return { token, csrfToken: this.#csrfToken(tokenHash), expiresAt: toIso(expiresAt) };
@@ -369,7 +375,11 @@ export class PrivacyCenter {
   }
 
   async #audit(ctx: PrivacyCallContext, entry: AuditEntryInput): Promise<void> {
-    await this.#d.audit.recordNow([{ ...entry, requestId: ctx.requestId ?? null }]);
+    await this.#d.audit.recordNow([this.#entry(ctx, entry)]);
+  }
+
+  #entry(ctx: PrivacyCallContext, entry: AuditEntryInput): AuditEntryInput {
+    return { ...entry, requestId: ctx.requestId ?? null };
   }
 
   #actor(session: PrivacySession): string {

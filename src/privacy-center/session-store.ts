@@ -25,6 +25,20 @@ export interface PrivacySession {
 }
 
 /**
+ * Writes that commit with a new session (see {@link SessionStore.putSession}): called once, with the store
+ * transaction the session row is written in, or with undefined by a store that has none.
+ *
+ * @example
+ * await sessions.putSession(session, { alongside: (trx) => (trx === undefined ? audit.recordNow(entries) : audit.record(trx, entries)) });
+ */
+export type SessionWrite = (trx: unknown) => Promise<void>;
+
+/** Options of {@link SessionStore.putSession}. */
+export interface PutSessionOptions {
+  readonly alongside?: SessionWrite;
+}
+
+/**
  * Where the privacy center keeps sign-in challenges and sessions. Entries expire on their own; a store may
  * drop expired entries whenever it likes. Adapters: {@link MemorySessionStore} (one process) and
  * `StoreSessionStore` (Custodian's store, shared by replicas; the default of `createCustodian`). Both pass the
@@ -42,7 +56,14 @@ export interface SessionStore {
   deleteChallenge(id: string): Promise<boolean>;
   /** Codes sent for `emailDigest` at or after `since` (used or not). O(1): at most 20 times are kept per address. */
   recentChallenges(emailDigest: string, since: number): Promise<number>;
-  putSession(session: PrivacySession): Promise<void>;
+  /**
+   * Keeps a new session. `options.alongside` writes what must commit with it (the privacy center's
+   * `verification_succeeded` audit entry): both are kept, or neither — when `alongside` fails, `putSession`
+   * rejects with its error and no session is kept. A store in Custodian's store runs it in the transaction that
+   * inserts the session row and passes that transaction; a store with no transaction to share passes undefined,
+   * runs it first and keeps the session only once it succeeded.
+   */
+  putSession(session: PrivacySession, options?: PutSessionOptions): Promise<void>;
   getSession(tokenHash: string): Promise<PrivacySession | undefined>;
   /** Ends a session; true when it was there (so exactly one caller reports its end). */
   deleteSession(tokenHash: string): Promise<boolean>;
@@ -51,10 +72,11 @@ export interface SessionStore {
 }
 
 /**
- * An in-process {@link SessionStore}: right for one process (tests, embedding). Several replicas behind a load
- * balancer need the store-backed adapter (the default, see docs/privacy-center.md). Bounded: past
- * `maxEntries` the oldest entries are dropped (Map iteration order is insertion order), so a flood of sign-ins
- * cannot exhaust memory. Expired entries are swept on writes: amortised O(1) per operation.
+ * An in-process {@link SessionStore}: right for one process (tests, embedding). It has no transaction, so what
+ * goes with a new session (its audit entry) commits on its own, just before the session is kept (see
+ * {@link putSession}). Several replicas behind a load balancer need the store-backed adapter (the default, see
+ * docs/privacy-center.md). Bounded: past `maxEntries` the oldest entries are dropped (Map iteration order is
+ * insertion order), so a flood of sign-ins cannot exhaust memory. Expired entries are swept on writes: amortised O(1) per operation.
  */
 export class MemorySessionStore implements SessionStore {
   readonly #challenges = new Map<string, SignInChallenge>();
@@ -98,7 +120,13 @@ export class MemorySessionStore implements SessionStore {
     return (this.#sent.get(emailDigest) ?? []).filter((t) => t >= since).length;
   }
 
-  async putSession(session: PrivacySession): Promise<void> {
+  /**
+   * No transaction to share: `options.alongside` runs first (undefined for its transaction, so it makes its own)
+   * and the session is kept only after it succeeded. Atomic as far as one process can see: a crash in between
+   * leaves the audit entry of a session that, like every session here, did not outlive the process.
+   */
+  async putSession(session: PrivacySession, options: PutSessionOptions = {}): Promise<void> {
+    await options.alongside?.(undefined);
     this.#sweep(this.#sessions);
     this.#sessions.set(session.tokenHash, session);
   }

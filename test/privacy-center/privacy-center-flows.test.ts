@@ -1,26 +1,16 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Custodian } from '../../src/app/index.js';
 import { ManualClock } from '../../src/core/index.js';
-import { buildServer } from '../../src/server/index.js';
+import { as, codeFor, expectError, privacyCenterServer, sessionOf, signIn } from '../support/privacy-center.js';
 import { shopDatabase, shopManifest, type ShopTables } from '../support/shop.js';
-import { STORE_KINDS, custodianFixture } from '../support/stores.js';
+import { STORE_KINDS } from '../support/stores.js';
 
 /** A shop with customers (found by e-mail), their orders (found through customer_id) and an unrelated log table. */
 const SHOP = { customers: ['name', 'city', 'password_hash', 'segment'], orders: ['delivery_phone'], visits: true } satisfies ShopTables;
-
-interface Signed {
-  readonly cookie: string;
-  readonly csrf: string;
-}
-
-function expectError(res: LightMyRequestResponse, status: number, code: string): void {
-  expect(res.statusCode, res.body).toBe(status);
-  expect(res.json<{ error: { code: string } }>().error.code).toBe(code);
-}
 
 describe.each(STORE_KINDS)('privacy center: GPC on every visit, audited sign-ins, rectifiable fields, translated purposes (%s)', (kind) => {
   const clock = new ManualClock('2026-11-22T10:00:00.000Z');
@@ -42,37 +32,19 @@ describe.each(STORE_KINDS)('privacy center: GPC on every visit, audited sign-ins
         },
       }),
     );
-    const f = await custodianFixture(kind, { clock, config: { privacyCenter: { sessionMinutes: 30, configFile } } });
-    custodian = f.custodian;
-    cleanup = f.cleanup;
-    app = await buildServer(custodian, { logLevel: false });
+    ({ custodian, app, cleanup } = await privacyCenterServer(kind, { clock, privacyCenter: { sessionMinutes: 30, configFile } }));
   });
   afterAll(async () => {
-    await app?.close();
     await cleanup?.();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
-  async function codeFor(email: string): Promise<string> {
-    const mail = (await custodian.requests.outbox()).filter((m) => m.to === email && m.template === 'privacy_center_code').at(-1);
-    const code = mail?.body.match(/\b(\d{6})\b/)?.[1];
-    if (code === undefined) throw new Error('no sign-in code in the mail sink');
-    return code;
-  }
-
-  async function signIn(email: string, headers: Record<string, string> = {}): Promise<Signed & { challengeId: string }> {
-    const { challengeId } = (await app.inject({ method: 'POST', url: '/v1/privacy/sign-in', payload: { email }, headers })).json<{ challengeId: string }>();
-    const verified = await app.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId, code: await codeFor(email) }, headers });
-    expect(verified.statusCode, verified.body).toBe(200);
-    return { cookie: String(verified.headers['set-cookie']).split(';')[0]!, csrf: verified.json<{ csrfToken: string }>().csrfToken, challengeId };
-  }
-  const as = (s: Signed, extra: Record<string, string> = {}) => ({ cookie: s.cookie, 'x-csrf-token': s.csrf, ...extra });
   const subjectOf = (email: string) => `pc_${custodian.keyring.keyedDigest(`privacy-center:subject:email:${email}`)}`;
   type ConsentBody = { language: string; purposes: Array<{ key: string; title: string; description: string; status: string; method: string | null }>; gpc: { signal: boolean; honoured: boolean; applied: string[]; optedOut: string[] } };
 
   it('applies GPC on every visit, not only with a choice — once, and never over a grant made with the signal', async () => {
     const email = 'gpc-visit@example.com';
-    const s = await signIn(email);
+    const s = await signIn(app, custodian, email);
     const subjectId = subjectOf(email);
     // Without the signal, a visit writes nothing.
     const plain = (await app.inject({ method: 'GET', url: '/v1/privacy/consent', headers: as(s) })).json<ConsentBody>();
@@ -98,7 +70,7 @@ describe.each(STORE_KINDS)('privacy center: GPC on every visit, audited sign-ins
 
   it('applies the signal at sign-in already', async () => {
     const email = 'gpc-signin@example.com';
-    await signIn(email, { 'sec-gpc': '1' });
+    await signIn(app, custodian, email, { 'sec-gpc': '1' });
     const state = await custodian.ledger.state(subjectOf(email));
     expect(state.find((p) => p.purpose === 'marketing.advertising')).toMatchObject({ status: 'denied', method: 'gpc' });
   });
@@ -106,11 +78,11 @@ describe.each(STORE_KINDS)('privacy center: GPC on every visit, audited sign-ins
   it('audits code sent, verification failed and succeeded, and session ended — with ids only', async () => {
     const email = 'audited@example.com';
     const { challengeId } = (await app.inject({ method: 'POST', url: '/v1/privacy/sign-in', payload: { email } })).json<{ challengeId: string }>();
-    const code = await codeFor(email);
+    const code = await codeFor(custodian, email);
     const wrong = code === '000000' ? '111111' : '000000';
     expectError(await app.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId, code: wrong } }), 400, 'CST_ERR_PRIVACY_CODE_INVALID');
     const verified = await app.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId, code } });
-    const s = { cookie: String(verified.headers['set-cookie']).split(';')[0]!, csrf: verified.json<{ csrfToken: string }>().csrfToken };
+    const s = sessionOf(verified);
     expect((await app.inject({ method: 'POST', url: '/v1/privacy/sign-out', headers: as(s) })).statusCode).toBe(204);
 
     const of = async (action: string) => (await custodian.audit.list({ action })).entries;
@@ -137,7 +109,7 @@ describe.each(STORE_KINDS)('privacy center: GPC on every visit, audited sign-ins
   });
 
   it('offers the fields the data map declares correctable for the person, and refuses any other', async () => {
-    const s = await signIn('fields@example.com');
+    const s = await signIn(app, custodian, 'fields@example.com');
     expect((await app.inject({ method: 'GET', url: '/v1/privacy/rectifiable-fields', headers: as(s) })).json()).toStrictEqual({ fields: [] });
     const shop = join(dir, 'shop.db');
     shopDatabase(shop, { ...SHOP, rows: { customers: [] } });
@@ -164,7 +136,7 @@ describe.each(STORE_KINDS)('privacy center: GPC on every visit, audited sign-ins
   });
 
   it('serves purpose texts in the asked language, with English fallback', async () => {
-    const s = await signIn('texts@example.com');
+    const s = await signIn(app, custodian, 'texts@example.com');
     const get = async (query: string) => (await app.inject({ method: 'GET', url: `/v1/privacy/consent${query}`, headers: as(s) })).json<ConsentBody>();
     const de = await get('?language=de');
     expect(de.language).toBe('de');

@@ -89,5 +89,22 @@ export function sessionStoreConformance(name: string, make: () => Promise<Sessio
         await t.cleanup();
       }
     });
+
+    it('keeps a session together with what is written alongside it, or neither when that write fails', async () => {
+      const t = await make();
+      try {
+        const session = { tokenHash: hex(unique('w')), email: 'ada@example.com', subjectId: 'pc_subject', userId: null, createdAt: t.now(), expiresAt: t.now() + 30 * 60_000 };
+        let calls = 0;
+        await t.store.putSession(session, { alongside: async () => void calls++ });
+        expect(calls).toBe(1);
+        expect(await t.store.getSession(session.tokenHash)).toStrictEqual(session);
+        const refused = { ...session, tokenHash: hex(unique('x')) };
+        await expect(t.store.putSession(refused, { alongside: () => Promise.reject(new Error('audit write failed')) })).rejects.toThrow('audit write failed');
+        expect(await t.store.getSession(refused.tokenHash)).toBeUndefined();
+        expect(await t.store.getSession(session.tokenHash)).toStrictEqual(session);
+      } finally {
+        await t.cleanup();
+      }
+    });
   });
 }

@@ -1,43 +1,13 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Custodian } from '../../src/app/index.js';
 import { ManualClock } from '../../src/core/index.js';
-import { buildServer } from '../../src/server/index.js';
+import { as, codeFor, expectError, privacyCenterServer, signIn } from '../support/privacy-center.js';
 import { shopDatabase, shopManifest } from '../support/shop.js';
-import { STORE_KINDS, custodianFixture } from '../support/stores.js';
-
-interface Signed {
-  readonly cookie: string;
-  readonly csrf: string;
-}
-
-function expectError(res: LightMyRequestResponse, status: number, code: string): void {
-  expect(res.statusCode, res.body).toBe(status);
-  expect(res.json<{ error: { code: string } }>().error.code).toBe(code);
-}
-
-/** The latest sign-in code mailed to `email`, read from the dev mail sink through the engine. */
-async function codeFor(custodian: Custodian, email: string): Promise<string> {
-  const mail = (await custodian.requests.outbox()).filter((m) => m.to === email && m.template === 'privacy_center_code').at(-1);
-  const code = mail?.body.match(/\b(\d{6})\b/)?.[1];
-  if (code === undefined) throw new Error('no sign-in code in the mail sink');
-  return code;
-}
-
-async function signIn(app: FastifyInstance, custodian: Custodian, email: string): Promise<Signed> {
-  const start = await app.inject({ method: 'POST', url: '/v1/privacy/sign-in', payload: { email } });
-  expect(start.statusCode, start.body).toBe(202);
-  const { challengeId } = start.json<{ challengeId: string }>();
-  const verified = await app.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId, code: await codeFor(custodian, email) } });
-  expect(verified.statusCode, verified.body).toBe(200);
-  const setCookie = String(verified.headers['set-cookie']);
-  return { cookie: setCookie.split(';')[0]!, csrf: verified.json<{ csrfToken: string }>().csrfToken };
-}
-
-const as = (s: Signed, extra: Record<string, string> = {}) => ({ cookie: s.cookie, 'x-csrf-token': s.csrf, ...extra });
+import { STORE_KINDS } from '../support/stores.js';
 
 describe.each(STORE_KINDS)('privacy center API (%s)', (kind) => {
   const clock = new ManualClock('2026-11-22T10:00:00.000Z');
@@ -51,13 +21,9 @@ describe.each(STORE_KINDS)('privacy center API (%s)', (kind) => {
     await mkdir(join(webDir, 'assets'));
     await writeFile(join(webDir, 'index.html'), '<!doctype html><html lang="en"><head><script type="module" src="/privacy/assets/app.js"></script></head><body></body></html>');
     await writeFile(join(webDir, 'assets', 'app.js'), 'export {};');
-    const f = await custodianFixture(kind, { clock, config: { privacyCenter: { sessionMinutes: 30, webDir } } });
-    custodian = f.custodian;
-    cleanup = f.cleanup;
-    app = await buildServer(custodian, { logLevel: false });
+    ({ custodian, app, cleanup } = await privacyCenterServer(kind, { clock, privacyCenter: { sessionMinutes: 30, webDir } }));
   });
   afterAll(async () => {
-    await app?.close();
     await cleanup?.();
     await rm(webDir, { recursive: true, force: true });
   });

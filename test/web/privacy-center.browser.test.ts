@@ -7,10 +7,9 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWeb } from '../../scripts/build-web.mjs';
 import type { Custodian } from '../../src/app/index.js';
-import { buildServer } from '../../src/server/index.js';
 import { RUN_BROWSER_TESTS, VIEWPORT, checkPage, expectAccessible, launchChromium } from '../support/browser.js';
+import { codeFor, privacyCenterServer } from '../support/privacy-center.js';
 import { shopDatabase, shopManifest, type ShopCustomer, type ShopTables } from '../support/shop.js';
-import { custodianFixture } from '../support/stores.js';
 
 // Real browser: Debian's Chromium through playwright-core (never `npx playwright install`). Under CI=true a
 // missing Chromium fails the suite (launch throws); elsewhere the suite is skipped. Every page is checked with
@@ -108,21 +107,17 @@ describe.skipIf(!RUN_BROWSER_TESTS)('privacy center in a real browser', () => {
         purposes: { 'marketing.advertising': { de: { title: 'Werbung', description: 'Anzeigen, die anhand Ihrer Daten ausgewählt werden.' } } },
       }),
     );
-    const f = await custodianFixture('sqlite', { config: { privacyCenter: { configFile, webDir, sessionMinutes: 30 } } });
-    custodian = f.custodian;
-    cleanup = f.cleanup;
+    ({ custodian, app, cleanup } = await privacyCenterServer('sqlite', { privacyCenter: { configFile, webDir, sessionMinutes: 30 } }));
     const shop = join(dir, 'shop.db');
     shopDatabase(shop, { ...SHOP, rows: { customers: PEOPLE } });
     const purposes = [{ key: 'accounts', title: 'Customer accounts', legalBasis: 'contract' }] as const;
     await custodian.datamap.put(shopManifest(shop, { ...SHOP, organization: 'Example Shop', purposes }), { actor: 'test' });
-    app = await buildServer(custodian, { logLevel: false });
     base = await app.listen({ host: '127.0.0.1', port: 0 });
     browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {
     await browser?.close();
-    await app?.close();
     await cleanup?.();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
@@ -137,16 +132,6 @@ describe.skipIf(!RUN_BROWSER_TESTS)('privacy center in a real browser', () => {
     return page;
   }
 
-  async function codeFor(email: string): Promise<string> {
-    for (let i = 0; i < 50; i++) {
-      const mail = (await custodian.requests.outbox()).filter((m) => m.to === email && m.template === 'privacy_center_code').at(-1);
-      const code = mail?.body.match(/\b(\d{6})\b/)?.[1];
-      if (code !== undefined) return code;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error('no code in the dev mail sink');
-  }
-
   /** Signs in with the keyboard only: Tab to the field, type, Enter; the code field gets the focus. `atCode` runs on the code page. */
   async function signIn(page: Page, email: string, atCode?: () => Promise<void>): Promise<void> {
     await page.waitForSelector('#email');
@@ -157,7 +142,7 @@ describe.skipIf(!RUN_BROWSER_TESTS)('privacy center in a real browser', () => {
     await page.waitForSelector('#code');
     await page.waitForFunction(() => document.activeElement?.id === 'code');
     await atCode?.();
-    await page.keyboard.type(await codeFor(email));
+    await page.keyboard.type(await codeFor(custodian, email, { waitMs: 5000 }));
     await page.keyboard.press('Enter');
     await page.waitForSelector('#consent-title');
   }

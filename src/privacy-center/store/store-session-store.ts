@@ -1,6 +1,6 @@
 import { storedToIso, toIso } from '../../core/index.js';
 import type { Store } from '../../store/index.js';
-import type { PrivacySession, SessionStore, SignInChallenge } from '../session-store.js';
+import type { PrivacySession, PutSessionOptions, SessionStore, SignInChallenge } from '../session-store.js';
 
 /** What the adapter needs from the keyring to keep addresses sealed at rest (the keyring satisfies it). */
 export interface SessionCipher {
@@ -43,6 +43,7 @@ const ms = (value: string | Date) => Date.parse(storedToIso(value));
  * - a challenge: keyed digests of the address and of the code (never the code), attempts, times, and the address
  *   sealed until the code is used or used up; the row itself stays (without the address) for the send limit.
  *
+ * A new session's row commits in one transaction with its audit entry (see {@link putSession}).
  * Expired rows are deleted in bounded batches on writes, at most once per `sweepEveryMs` per process; an expired
  * session is refused whether or not it has been swept (the privacy center compares `expiresAt`).
  * Every operation is one or two indexed statements: O(1) in the number of sessions.
@@ -131,20 +132,28 @@ export class StoreSessionStore implements SessionStore {
     return Number(row?.n ?? 0);
   }
 
-  async putSession(session: PrivacySession): Promise<void> {
+  /**
+   * Inserts the session row and runs `options.alongside` with the same transaction, so the row and what goes with
+   * it (the `verification_succeeded` audit entry) commit together or roll back together. The address is sealed
+   * before the transaction begins, so it holds only the inserts.
+   */
+  async putSession(session: PrivacySession, options: PutSessionOptions = {}): Promise<void> {
     await this.#maybeSweep();
     const sealed = await this.#cipher.encryptField(KEY_SUBJECT, session.email, sessionContext(session.tokenHash));
-    await this.#store.db
-      .insertInto('privacy_sessions')
-      .values({
-        token_hash: session.tokenHash,
-        subject_id: session.subjectId,
-        user_id: session.userId,
-        email_sealed: sealed,
-        created_at: toIso(session.createdAt),
-        expires_at: toIso(session.expiresAt),
-      })
-      .execute();
+    await this.#store.transaction(async (trx) => {
+      await trx
+        .insertInto('privacy_sessions')
+        .values({
+          token_hash: session.tokenHash,
+          subject_id: session.subjectId,
+          user_id: session.userId,
+          email_sealed: sealed,
+          created_at: toIso(session.createdAt),
+          expires_at: toIso(session.expiresAt),
+        })
+        .execute();
+      await options.alongside?.(trx);
+    });
   }
 
   async getSession(tokenHash: string): Promise<PrivacySession | undefined> {
