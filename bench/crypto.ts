@@ -5,7 +5,9 @@
  * (a) field: `keyring.encryptField` + `keyring.decryptField` of 200-byte values for a fixed set of subjects
  *     whose keys are already created and cached, each value with its own context, vs raw AES-256-GCM
  *     (createCipheriv / createDecipheriv, a fresh random 96-bit IV each, the context as AAD, getAuthTag /
- *     setAuthTag) of the same values under the same keys. Interleaved in slices, order alternating.
+ *     setAuthTag) of the same values under the same keys. Interleaved in slices, order alternating. Reference
+ *     rows locate the gap: the format functions alone (sealField/openField, synchronous), and the same with each
+ *     result awaited, as any promise-returning API is.
  * (b) blind index: `keyring.blindIndex(value, 'email')` vs `createHmac('sha256', key)` over the normalised
  *     value, truncated to 8 bytes, base64url — with the index's real key, so both must give the same digests.
  * (c) re-wrap: BENCH_REWRAP_KEYS subject data keys (default 1,000,000), created as the keyring stores them
@@ -23,7 +25,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import SQLite from 'better-sqlite3';
 import { createCustodian, loadConfig, type Custodian } from '../src/app/index.js';
 import { toIso } from '../src/core/index.js';
-import { Keyring, LocalKekProvider, NORMALISERS, type KekProvider } from '../src/crypto/index.js';
+import { KEY_ID_BYTES, Keyring, LocalKekProvider, NORMALISERS, openField, parseField, sealField, type KekProvider } from '../src/crypto/index.js';
 import { envNumber, fixed, int, median, table } from './support/format.js';
 import { createTempStore, type TempStore } from './support/temp-store.js';
 
@@ -103,6 +105,10 @@ interface FieldFigures {
   readonly rawNaive: Rate;
   readonly batched: Rate;
   readonly floor: Rate;
+  /** The format alone: sealField/openField (src/crypto/aead.ts) with the same keys, synchronous. */
+  readonly format: Rate;
+  /** The same, each call's result awaited as a resolved promise (what any async API adds). */
+  readonly formatAwaited: Rate;
   readonly ratio: number;
   readonly medianRatio: number;
   readonly subjects: number;
@@ -208,8 +214,32 @@ async function measureField(custodian: Custodian, provider: KekProvider): Promis
     return sum;
   };
 
-  const [o, r, rn, bt, f] = await interleave(n, [ours, raw, rawNaive, batched, floor]);
-  return { ours: o!, raw: r!, rawNaive: rn!, batched: bt!, floor: f!, ratio: o!.perS / r!.perS, medianRatio: medianRatio(o!, r!), subjects: SUBJECTS };
+  // Where the gap to the limit is: the format functions alone (header, AAD, base64url text), then the same with
+  // each result awaited — the keyring's API is async because a key may have to be loaded first.
+  const kid = Buffer.alloc(KEY_ID_BYTES, 7);
+  const format: Contender = (from, count) => {
+    let sum = 0;
+    for (let k = 0, i = from; k < count; k++, i = i + 1 === n ? 0 : i + 1) {
+      const ct = sealField(keyOf[i]!, kid, values[i]!, contexts[i]!);
+      const pt = openField(keyOf[i]!, parseField(ct), contexts[i]!);
+      if (!pt.equals(values[i]!)) throw new Error('format round trip changed the value');
+      sum += ct.length;
+    }
+    return sum;
+  };
+  const formatAwaited: Contender = async (from, count) => {
+    let sum = 0;
+    for (let k = 0, i = from; k < count; k++, i = i + 1 === n ? 0 : i + 1) {
+      const ct = await Promise.resolve(sealField(keyOf[i]!, kid, values[i]!, contexts[i]!));
+      const pt = await Promise.resolve(openField(keyOf[i]!, parseField(ct), contexts[i]!));
+      if (!pt.equals(values[i]!)) throw new Error('format round trip changed the value');
+      sum += ct.length;
+    }
+    return sum;
+  };
+
+  const [o, r, rn, bt, f, fm, fa] = await interleave(n, [ours, raw, rawNaive, batched, floor, format, formatAwaited]);
+  return { ours: o!, raw: r!, rawNaive: rn!, batched: bt!, floor: f!, format: fm!, formatAwaited: fa!, ratio: o!.perS / r!.perS, medianRatio: medianRatio(o!, r!), subjects: SUBJECTS };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -478,6 +508,8 @@ function report(a: FieldFigures, b: BlindFigures, c: RewrapFigures): string {
     ['    raw with randomBytes(12) per IV (no pool)', '', `${int(a.rawNaive.perS)} /s`, fixed(a.ours.perS / a.rawNaive.perS, 3), '', ''],
     ['    batch API: encryptMany + decryptManyText × 100', `${int(a.batched.perS)} /s`, `${int(a.raw.perS)} /s`, fixed(a.batched.perS / a.raw.perS, 3), '', ''],
     ['    floor: 2 awaited no-op calls per op', '', `${int(a.floor.perS)} /s`, '', '', ''],
+    ['    format alone: sealField + openField, sync', `${int(a.format.perS)} /s`, `${int(a.raw.perS)} /s`, fixed(a.format.perS / a.raw.perS, 3), '', ''],
+    ['    format alone, each result awaited', `${int(a.formatAwaited.perS)} /s`, `${int(a.raw.perS)} /s`, fixed(a.formatAwaited.perS / a.raw.perS, 3), '', ''],
     ["(b) blindIndex(value, 'email')", `${int(b.ours.perS)} /s`, `${int(b.raw.perS)} /s`, fixed(b.ratio, 3), `ratio ≥ ${GOALS.blindIndexRatio}`, verdict(b.ratio, GOALS.blindIndexRatio)],
     ['    per op', `${fixed(1e6 / b.ours.perS, 2)} µs`, `${fixed(1e6 / b.raw.perS, 2)} µs`, '', '', ''],
     ['    median of per-round ratios', '', '', fixed(b.medianRatio, 3), '', ''],
@@ -538,6 +570,8 @@ export async function run(): Promise<void> {
       ['raw_field_ops_per_s', String(Math.round(a.raw.perS))],
       ['raw_blind_index_per_s', String(Math.round(b.raw.perS))],
       ['field_median_ratio', fixed(a.medianRatio, 3)],
+      ['format_ratio', fixed(a.format.perS / a.raw.perS, 3)],
+      ['format_awaited_ratio', fixed(a.formatAwaited.perS / a.raw.perS, 3)],
       ['blind_index_median_ratio', fixed(b.medianRatio, 3)],
       ['field_await_floor_per_s', String(Math.round(a.floor.perS))],
       ['store', 'sqlite'],
