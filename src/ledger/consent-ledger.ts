@@ -170,6 +170,12 @@ function invalid(path: string, message: string): never {
   throw new CustodianError('CST_ERR_VALIDATION', `${path}: ${message}`, { details: { issues: [{ path, message }] } });
 }
 
+/**
+ * Thrown (and caught by {@link ConsentLedger.record}) when a GPC opt-out committed after this batch drew its event
+ * ids: the batch is written again with fresh ids, so that it follows the opt-out instead of being overtaken by it.
+ */
+class OvertakenByGpc extends Error {}
+
 function isUniqueViolation(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_UNIQUE';
@@ -288,12 +294,16 @@ export class ConsentLedger {
       }
       prepared.push(p);
     }
-    try {
-      return await this.#write(prepared, ctx);
-    } catch (err) {
-      // A concurrent writer committed the same idempotency key first: run again to answer with its event.
-      if (isUniqueViolation(err)) return this.#write(prepared, ctx);
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#write(prepared, ctx);
+      } catch (err) {
+        // A concurrent writer committed the same idempotency key first: run again to answer with its event.
+        if (isUniqueViolation(err) && attempt === 1) continue;
+        // A GPC opt-out (applyGpc) committed between drawing our ids and our transaction: draw them again.
+        if (err instanceof OvertakenByGpc && attempt < 5) continue;
+        throw err;
+      }
     }
   }
 
@@ -340,6 +350,7 @@ export class ConsentLedger {
     const ids = prepared.map(() => uuidv7(now));
     const sealed = await this.#sealEvidence(prepared, ids);
     const result = await this.#store.transaction(async (trx) => {
+      await this.#serialiseWithGpc(trx, prepared, ids);
       const keys = prepared.flatMap((p) => (p.input.idempotencyKey == null ? [] : [p.input.idempotencyKey]));
       const existing = new Map<string, EventRow>();
       if (keys.length > 0) for (const r of await repo.findByIdempotencyKeys(trx, keys)) existing.set(r.idempotency_key!, r);
@@ -380,6 +391,31 @@ export class ConsentLedger {
       a.evidence === undefined ? { ...opened[k++]!, replayed: a.replayed } : { ...toEvent(a.row, a.evidence), replayed: a.replayed },
     );
     return { batchId: result.batchId, events };
+  }
+
+  /**
+   * A batch touching a `gpcOptOut` purpose takes the subject's GPC lock (the one {@link applyGpc} holds), in
+   * subject order, and fails with {@link OvertakenByGpc} when a GPC opt-out of one of its pairs committed with a
+   * newer id than the batch's own: its ids were drawn before that opt-out, and the state follows the newest id,
+   * so the person's explicit choice would otherwise lose to a signal processed after it. Ids drawn again are
+   * newer. Batches without such purposes pay nothing.
+   */
+  async #serialiseWithGpc(trx: Executor, prepared: readonly PreparedEvent[], ids: readonly string[]): Promise<void> {
+    const mine = new Map<string, string>();
+    for (let i = 0; i < prepared.length; i++) {
+      const p = prepared[i]!;
+      if (!p.purpose.gpcOptOut) continue;
+      const key = `${p.input.subjectId}\u0000${p.purpose.key}`;
+      const held = mine.get(key);
+      if (held === undefined || ids[i]! < held) mine.set(key, ids[i]!);
+    }
+    if (mine.size === 0) return;
+    const subjects = [...new Set(prepared.filter((p) => p.purpose.gpcOptOut).map((p) => p.input.subjectId))].sort();
+    for (const s of subjects) await this.#store.lock(trx, `custodian:gpc:${s}`);
+    for (const r of await repo.gpcStates(trx, subjects)) {
+      const id = mine.get(`${r.subject_id}\u0000${r.purpose}`);
+      if (id !== undefined && r.event_id > id) throw new OvertakenByGpc();
+    }
   }
 
   /**
@@ -432,10 +468,11 @@ export class ConsentLedger {
     const { states } = await this.#subject(subjectId, now);
     if (!candidates.some((p) => needsGpcOptOut(states.get(p.key), false))) return { honoured, purposes: [], batchId: null };
     const batchId = uuidv7(now);
-    const ids = candidates.map(() => uuidv7(now));
     const rows = await this.#store.transaction(async (trx) => {
-      // Two tabs opening the page at once must not both record the opt-outs.
+      // Two tabs opening the page at once must not both record the opt-outs; a batch of explicit choices for
+      // these purposes takes the same lock (see #serialiseWithGpc). Ids are drawn under the lock.
       await this.#store.lock(trx, `custodian:gpc:${subjectId}`);
+      const ids = candidates.map(() => uuidv7(this.#clock.now()));
       const subjects = new Map([[subjectId, { jurisdiction, explicit: new Set<string>() }]]);
       const gpcRows = await this.#gpcDenials(trx, subjects, now, batchId, options.actor, ids);
       if (gpcRows.length > 0) await this.#append(trx, gpcRows, gpcRows.length, batchId, options);

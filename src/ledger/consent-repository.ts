@@ -170,6 +170,16 @@ export const consentRepository = {
     }
   },
 
+  /** The projection rows of `subjectIds` whose deciding event is a GPC opt-out (method `gpc`). */
+  async gpcStates(db: Executor, subjectIds: readonly string[]): Promise<Array<{ subject_id: string; purpose: string; event_id: string }>> {
+    const out: Array<{ subject_id: string; purpose: string; event_id: string }> = [];
+    for (let i = 0; i < subjectIds.length; i += IN_CHUNK) {
+      const rows = await db.selectFrom('consent_state').select(['subject_id', 'purpose', 'event_id']).where('subject_id', 'in', subjectIds.slice(i, i + IN_CHUNK)).where('method', '=', 'gpc').execute();
+      for (const r of rows) out.push({ subject_id: r.subject_id, purpose: r.purpose, event_id: String(r.event_id) });
+    }
+    return out;
+  },
+
   /** The deciding event per purpose among events recorded at or before `at` (the as-of state). */
   async statesAsOf(db: Executor, subjectId: string, at: string, purpose?: string): Promise<Map<string, StateRow>> {
     let q = db

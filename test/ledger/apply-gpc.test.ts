@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Custodian } from '../../src/app/index.js';
 import { ManualClock, isCustodianError } from '../../src/core/index.js';
+import { ConsentLedger, type EvidenceCipher } from '../../src/ledger/index.js';
 import { STORE_KINDS, custodianFixture } from '../support/stores.js';
 
 let seq = 0;
@@ -112,5 +113,36 @@ describe.each(STORE_KINDS)('ConsentLedger.applyGpc on %s', (kind) => {
       }),
       { numRuns: kind === 'sqlite' ? 40 : 15 },
     );
+  });
+
+  it('an explicit choice whose ids were drawn before a concurrent GPC opt-out committed is written after it, not overtaken', async () => {
+    const s = subject('race');
+    // A ledger whose evidence sealing waits for the test: record() has drawn its event ids and pauses there,
+    // the window in which another tab's visit applies the signal.
+    let release!: () => void;
+    let paused!: () => void;
+    const sealing = new Promise<void>((r) => (paused = r));
+    const gate = new Promise<void>((r) => (release = r));
+    const keyring = c.keyring;
+    const cipher: EvidenceCipher = {
+      encryptMany: async (items) => {
+        paused();
+        await gate;
+        return keyring.encryptMany(items);
+      },
+      decryptManyText: (items) => keyring.decryptManyText(items),
+      keyedDigest: (text) => keyring.keyedDigest(text),
+    };
+    const tab = new ConsentLedger({ store: c.store, purposes: c.purposes, clock, cipher, audit: c.audit, events: c.outbox });
+    const choice = tab.record([{ subjectId: s, purpose: 'marketing.advertising', decision: 'granted', jurisdiction: 'US-CA', method: 'privacy_center', evidence: { userAgent: 'test' } }], { actor: 'test', gpc: true });
+    await sealing;
+    clock.advance(5);
+    expect((await c.ledger.applyGpc(s, { jurisdiction: 'US-CA', ...ctx })).purposes).toStrictEqual(OPT_OUT);
+    release();
+    await choice;
+    // The person's grant, made with the signal present, is the deciding event; the opt-out precedes it.
+    expect(await stateOf(s, 'marketing.advertising')).toMatchObject({ status: 'granted', method: 'privacy_center' });
+    const history = (await eventsOf(s)).filter((e) => e.purpose === 'marketing.advertising');
+    expect(history.map((e) => [e.decision, e.method])).toStrictEqual([['denied', 'gpc'], ['granted', 'privacy_center']]);
   });
 });
