@@ -34,8 +34,12 @@ export interface PrivacyCenterDeps {
    * ended sessions each in a transaction of their own (`recordNow`).
    */
   readonly audit: { record(trx: unknown, entries: readonly AuditEntryInput[]): Promise<void>; recordNow(entries: readonly AuditEntryInput[]): Promise<void> };
-  /** The `email` blind index of an address (the keyring's), the only form an address takes in the audit log. */
-  readonly emailIndex: (email: string) => Promise<string>;
+  /**
+   * Not used: the audit log holds no form of the address, not even its blind index (entries are permanent and
+   * blind-index keys are not per subject, so an index would stay linkable to the address after erasure).
+   * @deprecated Kept only so that composition roots still passing it compile; drop it there.
+   */
+  readonly emailIndex?: (email: string) => Promise<string>;
   /** The current data map, for the fields a person may ask to have corrected; undefined when none is stored. */
   readonly dataMap: () => Promise<DataMap | undefined>;
 }
@@ -161,41 +165,50 @@ export class PrivacyCenter {
       const minutes = Math.round(this.#codeTtlMs / 60_000);
       await this.#d.requests.queueMail({ to: address, template: 'privacy_center_code', body: MAIL[language](code, minutes, this.#d.branding().name), keySubject: `privacy-center:${emailDigest}` });
     }
-    // The address enters the log only as its blind index, so an investigation can find its sign-ins without it.
-    await this.#audit(ctx, { actor: ANONYMOUS, action: 'privacy_center.code_sent', targetType: 'privacy_sign_in', targetId: id, outcome: sent ? 'success' : 'denied', details: { emailIndex: await this.#d.emailIndex(address), sent } });
+    // The challenge id and the outcome only, never a digest or index of the address (GDPR Art. 5(1)(c)): anyone
+    // may call this for any address, and audit entries are permanent, so an index would keep the address linkable
+    // after its erasure (Art. 17). The send limit uses the challenge row's own keyed digest, swept within the hour.
+    await this.#audit(ctx, { actor: ANONYMOUS, action: 'privacy_center.code_sent', targetType: 'privacy_sign_in', targetId: id, outcome: sent ? 'success' : 'denied', details: { sent } });
     return { challengeId: id, expiresAt: toIso(expiresAt) };
   }
 
   /**
-   * Checks the code of a challenge and opens a session for its address. Wrong codes count; at the limit the
-   * challenge is used up. An unknown, expired or used-up challenge is CST_ERR_PRIVACY_CODE_EXPIRED. With
-   * `ctx.gpc`, the GPC signal is applied for the person at once (see {@link consent}).
+   * Checks the code of a challenge and opens a session for its address. Every code checked counts as an attempt,
+   * claimed before the comparison, so that at most `maxCodeAttempts` codes of one challenge are ever compared, even
+   * when guesses arrive in parallel on several replicas; at the limit the challenge is used up. An unknown, expired,
+   * used or used-up challenge is CST_ERR_PRIVACY_CODE_EXPIRED. With `ctx.gpc`, the GPC signal is applied for the
+   * person at once (see {@link consent}).
    */
   async verifySignIn(challengeId: string, code: string, ctx: PrivacyCallContext = {}): Promise<OpenedSession> {
     const now = this.#d.clock.now();
-    const challenge = await this.#d.sessions.getChallenge(challengeId);
-    // An unknown id is not audited: it names nothing, and anyone could send any number of them.
-    if (challenge === undefined) throw new CustodianError('CST_ERR_PRIVACY_CODE_EXPIRED', 'the code has expired or was used up: ask for a new one');
     const failed = (reason: 'expired' | 'used_up' | 'wrong_code' | 'already_used', attemptsLeft: number) =>
       this.#audit(ctx, { actor: ANONYMOUS, action: 'privacy_center.verification_failed', targetType: 'privacy_sign_in', targetId: challengeId, outcome: 'failure', details: { reason, attemptsLeft } });
-    if (challenge.expiresAt <= now || challenge.attempts >= this.#maxAttempts) {
-      if (await this.#d.sessions.deleteChallenge(challengeId)) await failed(challenge.expiresAt <= now ? 'expired' : 'used_up', 0);
-      throw new CustodianError('CST_ERR_PRIVACY_CODE_EXPIRED', 'the code has expired or was used up: ask for a new one');
+    const expired = (message = 'the code has expired or was used up: ask for a new one') => new CustodianError('CST_ERR_PRIVACY_CODE_EXPIRED', message);
+    // Claimed first, atomically in the store: counting only after a wrong comparison let every request in flight
+    // see the same count, and 40 parallel guesses compared 40 codes where 5 are allowed.
+    const challenge = await this.#d.sessions.claimAttempt(challengeId, this.#maxAttempts, now);
+    if (challenge === undefined) {
+      // An unknown or used id is not audited: it names nothing, and anyone could send any number of them. A used-up
+      // challenge was recorded by the call that compared its last code. An expired one is recorded once, by
+      // whichever call uses it up.
+      const open = await this.#d.sessions.getChallenge(challengeId);
+      if (open !== undefined && open.expiresAt <= now && (await this.#d.sessions.deleteChallenge(challengeId))) await failed('expired', 0);
+      throw expired();
     }
+    const attemptsLeft = Math.max(0, this.#maxAttempts - challenge.attempts);
     if (!(/^\d{6}$/.test(code) && equalHex(this.#codeDigest(challengeId, code), challenge.codeDigest))) {
-      const counted = await this.#d.sessions.countAttempt(challengeId);
-      const left = Math.max(0, this.#maxAttempts - (counted?.attempts ?? this.#maxAttempts));
-      await failed(left <= 0 ? 'used_up' : 'wrong_code', left);
-      if (left <= 0) {
-        await this.#d.sessions.deleteChallenge(challengeId);
-        throw new CustodianError('CST_ERR_PRIVACY_CODE_EXPIRED', 'too many wrong codes: ask for a new one');
+      if (attemptsLeft > 0) {
+        await failed('wrong_code', attemptsLeft);
+        throw new CustodianError('CST_ERR_PRIVACY_CODE_INVALID', 'the code is not right', { details: { attemptsLeft } });
       }
-      throw new CustodianError('CST_ERR_PRIVACY_CODE_INVALID', 'the code is not right', { details: { attemptsLeft: left } });
+      await this.#d.sessions.deleteChallenge(challengeId);
+      await failed('used_up', 0);
+      throw expired('too many wrong codes: ask for a new one');
     }
     // A code opens one session: of two replicas checking it at once, only the one that uses it up goes on.
     if (!(await this.#d.sessions.deleteChallenge(challengeId))) {
       await failed('already_used', 0);
-      throw new CustodianError('CST_ERR_PRIVACY_CODE_EXPIRED', 'the code has expired or was used up: ask for a new one');
+      throw expired();
     }
     const userId = (await this.#lookup?.(challenge.email)) ?? null;
     const subjectId = userId ?? `pc_${this.#d.digest(`privacy-center:subject:email:${challenge.email}`)}`;

@@ -47,8 +47,18 @@ export interface PutSessionOptions {
 export interface SessionStore {
   putChallenge(challenge: SignInChallenge): Promise<void>;
   getChallenge(id: string): Promise<SignInChallenge | undefined>;
-  /** Counts the wrong code; undefined when the challenge is gone. */
-  countAttempt(id: string): Promise<SignInChallenge | undefined>;
+  /**
+   * Claims one attempt at the code of a challenge, before the code is compared: counts it and answers the challenge
+   * with the count (1 for the first attempt, `maxAttempts` for the last), or undefined — nothing counted — when the
+   * challenge is unknown, used, expired at `now`, or has had its `maxAttempts` already. Atomic: of any number of
+   * concurrent calls (on any replica), at most `maxAttempts - attempts` get a challenge, so parallel guesses cannot
+   * compare more codes than the limit allows.
+   *
+   * @example
+   * const claimed = await sessions.claimAttempt(id, 5, clock.now());
+   * if (claimed === undefined) throw expired; // compare the code only now
+   */
+  claimAttempt(id: string, maxAttempts: number, now: number): Promise<SignInChallenge | undefined>;
   /**
    * Uses the challenge up. True for exactly one caller while it was open, so a code opens one session even when
    * two replicas check it at the same moment.
@@ -104,9 +114,10 @@ export class MemorySessionStore implements SessionStore {
     return this.#challenges.get(id);
   }
 
-  async countAttempt(id: string): Promise<SignInChallenge | undefined> {
+  async claimAttempt(id: string, maxAttempts: number, now: number): Promise<SignInChallenge | undefined> {
+    // No await between the check and the write: one turn of the event loop, so concurrent claims cannot interleave.
     const c = this.#challenges.get(id);
-    if (c === undefined) return undefined;
+    if (c === undefined || c.expiresAt <= now || c.attempts >= maxAttempts) return undefined;
     const next = { ...c, attempts: c.attempts + 1 };
     this.#challenges.set(id, next);
     return next;

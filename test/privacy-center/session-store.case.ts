@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { SessionStore, SignInChallenge } from '../../src/privacy-center/index.js';
 
@@ -31,22 +32,66 @@ export function sessionStoreConformance(name: string, make: () => Promise<Sessio
       ...over,
     });
 
-    it('keeps a challenge, counts wrong codes, and lets exactly one caller use it up', async () => {
+    it('keeps a challenge, claims attempts up to the limit, and lets exactly one caller use it up', async () => {
       const t = await make();
       try {
         const c = challenge(t);
         await t.store.putChallenge(c);
         expect(await t.store.getChallenge(c.id)).toStrictEqual(c);
-        expect((await t.store.countAttempt(c.id))?.attempts).toBe(1);
-        expect((await t.store.countAttempt(c.id))?.attempts).toBe(2);
-        expect(await t.store.countAttempt('no-such-challenge')).toBeUndefined();
+        expect(await t.store.claimAttempt(c.id, 3, t.now())).toStrictEqual({ ...c, attempts: 1 });
+        expect((await t.store.claimAttempt(c.id, 3, t.now()))?.attempts).toBe(2);
+        expect((await t.store.getChallenge(c.id))?.attempts).toBe(2);
+        expect(await t.store.claimAttempt('no-such-challenge', 3, t.now())).toBeUndefined();
         expect(await t.store.getChallenge('no-such-challenge')).toBeUndefined();
         // Two replicas checking the same right code at once: one opens the session.
         const used = await Promise.all(Array.from({ length: 5 }, () => t.store.deleteChallenge(c.id)));
         expect(used.filter(Boolean)).toHaveLength(1);
         expect(await t.store.getChallenge(c.id)).toBeUndefined();
-        expect(await t.store.countAttempt(c.id)).toBeUndefined();
+        expect(await t.store.claimAttempt(c.id, 3, t.now())).toBeUndefined();
         expect(await t.store.deleteChallenge(c.id)).toBe(false);
+      } finally {
+        await t.cleanup();
+      }
+    });
+
+    it('claims no attempt at a challenge that has had its attempts or has expired, and counts nothing then', async () => {
+      const t = await make();
+      try {
+        const c = challenge(t);
+        await t.store.putChallenge(c);
+        for (let i = 1; i <= 3; i++) expect((await t.store.claimAttempt(c.id, 3, t.now()))?.attempts).toBe(i);
+        expect(await t.store.claimAttempt(c.id, 3, t.now())).toBeUndefined();
+        expect((await t.store.getChallenge(c.id))?.attempts).toBe(3);
+        // A higher limit passed later is the caller's business: the store compares with what it is given.
+        expect((await t.store.claimAttempt(c.id, 4, t.now()))?.attempts).toBe(4);
+
+        const late = challenge(t);
+        await t.store.putChallenge(late);
+        expect(await t.store.claimAttempt(late.id, 5, late.expiresAt)).toBeUndefined();
+        expect((await t.store.claimAttempt(late.id, 5, late.expiresAt - 1))?.attempts).toBe(1);
+        t.advance(late.expiresAt - t.now());
+        expect(await t.store.claimAttempt(late.id, 5, t.now())).toBeUndefined();
+        expect((await t.store.getChallenge(late.id))?.attempts).toBe(1);
+      } finally {
+        await t.cleanup();
+      }
+    });
+
+    it('grants exactly min(calls, limit) of any number of concurrent claims, numbered 1 to that', async () => {
+      const t = await make();
+      try {
+        await fc.assert(
+          fc.asyncProperty(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 40 }), async (max, before, calls) => {
+            const c = challenge(t, { attempts: before });
+            await t.store.putChallenge(c);
+            const claimed = await Promise.all(Array.from({ length: calls }, () => t.store.claimAttempt(c.id, max, t.now())));
+            const granted = claimed.flatMap((x) => (x === undefined ? [] : [x.attempts])).sort((a, b) => a - b);
+            const expected = Math.max(0, Math.min(calls, max - before));
+            expect(granted).toStrictEqual(Array.from({ length: expected }, (_, i) => before + i + 1));
+            expect((await t.store.getChallenge(c.id))?.attempts).toBe(before + expected);
+          }),
+          { numRuns: 25 },
+        );
       } finally {
         await t.cleanup();
       }

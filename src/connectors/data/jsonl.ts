@@ -112,8 +112,9 @@ const queues = new Map<string, Promise<unknown>>();
  * line ends of the new one (`to`). Between breakpoints (ends of deleted or changed lines) offsets move by the
  * same delta, as unchanged lines are copied byte for byte. O(changed lines) memory, O(log) per look-up.
  * File systems reuse the inode of a replaced file for the next one, so `<dev>:<ino>` alone does not tell two
- * generations of a file apart: moves are numbered per file (`generation`), and a cursor remembers the last
- * move complete when its page was read.
+ * generations of a file apart: moves are numbered per file (`generation`), a cursor remembers the last move
+ * complete when its page was read, and a page follows only the moves registered before it opened the file (a
+ * page that opened the old file just before a rename goes on in that file).
  */
 interface Move {
   readonly generation: number;
@@ -478,12 +479,15 @@ export class JsonlDataConnector implements DataConnector {
     // Read before the file is opened: a rewrite completing in between is then followed from this generation on.
     const seen = settled(file.path);
     const handle = await this.#open(file, operation);
+    // Read as soon as the file is open: a rewrite registered later renamed its file after the open, so this handle
+    // cannot be its result (the page may reach #resume only after that rewrite, as retention deletes meanwhile).
+    const registered = histories.get(file.path)?.last ?? 0;
     try {
       const { id, size } = await identify(handle);
       let start = 0;
       let restarts = cursor?.restarts ?? 0;
       if (cursor !== undefined) {
-        const resumed = await this.#resume(handle, file, cursor, id, size);
+        const resumed = await this.#resume(handle, file, cursor, { id, size, settled: seen, registered });
         if (resumed !== undefined) start = resumed;
         else if (++restarts > MAX_PAGE_RESTARTS) {
           throw new CustodianError('CST_ERR_CONNECTOR_UNAVAILABLE', `the file of collection ${file.collection} kept being replaced while it was read page by page; retry later`, {
@@ -518,35 +522,55 @@ export class JsonlDataConnector implements DataConnector {
   }
 
   /**
-   * Where a page resumes in the open file `id`, or undefined when it must start over: the cursor's own file with
-   * the line before the offset unchanged (appends are fine), or a file this process's rewrites made from it
-   * (the offset carried over through {@link Move}s). O(one line) read.
+   * Where a page resumes in the open file, or undefined when it must start over: a file this process's rewrites
+   * made from the cursor's (the offset carried over through {@link Move}s), or the cursor's own file with the line
+   * before the offset unchanged (appends are fine).
+   *
+   * The handle is the file of some point of the chain of moves from the cursor's file: one whose replacing move was
+   * not settled before the open (`opened.settled`) and whose own move was registered before the open completed
+   * (`opened.registered`). Every such point whose file is the handle's is tried, newest first, then the cursor's
+   * own file, judged by its anchor line. A file held open keeps its inode, so no later point shares the handle's;
+   * an earlier one may (file systems reuse freed inodes), hence newest first and the bounds. O(moves) time, O(one
+   * line) read.
    */
-  async #resume(handle: FileHandle, file: CollectionFile, cursor: FileCursor, id: string, size: number): Promise<number | undefined> {
+  async #resume(handle: FileHandle, file: CollectionFile, cursor: FileCursor, opened: { readonly id: string; readonly size: number; readonly settled: number; readonly registered: number }): Promise<number | undefined> {
+    const { id, size } = opened;
     const history = histories.get(file.path);
+    /** Points of the chain after the cursor's own file: the move that made each, and the offset carried over to it. */
+    const points: { readonly move: Move; readonly offset: number }[] = [];
+    /** The generations of the moves that replaced the cursor's own file and the last point (Infinity while none did). */
+    let replacedOwn = Number.POSITIVE_INFINITY;
+    let replacedLast = Number.POSITIVE_INFINITY;
     if (cursor.process === PROCESS_TOKEN && history !== undefined && (history.moves[0]?.generation ?? history.last + 1) <= cursor.seen + 1) {
       // Every rewrite since the page was read is known: follow the ones that replaced the file it was read from.
       let at = cursor.file;
       let offset = cursor.offset;
-      let moved = false;
       for (const move of history.moves) {
         if (move.generation <= cursor.seen || move.from !== at) continue;
-        if (move.ends === undefined) return undefined;
+        if (points.length === 0) replacedOwn = move.generation;
+        // Too many changed lines to keep: the files from this move on are unknown.
+        if (move.ends === undefined) {
+          replacedLast = move.generation;
+          break;
+        }
         offset = moveOffset({ ...move, ends: move.ends }, offset);
         at = move.to;
-        moved = true;
-      }
-      if (moved) {
-        if (at !== id || offset > size) return undefined;
-        if (offset === 0) return 0;
-        // Carried-over offsets are line starts; one byte checks that the file is still the one the moves made.
-        const before = Buffer.alloc(1);
-        const { bytesRead } = await handle.read(before, 0, 1, offset - 1);
-        this.#onRead?.(bytesRead);
-        return bytesRead === 1 && before[0] === NEWLINE ? offset : undefined;
+        points.push({ move, offset });
       }
     }
-    if (cursor.file !== id || cursor.offset > size) return undefined;
+    for (let i = points.length - 1; i >= 0; i--) {
+      const { move, offset } = points[i]!;
+      const replacedBy = i + 1 < points.length ? points[i + 1]!.move.generation : replacedLast;
+      if (move.to !== id || move.generation > opened.registered || replacedBy <= opened.settled || offset > size) continue;
+      if (offset === 0) return 0;
+      // Carried-over offsets are line starts; one byte checks that the file is still the one the moves made.
+      const before = Buffer.alloc(1);
+      const { bytesRead } = await handle.read(before, 0, 1, offset - 1);
+      this.#onRead?.(bytesRead);
+      if (bytesRead === 1 && before[0] === NEWLINE) return offset;
+    }
+    // The cursor's own file, unless a move replaced it before this page opened the file.
+    if (replacedOwn <= opened.settled || cursor.file !== id || cursor.offset > size) return undefined;
     if (cursor.anchorLength === 0) return cursor.offset;
     const anchor = Buffer.alloc(cursor.anchorLength);
     const { bytesRead } = await handle.read(anchor, 0, anchor.length, cursor.offset - anchor.length);

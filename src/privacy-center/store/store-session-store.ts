@@ -1,5 +1,6 @@
+import type { Selectable } from 'kysely';
 import { storedToIso, toIso } from '../../core/index.js';
-import type { Store } from '../../store/index.js';
+import type { Database, Store } from '../../store/index.js';
 import type { PrivacySession, PutSessionOptions, SessionStore, SignInChallenge } from '../session-store.js';
 
 /** What the adapter needs from the keyring to keep addresses sealed at rest (the keyring satisfies it). */
@@ -46,7 +47,9 @@ const ms = (value: string | Date) => Date.parse(storedToIso(value));
  * A new session's row commits in one transaction with its audit entry (see {@link putSession}).
  * Expired rows are deleted in bounded batches on writes, at most once per `sweepEveryMs` per process; an expired
  * session is refused whether or not it has been swept (the privacy center compares `expiresAt`).
- * Every operation is one or two indexed statements: O(1) in the number of sessions.
+ * Every operation is one or two indexed statements: O(1) in the number of sessions. An attempt at a code is claimed
+ * by one conditional update before the code is compared (see {@link claimAttempt}), so the limit holds under
+ * concurrency.
  */
 export class StoreSessionStore implements SessionStore {
   readonly #store: Store;
@@ -86,28 +89,23 @@ export class StoreSessionStore implements SessionStore {
 
   async getChallenge(id: string): Promise<SignInChallenge | undefined> {
     const row = await this.#store.db.selectFrom('privacy_sign_in_challenges').selectAll().where('id', '=', id).where('consumed', '=', 0).executeTakeFirst();
-    if (row === undefined || row.email_sealed === null) return undefined;
-    return {
-      id: row.id,
-      email: await this.#cipher.decryptFieldText(row.email_sealed, challengeContext(row.id)),
-      emailDigest: row.email_digest,
-      codeDigest: row.code_digest,
-      attempts: Number(row.attempts),
-      createdAt: ms(row.created_at),
-      expiresAt: ms(row.expires_at),
-    };
+    return row === undefined ? undefined : this.#challenge(row);
   }
 
-  async countAttempt(id: string): Promise<SignInChallenge | undefined> {
-    // One statement: concurrent wrong codes on two replicas both count.
-    const updated = await this.#store.db
+  async claimAttempt(id: string, maxAttempts: number, now: number): Promise<SignInChallenge | undefined> {
+    // One conditional statement, so the check and the count cannot come apart: concurrent claims on any replica
+    // queue on the row lock (PostgreSQL re-checks the condition on the updated row; SQLite has one writer), and at
+    // most `maxAttempts` of them ever match.
+    const row = await this.#store.db
       .updateTable('privacy_sign_in_challenges')
       .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
       .where('id', '=', id)
       .where('consumed', '=', 0)
+      .where('attempts', '<', maxAttempts)
+      .where('expires_at', '>', toIso(now))
+      .returningAll()
       .executeTakeFirst();
-    if (Number(updated.numUpdatedRows) === 0) return undefined;
-    return this.getChallenge(id);
+    return row === undefined ? undefined : this.#challenge(row);
   }
 
   async deleteChallenge(id: string): Promise<boolean> {
@@ -198,6 +196,19 @@ export class StoreSessionStore implements SessionStore {
       )
       .executeTakeFirst();
     return { sessions: Number(sessions.numDeletedRows), challenges: Number(challenges.numDeletedRows) };
+  }
+
+  async #challenge(row: Selectable<Database['privacy_sign_in_challenges']>): Promise<SignInChallenge | undefined> {
+    if (row.email_sealed === null) return undefined;
+    return {
+      id: row.id,
+      email: await this.#cipher.decryptFieldText(row.email_sealed, challengeContext(row.id)),
+      emailDigest: row.email_digest,
+      codeDigest: row.code_digest,
+      attempts: Number(row.attempts),
+      createdAt: ms(row.created_at),
+      expiresAt: ms(row.expires_at),
+    };
   }
 
   async #maybeSweep(): Promise<void> {

@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { appendFile, chmod, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, open, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { CollectionTarget, Row, ScanQuery } from '../../../src/connectors/data/data-connector.js';
+import type { CollectionTarget, Row, ScanPage, ScanQuery } from '../../../src/connectors/data/data-connector.js';
 import { JsonlDataConnector, MAX_PAGE_RESTARTS, openJsonlDataConnector, type MalformedLine } from '../../../src/connectors/data/jsonl.js';
 import { isCustodianError } from '../../../src/core/index.js';
 import { describeConformance, person } from './conformance.js';
@@ -355,6 +355,64 @@ describe('jsonl pages (scan, findExpired): resumed at a byte offset', () => {
     const again = await pages(files, { keyField: 'id', fields: [], limit: 7 });
     expect(again.rows).toHaveLength(100);
     expect(read).toBeLessThanOrEqual((await stat(path())).size + again.sizes.length * (512 + 100));
+  });
+
+  it('goes on in its own file when the page opened it just before a rewrite registered its move (rows came twice)', async () => {
+    await writeFile(path(), jsonl(Array.from({ length: 10 }, (_, i) => ({ id: i + 1, email: `p${i + 1}@example.com`, at: '2020-01-01T00:00:00Z' }))));
+    const due = { ageField: 'at', cutoff: '2026-01-01T00:00:00.000Z' };
+    // Holds the next page between opening the file (stat of its handle, in identify) and #resume, deterministically.
+    const probe = await open(path(), 'r');
+    const proto = Object.getPrototypeOf(probe) as { stat: (...args: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const stat0 = proto.stat;
+    let armed = false;
+    let pageOpened!: () => void;
+    const opened = new Promise<void>((r) => (pageOpened = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    proto.stat = async function (this: unknown, ...args: unknown[]) {
+      if (armed) {
+        armed = false;
+        pageOpened();
+        await gate;
+      }
+      return stat0.apply(this, args);
+    };
+    try {
+      let cursor: string | undefined;
+      let second: Promise<ScanPage> | undefined;
+      const files = connector({
+        hooks: {
+          // The next page opens the old file now, before the rename, and resumes only after the move is registered.
+          beforeRename: async () => {
+            if (second !== undefined) return;
+            armed = true;
+            second = files.findExpired(people, { ...due, keyField: 'id', cursor, limit: 3, fields: ['email'] });
+            await opened;
+          },
+        },
+      });
+      const first = await files.findExpired(people, { ...due, keyField: 'id', limit: 3, fields: ['email'] });
+      expect(first.rows.map((r) => r.id)).toEqual([1, 2, 3]);
+      cursor = first.next!;
+      // Retention deletes a page's rows while it reads the next one.
+      expect(await files.deleteRows(people, 'id', [1, 2, 3])).toBe(3);
+      release();
+      const page = await second!;
+      expect(page.rows.map((r) => r.id)).toEqual([4, 5, 6]);
+      // The pages after it follow the rewrite from that file: each row once, and the walk never started over.
+      const rest: unknown[] = [];
+      for (let next = page.next; next !== null; ) {
+        const more = await files.findExpired(people, { ...due, keyField: 'id', cursor: next, limit: 3, fields: ['email'] });
+        rest.push(...more.rows.map((r) => r.id));
+        next = more.next;
+      }
+      expect(rest).toEqual([7, 8, 9, 10]);
+      expect(JSON.parse(Buffer.from(page.next!.slice('jsonl1.'.length), 'base64url').toString('utf8'))[4]).toBe(0);
+    } finally {
+      proto.stat = stat0;
+      release();
+    }
   });
 
   it('starts over when another writer replaced the file (rows may come twice, none is missed), and gives up after too many restarts', async () => {
