@@ -411,7 +411,7 @@ export class ConsentLedger {
     }
     if (mine.size === 0) return;
     const subjects = [...new Set(prepared.filter((p) => p.purpose.gpcOptOut).map((p) => p.input.subjectId))].sort();
-    for (const s of subjects) await this.#store.lock(trx, `custodian:gpc:${s}`);
+    await this.#store.lockAll(trx, subjects.map((s) => `custodian:gpc:${s}`));
     for (const r of await repo.gpcStates(trx, subjects)) {
       const id = mine.get(`${r.subject_id}\u0000${r.purpose}`);
       if (id !== undefined && r.event_id > id) throw new OvertakenByGpc();

@@ -43,6 +43,8 @@ export interface Store {
    * (PostgreSQL advisory lock; SQLite's BEGIN IMMEDIATE already makes every write transaction exclusive).
    */
   lock(trx: Executor, key: string): Promise<void>;
+  /** {@link lock} for several keys in one round trip, taken in sorted order (so two callers cannot deadlock). */
+  lockAll(trx: Executor, keys: readonly string[]): Promise<void>;
   /**
    * Inside a write transaction: tells other processes on this store, once it commits, that these ids changed
    * (PostgreSQL NOTIFY; a no-op on SQLite, whose commits other connections see by data_version).

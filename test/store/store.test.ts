@@ -89,6 +89,41 @@ describe.each(STORE_KINDS)('store on %s', (kind) => {
       }
     });
 
+    it('lockAll holds every key until the transaction ends, taken in one order by every caller', async () => {
+      const other = openStore(fixture.url);
+      try {
+        const order: string[] = [];
+        let locked!: () => void;
+        const held = new Promise<void>((r) => (locked = r));
+        let finish!: () => void;
+        const done = new Promise<void>((r) => (finish = r));
+        const first = store.transaction(async (trx) => {
+          await store.lockAll(trx, ['k:b', 'k:a', 'k:c', 'k:a']);
+          locked();
+          await done;
+          order.push('first commits');
+        });
+        await held;
+        // A single lock on one of the keys waits for the first transaction; so does a set in another order.
+        const second = other.transaction(async (trx) => {
+          await other.lock(trx, 'k:c');
+          order.push('second has k:c');
+        });
+        const third = other.transaction(async (trx) => {
+          await other.lockAll(trx, ['k:c', 'k:b']);
+          order.push('third has k:b, k:c');
+        });
+        await new Promise((r) => setTimeout(r, 150));
+        expect(order).toEqual([]);
+        finish();
+        await Promise.all([first, second, third]);
+        expect(order[0]).toBe('first commits');
+        expect(order).toHaveLength(3);
+      } finally {
+        await other.close();
+      }
+    });
+
     it('re-runs a transaction after a deadlock, and gives up after three attempts', async () => {
       let attempts = 0;
       const result = await store.transaction(async (trx) => {

@@ -149,6 +149,14 @@ export class PostgresStore implements Store {
     await sql`select pg_advisory_xact_lock(hashtext(${key}))`.execute(trx);
   }
 
+  async lockAll(trx: Executor, keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    if (keys.length === 1) return this.lock(trx, keys[0]!);
+    // The sorted subquery fixes the order in which the locks are taken.
+    const sorted = [...new Set(keys)].sort();
+    await sql`select pg_advisory_xact_lock(hashtext(s.k)) from (select unnest(${sorted}::text[]) as k order by 1) as s`.execute(trx);
+  }
+
   migrate(): Promise<MigrationReport> {
     return runMigrations(this.db as Kysely<unknown>, 'postgres');
   }

@@ -118,6 +118,10 @@ export class SqliteStore implements Store {
     // BEGIN IMMEDIATE already holds the database's single write lock.
   }
 
+  async lockAll(): Promise<void> {
+    // As lock(): the write transaction is exclusive already.
+  }
+
   /**
    * Kysely runs SQLite migrations without a transaction; running them inside BEGIN IMMEDIATE makes each run
    * atomic and keeps two processes from migrating the same file at once.
