@@ -6,6 +6,7 @@ export {
   RetentionService,
   RETENTION_BATCH_SIZE,
   RETENTION_LEASE_MS,
+  RETENTION_REPORT_SCAN_ROWS,
   type RetentionServiceDeps,
   type RetentionServiceOptions,
   type RetentionRunInput,

@@ -12,6 +12,8 @@ import { LegalHolds, type ActiveHolds, type CreateLegalHoldInput, type LegalHold
 export const RETENTION_BATCH_SIZE = 1_000;
 /** How long the run lease lasts without renewal (renewed after every batch). */
 export const RETENTION_LEASE_MS = 60_000;
+/** Rows past due the retention report reads per rule by default to tell them apart; past it the split is estimated. */
+export const RETENTION_REPORT_SCAN_ROWS = 100_000;
 const LEASE_NAME = 'retention';
 /** How long the set of held subjects is reused before it is read again (open requests come and go). */
 const HOLDS_TTL_MS = 2_000;
@@ -102,20 +104,39 @@ export interface RetentionReportRule {
   readonly period: string;
   readonly action: 'delete' | 'anonymise';
   readonly cutoff: string;
-  /** Rows past due now that a run would delete or anonymise (actionable: not held), or null when not measurable. */
+  /**
+   * Rows past due now that a run would delete or anonymise (actionable: not held), or null when not measurable.
+   * When held rows cannot be told apart (`pastDueHeld` null without an error), every row past due.
+   */
   readonly pastDue: number | null;
-  /** Rows past due now that a run keeps because they are held (GDPR Art. 17(3)(e); open requests), or null. */
+  /**
+   * Rows past due now that a run keeps because they are held (GDPR Art. 17(3)(e); open requests), or null when
+   * not measurable — or unknown: a collection without a primaryKey cannot be read page by page to tell them apart.
+   */
   readonly pastDueHeld: number | null;
-  /** {@link RetentionReportRule.pastDueHeld} by reason (they add up to it), or null when not measurable. */
+  /** {@link RetentionReportRule.pastDueHeld} by reason (they add up to it), or null when it is null. */
   readonly heldReasons: Readonly<Record<HoldReason, number>> | null;
   /**
    * Anonymise rules: rows past due whose named fields are already anonymised — their rule is met, they stay past
-   * due by age only (0 for delete rules; null when not measurable).
+   * due by age only (0 for delete rules; null when not measurable or unknown, as `pastDueHeld`).
    */
   readonly anonymised: number | null;
+  /** Every row past due (`pastDue + pastDueHeld + anonymised` when those are known), counted: exact even when they are estimated. */
+  readonly pastDueAll: number | null;
+  /** Rows past due read to tell them apart (0 when counts sufficed); null when not measurable. */
+  readonly scanned: number | null;
+  /**
+   * Whether `pastDue`, `pastDueHeld`, `heldReasons` and `anonymised` are estimated: the rule has more rows past
+   * due than the report reads ({@link RetentionServiceOptions.reportScanRows}), so the split of the first
+   * `scanned` is scaled to `pastDueAll` (largest remainder: they still add up to it).
+   */
+  readonly estimated: boolean;
   /** Rows that will come due in the next {@link RetentionReport.horizonDays} days. */
   readonly dueSoon: number | null;
-  /** No actionable row past due (held rows never make a rule non-compliant); null when not measurable. */
+  /**
+   * No actionable row past due (held rows never make a rule non-compliant); null when not measurable, or when
+   * estimated and no actionable row was among those read (the rows not read may hold some).
+   */
   readonly compliant: boolean | null;
   readonly heldBy: 'legal_hold' | null;
   readonly error: string | null;
@@ -129,7 +150,7 @@ export interface RetentionReport {
   readonly rules: readonly RetentionReportRule[];
   /**
    * 100 × (measured rules with no actionable row past due) / (measured rules), one decimal; null when no rule
-   * was measured. Measured: counted without error. Held rows do not count against a rule.
+   * was measured. Measured: `compliant` is not null. Held rows do not count against a rule.
    */
   readonly compliancePercent: number | null;
   /** Actionable rows past due, all rules. */
@@ -137,6 +158,8 @@ export interface RetentionReport {
   /** Held rows past due, all rules. */
   readonly pastDueHeldTotal: number;
   readonly dueSoonTotal: number;
+  /** Whether some rule's split is estimated ({@link RetentionReportRule.estimated}): the totals above are then too. */
+  readonly estimated: boolean;
   readonly lastRun: { readonly id: string; readonly status: string; readonly finishedAt: string | null; readonly dryRun: boolean } | null;
   readonly activeLegalHolds: number;
 }
@@ -169,6 +192,11 @@ export interface RetentionServiceOptions {
   readonly pauseMs?: number;
   /** Who holds the lease (default `<host>:<pid>:<random>`). */
   readonly owner?: string;
+  /**
+   * Rows past due the retention report reads at most per rule to tell held, anonymised and actionable rows apart
+   * (at least 1; default {@link RETENTION_REPORT_SCAN_ROWS}); past it the split is estimated from those read.
+   */
+  readonly reportScanRows?: number;
 }
 
 /**
@@ -256,6 +284,7 @@ export class RetentionService {
   readonly #leaseMs: number;
   readonly #pauseMs: number;
   readonly #owner: string;
+  readonly #reportScanRows: number;
   readonly #holds: LegalHolds;
   #held: HeldSubjects | undefined;
   readonly #running = new Set<Promise<unknown>>();
@@ -266,6 +295,7 @@ export class RetentionService {
     this.#leaseMs = Math.max(1_000, options.leaseMs ?? RETENTION_LEASE_MS);
     this.#pauseMs = Math.max(0, options.pauseMs ?? 0);
     this.#owner = (options.owner ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`).slice(0, 128);
+    this.#reportScanRows = Math.max(1, Math.floor(options.reportScanRows ?? RETENTION_REPORT_SCAN_ROWS));
     this.#holds = new LegalHolds({ store: deps.store, clock: deps.clock, audit: deps.audit, digest: deps.digest, dataMap: deps.dataMap });
   }
 
@@ -327,11 +357,12 @@ export class RetentionService {
    * that a run would change (actionable), rows past due that are held, by reason, and rows coming due in the
    * next `horizonDays` days; and the share of measured rules with no actionable row past due.
    *
-   * Cost per rule, all bounded statements: two counts for a delete rule when no subject can be held in the
-   * collection (no open request, no subject legal hold, or no identity field) or a legal hold covers it whole;
-   * otherwise one count plus the rows past due read in pages of {@link MAX_SCAN_PAGE} (key, identity and
-   * anonymised fields only, O(page) memory), each told apart as a run would — O(rows past due) reads. Anonymise
-   * rules always read their rows past due: anonymised rows stay past due by age.
+   * Cost per rule, all bounded statements: two counts (past due, due soon) when no subject can be held in the
+   * collection (no open request, no subject legal hold, or no identity field) and the rule is a delete rule, when
+   * a legal hold covers the collection whole, or when the collection has no primaryKey (held rows then unknown).
+   * Otherwise the rows past due are read in pages of {@link MAX_SCAN_PAGE} (key, identity and anonymised fields
+   * only, O(page) memory) and told apart as a run would, at most `reportScanRows` per rule: O(min(rows past due,
+   * reportScanRows)) reads, plus one count when the bound is reached and the split is estimated.
    */
   async report(options: { horizonDays?: number; signal?: AbortSignal } = {}): Promise<RetentionReport> {
     const horizonDays = Math.max(1, Math.min(366, Math.floor(options.horizonDays ?? 30)));
@@ -343,11 +374,11 @@ export class RetentionService {
     const lastRun = last === undefined ? null : { id: last.id, status: last.status, finishedAt: last.finished_at === null ? null : storedToIso(last.finished_at), dryRun: last.dry_run === 1 };
     const activeLegalHolds = holds.subjectDigests.size + holds.systems.size + holds.collections.size;
     if (current === undefined) {
-      return { generatedAt: toIso(now), datamapVersion: null, horizonDays, rules: [], compliancePercent: null, pastDueTotal: 0, pastDueHeldTotal: 0, dueSoonTotal: 0, lastRun, activeLegalHolds };
+      return { generatedAt: toIso(now), datamapVersion: null, horizonDays, rules: [], compliancePercent: null, pastDueTotal: 0, pastDueHeldTotal: 0, dueSoonTotal: 0, estimated: false, lastRun, activeLegalHolds };
     }
-    const subjectsHeld = held.requestValues.size + held.requestDigests.size + held.legalDigests.size > 0;
     const connectors = new Map<string, Promise<DataConnector>>();
     const rules: RetentionReportRule[] = [];
+    const signal = options.signal ? { signal: options.signal } : {};
     try {
       for (const { entry, rule, index } of rulesOf(current.map, undefined)) {
         options.signal?.throwIfAborted();
@@ -356,41 +387,12 @@ export class RetentionService {
         const base = { collection: entry.address, system: entry.system.key, rule: index, field: rule.field, period: rule.period, action: rule.action, cutoff, heldBy };
         try {
           const connector = await this.#connector(connectors, current.map, entry.system.key);
-          const target = targetOf(entry);
-          const due = { ageField: rule.field, cutoff };
-          const identities = identityFieldsOf(current.map, entry);
-          const anonymise = rule.action === 'anonymise' ? anonymisedFields(entry, rule) : [];
-          const reasons: Record<HoldReason, number> = { legal_hold: 0, subject_legal_hold: 0, open_request: 0 };
-          let pastDue = 0;
-          let anonymised = 0;
-          if (heldBy !== null) {
-            reasons.legal_hold = await connector.countExpired(target, due, options.signal ? { signal: options.signal } : {});
-          } else if ((!subjectsHeld || identities.length === 0) && anonymise.length === 0) {
-            pastDue = await connector.countExpired(target, due, options.signal ? { signal: options.signal } : {});
-          } else {
-            // Rows are told apart as a run would: held (skipped), already anonymised (their rule is met), the rest.
-            const keyField = entry.collection.fields.find((f) => f.primaryKey === true)?.name;
-            if (keyField === undefined) throw new CustodianError('CST_ERR_DATAMAP_INVALID', 'the collection declares no primaryKey field: rows past due are paged by it');
-            const fields = [...new Set([...(subjectsHeld ? identities.map((i) => i.field) : []), ...anonymise.map((a) => a.field)])];
-            let cursor: string | undefined;
-            do {
-              const page: ScanPage = await connector.findExpired(target, { ...due, keyField, cursor, limit: MAX_SCAN_PAGE, fields }, options.signal ? { signal: options.signal } : {});
-              for (const r of page.rows) {
-                const reason = subjectsHeld ? holdOf(r, identities, held, this.#d.digest) : undefined;
-                if (reason !== undefined) reasons[reason]++;
-                else if (anonymise.length > 0 && anonymise.every((a) => isAnonymised(a.erasure, r[a.field]))) anonymised++;
-                else pastDue++;
-              }
-              if (page.next !== null && page.next === cursor) throw new CustodianError('CST_ERR_CONNECTOR_FAILED', 'the pages of rows past due do not move on', { details: { collection: entry.address, reason: 'pagination loop' } });
-              cursor = page.next ?? undefined;
-            } while (cursor !== undefined);
-          }
-          const dueSoon = await connector.countExpired(target, { ageField: rule.field, cutoff: cutoffOf(now + horizonDays * DAY_MS, rule.period) }, options.signal ? { from: cutoff, signal: options.signal } : { from: cutoff });
-          const pastDueHeld = reasons.legal_hold + reasons.subject_legal_hold + reasons.open_request;
-          rules.push({ ...base, pastDue, pastDueHeld, heldReasons: reasons, anonymised, dueSoon, compliant: pastDue === 0, error: null });
+          const split = await this.#pastDue(connector, current.map, entry, rule, cutoff, heldBy !== null, held, options.signal);
+          const dueSoon = await connector.countExpired(targetOf(entry), { ageField: rule.field, cutoff: cutoffOf(now + horizonDays * DAY_MS, rule.period) }, { from: cutoff, ...signal });
+          rules.push({ ...base, ...split, dueSoon, error: null });
         } catch (err) {
           if (options.signal?.aborted === true) throw err;
-          rules.push({ ...base, pastDue: null, pastDueHeld: null, heldReasons: null, anonymised: null, dueSoon: null, compliant: null, error: describe(err) });
+          rules.push({ ...base, pastDue: null, pastDueHeld: null, heldReasons: null, anonymised: null, pastDueAll: null, scanned: null, estimated: false, dueSoon: null, compliant: null, error: describe(err) });
         }
       }
     } finally {
@@ -406,8 +408,83 @@ export class RetentionService {
       pastDueTotal: rules.reduce((n, r) => n + (r.pastDue ?? 0), 0),
       pastDueHeldTotal: rules.reduce((n, r) => n + (r.pastDueHeld ?? 0), 0),
       dueSoonTotal: rules.reduce((n, r) => n + (r.dueSoon ?? 0), 0),
+      estimated: rules.some((r) => r.estimated),
       lastRun,
       activeLegalHolds,
+    };
+  }
+
+  /**
+   * The rows past due of one rule, told apart for the report (see {@link report} for the cost): counted when
+   * nothing needs telling apart (or cannot be: no primaryKey), else read up to `reportScanRows` and, past that,
+   * the split of those read scaled to the exact count.
+   */
+  async #pastDue(
+    connector: DataConnector,
+    map: DataMap,
+    entry: CollectionEntry,
+    rule: RetentionRule,
+    cutoff: string,
+    legalHold: boolean,
+    held: HeldSubjects,
+    abort: AbortSignal | undefined,
+  ): Promise<Pick<RetentionReportRule, 'pastDue' | 'pastDueHeld' | 'heldReasons' | 'anonymised' | 'pastDueAll' | 'scanned' | 'estimated' | 'compliant'>> {
+    const target = targetOf(entry);
+    const due = { ageField: rule.field, cutoff };
+    const signal = abort ? { signal: abort } : {};
+    const count = () => connector.countExpired(target, due, signal);
+    const reasons = (legal_hold = 0, subject_legal_hold = 0, open_request = 0): Record<HoldReason, number> => ({ legal_hold, subject_legal_hold, open_request });
+    if (legalHold) {
+      const n = await count();
+      return { pastDue: 0, pastDueHeld: n, heldReasons: reasons(n), anonymised: 0, pastDueAll: n, scanned: 0, estimated: false, compliant: true };
+    }
+    const identities = identityFieldsOf(map, entry);
+    const subjectsHeld = identities.length > 0 && held.requestValues.size + held.requestDigests.size + held.legalDigests.size > 0;
+    const anonymise = rule.action === 'anonymise' ? anonymisedFields(entry, rule) : [];
+    const keyField = entry.collection.fields.find((f) => f.primaryKey === true)?.name;
+    if ((!subjectsHeld && anonymise.length === 0) || keyField === undefined) {
+      // Without a primaryKey rows cannot be paged (runs fail on the collection): held and anonymised rows are unknown, counted as past due.
+      const n = await count();
+      const held0 = subjectsHeld ? null : 0;
+      return { pastDue: n, pastDueHeld: held0, heldReasons: held0 === null ? null : reasons(), anonymised: anonymise.length > 0 ? null : 0, pastDueAll: n, scanned: 0, estimated: false, compliant: n === 0 };
+    }
+    // Rows are told apart as a run would: held (skipped), already anonymised (their rule is met), the rest.
+    const fields = [...new Set([...(subjectsHeld ? identities.map((i) => i.field) : []), ...anonymise.map((a) => a.field)])];
+    // Buckets: legal_hold (never here), subject_legal_hold, open_request, anonymised, actionable.
+    const sample = [0, 0, 0, 0, 0];
+    let scanned = 0;
+    let cursor: string | undefined;
+    let more = false;
+    for (;;) {
+      const page: ScanPage = await connector.findExpired(target, { ...due, keyField, cursor, limit: Math.min(MAX_SCAN_PAGE, this.#reportScanRows - scanned), fields }, signal);
+      for (const r of page.rows) {
+        const reason = subjectsHeld ? holdOf(r, identities, held, this.#d.digest) : undefined;
+        if (reason !== undefined) sample[reason === 'subject_legal_hold' ? 1 : 2]!++;
+        else if (anonymise.length > 0 && anonymise.every((a) => isAnonymised(a.erasure, r[a.field]))) sample[3]!++;
+        else sample[4]!++;
+      }
+      scanned += page.rows.length;
+      if (page.next !== null && page.next === cursor) throw new CustodianError('CST_ERR_CONNECTOR_FAILED', 'the pages of rows past due do not move on', { details: { collection: entry.address, reason: 'pagination loop' } });
+      if (page.next === null) break;
+      cursor = page.next;
+      if (scanned >= this.#reportScanRows) {
+        more = true;
+        break;
+      }
+    }
+    // Rows may come or go between the pages and the count: never fewer than were read.
+    const all = more ? Math.max(scanned, await count()) : scanned;
+    const [, subjectLegal, openRequest, anonymised, actionable] = more ? scaleTo(sample, all) : sample;
+    return {
+      pastDue: actionable!,
+      pastDueHeld: subjectLegal! + openRequest!,
+      heldReasons: reasons(0, subjectLegal, openRequest),
+      anonymised: anonymised!,
+      pastDueAll: all,
+      scanned,
+      estimated: more,
+      // Estimated without an actionable row among those read: the rows not read may hold some.
+      compliant: more && sample[4] === 0 ? null : actionable === 0,
     };
   }
 
@@ -727,6 +804,20 @@ export class RetentionService {
       collections,
     };
   }
+}
+
+/**
+ * `parts`, counts of a sample of `sum(parts)` rows, scaled to `total` rows and rounded so that they add up to it
+ * exactly (largest remainder; a part absent from the sample stays 0). O(parts log parts).
+ */
+function scaleTo(parts: readonly number[], total: number): number[] {
+  const sample = parts.reduce((n, p) => n + p, 0);
+  if (sample === 0) return parts.map(() => 0);
+  const exact = parts.map((p) => (p * total) / sample);
+  const out = exact.map((e) => Math.floor(e));
+  const order = exact.map((e, i) => ({ i, rest: e - out[i]! })).sort((a, b) => b.rest - a.rest || a.i - b.i);
+  for (let left = total - out.reduce((n, p) => n + p, 0), k = 0; left > 0 && k < order.length; left--, k++) out[order[k]!.i]!++;
+  return out;
 }
 
 function add(skipped: Partial<Record<SkipReason, number>>, reason: SkipReason, n: number): void {

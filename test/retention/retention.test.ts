@@ -2,7 +2,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createCustodian, loadConfig, type Custodian } from '../../src/app/index.js';
 import { isCustodianError } from '../../src/core/index.js';
-import { RetentionService } from '../../src/retention/index.js';
+import { MAX_SCAN_PAGE } from '../../src/connectors/data/index.js';
+import { DataMap, checkManifestValue } from '../../src/datamap/index.js';
+import { RetentionService, type RetentionServiceOptions } from '../../src/retention/index.js';
 import { storeFixture, type StoreFixture } from '../support/stores.js';
 import { appDatabase, pgReachable, retentionManifest, type AppDatabase, type AppEngine, type EventRow } from './fixtures.js';
 
@@ -196,37 +198,102 @@ for (const engine of ['sqlite', 'postgres'] as const satisfies readonly AppEngin
       await c.retention.releaseHold(subject.id, 'test');
     });
 
+    /** A retention service on `c`'s store whose connectors record the `limit` of every findExpired and the rows it returned. */
+    function recordingService(options: RetentionServiceOptions = {}, dataMap?: () => Promise<{ map: DataMap; version: number } | undefined>) {
+      const pages: { limit: number; rows: number }[] = [];
+      const svc = new RetentionService(
+        {
+          store: c.store,
+          clock: { now: () => now },
+          dataMap: dataMap ?? (() => c.datamap.currentView()),
+          digest: (t) => c.keyring.keyedDigest(t),
+          hashKey: () => c.keyring.systemSecret('erasure-hash'),
+          identitiesOf: (id) => c.requests.identitiesOf(id),
+          connect: async (map, system) => {
+            const { openDataConnector } = await import('../../src/connectors/data/index.js');
+            const inner = await openDataConnector(map.system(system)!.connection!);
+            return new Proxy(inner, {
+              get(target, prop, receiver) {
+                const value = Reflect.get(target, prop, receiver) as unknown;
+                if (prop !== 'findExpired') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+                return async (...args: Parameters<typeof inner.findExpired>) => {
+                  const page = await inner.findExpired(...args);
+                  pages.push({ limit: args[1].limit, rows: page.rows.length });
+                  return page;
+                };
+              },
+            });
+          },
+        },
+        options,
+      );
+      return { svc, pages };
+    }
+
     it('report: reads the rows past due in bounded pages, never more than a page at once', async () => {
       await app.insertEvents(Array.from({ length: 25_000 }, (_, i) => ({ id: `bulk-${String(i).padStart(6, '0')}`, email: i % 1000 === 0 ? 'held@example.com' : `bulk${i}@example.com`, at: DUE })));
-      const limits: number[] = [];
-      const svc = new RetentionService({
-        store: c.store,
-        clock: { now: () => now },
-        dataMap: () => c.datamap.currentView(),
-        digest: (t) => c.keyring.keyedDigest(t),
-        hashKey: () => c.keyring.systemSecret('erasure-hash'),
-        identitiesOf: (id) => c.requests.identitiesOf(id),
-        connect: async (map, system) => {
-          const { openDataConnector } = await import('../../src/connectors/data/index.js');
-          const inner = await openDataConnector(map.system(system)!.connection!);
-          return new Proxy(inner, {
-            get(target, prop, receiver) {
-              const value = Reflect.get(target, prop, receiver) as unknown;
-              if (prop !== 'findExpired') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-              return async (...args: Parameters<typeof inner.findExpired>) => {
-                const page = await inner.findExpired(...args);
-                limits.push(page.rows.length);
-                return page;
-              };
-            },
-          });
-        },
-      });
+      const { svc, pages } = recordingService();
       const report = await svc.report();
       const ev = report.rules.find((r) => r.collection === 'app_db.events')!;
-      expect(ev).toMatchObject({ pastDue: events().filter(isDue).length - 1 + 25_000 - 25, pastDueHeld: 1 + 25, heldReasons: { open_request: 26 } });
-      expect(limits.length).toBeGreaterThanOrEqual(3);
-      expect(Math.max(...limits)).toBeLessThanOrEqual(10_000);
+      const all = events().filter(isDue).length + 25_000;
+      expect(ev).toMatchObject({ pastDue: all - 26, pastDueHeld: 1 + 25, heldReasons: { open_request: 26 }, pastDueAll: all, scanned: all, estimated: false });
+      // What the report asks for, not what the connector returns (it clamps): pages of MAX_SCAN_PAGE at most.
+      const eventPages = pages.filter((p) => p.rows > 1_000);
+      expect(eventPages.map((p) => p.limit)).toEqual([MAX_SCAN_PAGE, MAX_SCAN_PAGE, MAX_SCAN_PAGE]);
+      expect(Math.max(...pages.map((p) => p.limit))).toBe(MAX_SCAN_PAGE);
+    });
+
+    it('report: reads at most reportScanRows rows past due per rule, past it the split is estimated and scaled to the exact count', async () => {
+      // Regression: the report read every row past due of a collection whose subjects may be held — O(rows past due) per request.
+      await app.clear();
+      // 403 rows past due in key order, every fourth held by the open request: the first 100 read are 25 held, 75 actionable.
+      await app.insertEvents(Array.from({ length: 403 }, (_, i) => ({ id: `bulk-${String(i).padStart(4, '0')}`, email: i % 4 === 0 ? 'held@example.com' : `bulk${i}@example.com`, at: DUE })));
+      await app.insertProfiles(profiles());
+      const { svc, pages } = recordingService({ reportScanRows: 100 });
+      let report = await svc.report();
+      let ev = report.rules.find((r) => r.collection === 'app_db.events')!;
+      // 403 × 25/100 = 100.75 and 403 × 75/100 = 302.25: largest remainder, they add up to the exact count.
+      expect(ev).toMatchObject({ pastDueAll: 403, scanned: 100, estimated: true, pastDueHeld: 101, heldReasons: { legal_hold: 0, subject_legal_hold: 0, open_request: 101 }, pastDue: 302, anonymised: 0, compliant: false, error: null });
+      expect(pages.filter((p) => p.limit > 100)).toEqual([]);
+      // Profiles have fewer rows past due than the bound: exact.
+      expect(report.rules.find((r) => r.collection === 'app_db.profiles')).toMatchObject({ pastDue: 2, pastDueHeld: 1, pastDueAll: 3, scanned: 3, estimated: false });
+      expect(report).toMatchObject({ estimated: true, pastDueTotal: 302 + 2, pastDueHeldTotal: 101 + 1 });
+
+      // Every row read is held: the rows not read may be actionable, so the rule is not judged either way.
+      await app.clear();
+      await app.insertEvents(Array.from({ length: 300 }, (_, i) => ({ id: `bulk-${String(i).padStart(4, '0')}`, email: i < 150 ? 'held@example.com' : `bulk${i}@example.com`, at: DUE })));
+      report = await svc.report();
+      ev = report.rules.find((r) => r.collection === 'app_db.events')!;
+      expect(ev).toMatchObject({ pastDueAll: 300, scanned: 100, estimated: true, pastDue: 0, pastDueHeld: 300, compliant: null });
+      // Only profiles (empty now) are measured.
+      expect(report.compliancePercent).toBe(100);
+
+      // With a bound above the rows past due, the same report is exact.
+      const exact = await recordingService({ reportScanRows: 1_000 }).svc.report();
+      expect(exact.rules.find((r) => r.collection === 'app_db.events')).toMatchObject({ pastDueAll: 300, scanned: 300, estimated: false, pastDue: 150, pastDueHeld: 150, compliant: false });
+      expect(exact.estimated).toBe(false);
+    });
+
+    it('report: a collection without a primaryKey is counted, its held rows unknown, while subjects are held', async () => {
+      // Regression: it failed with CST_ERR_DATAMAP_INVALID whenever any subject was held (its rows cannot be paged by key).
+      const manifest = retentionManifest(app.url);
+      const [eventsCollection, profilesCollection] = manifest.systems[0]!.datasets[0]!.collections;
+      const noKey = { ...eventsCollection!, fields: eventsCollection!.fields.map(({ primaryKey: _, ...f }) => f) };
+      const checked = checkManifestValue({ ...manifest, systems: [{ ...manifest.systems[0]!, datasets: [{ key: 'app_db', collections: [noKey, profilesCollection!] }] }] });
+      expect(checked.issues.filter((i) => i.severity === 'error')).toEqual([]);
+      const map = new DataMap(checked.manifest!);
+      expect(map.collection('app_db.events')!.collection.fields.some((f) => f.primaryKey === true)).toBe(false);
+      const { svc, pages } = recordingService({}, async () => ({ map, version: 1 }));
+      const report = await svc.report();
+      const all = events().filter(isDue).length;
+      expect(report.rules.find((r) => r.collection === 'app_db.events')).toEqual(
+        expect.objectContaining({ error: null, pastDue: all, pastDueHeld: null, heldReasons: null, anonymised: 0, pastDueAll: all, scanned: 0, estimated: false, compliant: false }),
+      );
+      // Only profiles (with a primaryKey) were read page by page.
+      expect(pages.length).toBe(1);
+      expect(report.rules.find((r) => r.collection === 'app_db.profiles')).toMatchObject({ pastDue: 2, pastDueHeld: 1, error: null });
+      // Unknown held rows add nothing to the held total; the rows past due count as actionable.
+      expect(report).toMatchObject({ pastDueTotal: all + 2, pastDueHeldTotal: 1 });
     });
 
     it('a legal hold placed during a run stops the rule at the next batch', async () => {

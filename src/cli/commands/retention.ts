@@ -46,7 +46,9 @@ function reportText(r: RetentionReport): string {
       .filter(([, n]) => n > 0)
       .map(([k, n]) => `${k} ${n}`)
       .join(', ');
-    const measured = rule.error === null ? `past due ${rule.pastDue}, held ${rule.pastDueHeld}${reasons === '' ? '' : ` (${reasons})`}, due within ${r.horizonDays} d ${rule.dueSoon}` : rule.error;
+    const held = rule.pastDueHeld === null ? 'held unknown (no primary key)' : `held ${rule.pastDueHeld}${reasons === '' ? '' : ` (${reasons})`}`;
+    const estimate = rule.estimated ? ` (estimated from ${rule.scanned} of ${rule.pastDueAll} rows)` : '';
+    const measured = rule.error === null ? `past due ${rule.pastDue}, ${held}${estimate}, due within ${r.horizonDays} d ${rule.dueSoon}` : rule.error;
     lines.push(`  ${rule.collection}#${rule.rule} ${rule.action} ${rule.field} after ${rule.period}: ${measured}${rule.heldBy === null ? '' : ' (legal hold)'}`);
   }
   lines.push(`  total past due ${r.pastDueTotal}, held ${r.pastDueHeldTotal}, due soon ${r.dueSoonTotal}; active legal holds ${r.activeLegalHolds}; last run ${r.lastRun === null ? '-' : `${r.lastRun.id} ${r.lastRun.status}`}`);

@@ -67,15 +67,21 @@ const reportRule = z.object({
   period: z.string(),
   action: z.enum(['delete', 'anonymise']),
   cutoff: instantOut,
-  pastDue: z.number().nullable().describe('Rows past due that a run would delete or anonymise (not held); null when not measurable'),
-  pastDueHeld: z.number().nullable().describe('Rows past due that a run keeps because they are held; null when not measurable'),
+  pastDue: z.number().nullable().describe('Rows past due that a run would delete or anonymise (not held); null when not measurable; every row past due when pastDueHeld is unknown'),
+  pastDueHeld: z
+    .number()
+    .nullable()
+    .describe('Rows past due that a run keeps because they are held; null when not measurable (see error) or unknown (a collection without a primaryKey, while subjects are held)'),
   heldReasons: z
     .object({ legal_hold: z.number(), subject_legal_hold: z.number(), open_request: z.number() })
     .nullable()
     .describe('pastDueHeld by reason, each row under the first that applies: a legal hold on the collection or system, on its subject, an open request of its subject'),
-  anonymised: z.number().nullable().describe('Anonymise rules: rows past due whose named fields are already anonymised (their rule is met); 0 for delete rules'),
+  anonymised: z.number().nullable().describe('Anonymise rules: rows past due whose named fields are already anonymised (their rule is met); 0 for delete rules; null when unknown'),
+  pastDueAll: z.number().nullable().describe('Every row past due, counted (exact even when the split is estimated)'),
+  scanned: z.number().nullable().describe('Rows past due read to tell them apart (0 when counts sufficed)'),
+  estimated: z.boolean().describe('pastDue, pastDueHeld, heldReasons and anonymised are scaled from the first `scanned` rows past due (the report reads a bounded number per rule)'),
   dueSoon: z.number().nullable(),
-  compliant: z.boolean().nullable().describe('No actionable row past due (held rows never count against a rule)'),
+  compliant: z.boolean().nullable().describe('No actionable row past due (held rows never count against a rule); null when not measurable, or estimated with no actionable row among those read'),
   heldBy: z.enum(['legal_hold']).nullable(),
   error: z.string().nullable(),
 });
@@ -89,6 +95,7 @@ const report = z.object({
   pastDueTotal: z.number().describe('Actionable rows past due, all rules'),
   pastDueHeldTotal: z.number().describe('Held rows past due, all rules'),
   dueSoonTotal: z.number(),
+  estimated: z.boolean().describe('Some rule is estimated: pastDueTotal and pastDueHeldTotal are then estimates too'),
   lastRun: z.object({ id: z.string(), status: z.string(), finishedAt: instantOut.nullable(), dryRun: z.boolean() }).nullable(),
   activeLegalHolds: z.number(),
 });

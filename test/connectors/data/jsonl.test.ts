@@ -379,7 +379,7 @@ describe('jsonl pages (scan, findExpired): resumed at a byte offset', () => {
       return stat0.apply(this, args);
     };
     try {
-      let cursor: string | undefined;
+      let cursor: string | undefined = undefined;
       let second: Promise<ScanPage> | undefined;
       const files = connector({
         hooks: {
@@ -408,7 +408,8 @@ describe('jsonl pages (scan, findExpired): resumed at a byte offset', () => {
         next = more.next;
       }
       expect(rest).toEqual([7, 8, 9, 10]);
-      expect(JSON.parse(Buffer.from(page.next!.slice('jsonl1.'.length), 'base64url').toString('utf8'))[4]).toBe(0);
+      // Its cursor counts no restart.
+      expect((JSON.parse(Buffer.from(page.next!.slice('jsonl1.'.length), 'base64url').toString('utf8')) as unknown[])[4]).toBe(0);
     } finally {
       proto.stat = stat0;
       release();
