@@ -176,7 +176,6 @@ export async function createCustodian(config: CustodianConfig, options: CreateCu
         packages: runner,
         branding: () => branding,
         audit,
-        emailIndex: (email) => keyring.blindIndex(email, 'email'),
         dataMap: () => datamap.dataMap(),
       },
       { sessionTtlMs: config.privacyCenter.sessionMinutes * 60_000, gpcEverywhere: config.ledger.gpcEverywhere === true, ...(options.privacyCenterLookup ? { lookupSubject: options.privacyCenterLookup } : {}) },

@@ -34,12 +34,6 @@ export interface PrivacyCenterDeps {
    * ended sessions each in a transaction of their own (`recordNow`).
    */
   readonly audit: { record(trx: unknown, entries: readonly AuditEntryInput[]): Promise<void>; recordNow(entries: readonly AuditEntryInput[]): Promise<void> };
-  /**
-   * Not used: the audit log holds no form of the address, not even its blind index (entries are permanent and
-   * blind-index keys are not per subject, so an index would stay linkable to the address after erasure).
-   * @deprecated Kept only so that composition roots still passing it compile; drop it there.
-   */
-  readonly emailIndex?: (email: string) => Promise<string>;
   /** The current data map, for the fields a person may ask to have corrected; undefined when none is stored. */
   readonly dataMap: () => Promise<DataMap | undefined>;
 }

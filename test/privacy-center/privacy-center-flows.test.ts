@@ -87,7 +87,7 @@ describe.each(STORE_KINDS)('privacy center: GPC on every visit, audited sign-ins
 
     const of = async (action: string) => (await custodian.audit.list({ action })).entries;
     const sent = (await of('privacy_center.code_sent')).find((e) => e.targetRef === challengeId);
-    expect(sent).toMatchObject({ actor: 'privacy_center', targetType: 'privacy_sign_in', outcome: 'success', details: { sent: true, emailIndex: await custodian.keyring.blindIndex(email, 'email') } });
+    expect(sent).toMatchObject({ actor: 'privacy_center', targetType: 'privacy_sign_in', outcome: 'success', details: { sent: true } });
     expect((await of('privacy_center.verification_failed')).find((e) => e.targetRef === challengeId)).toMatchObject({ outcome: 'failure', details: { reason: 'wrong_code', attemptsLeft: 4 } });
     const subjectId = subjectOf(email);
     const mine = (await custodian.audit.list({ subjectId })).entries;
@@ -102,10 +102,36 @@ describe.each(STORE_KINDS)('privacy center: GPC on every visit, audited sign-ins
 
     // A code held back by the per-address limit is on record as denied.
     const flood = 'audited-flood@example.com';
-    for (let i = 0; i < 6; i++) await app.inject({ method: 'POST', url: '/v1/privacy/sign-in', payload: { email: flood } });
-    const index = await custodian.keyring.blindIndex(flood, 'email');
-    const floods = (await of('privacy_center.code_sent')).filter((e) => (e.details as { emailIndex?: string }).emailIndex === index);
+    const challengeIds = new Set<string>();
+    for (let i = 0; i < 6; i++) challengeIds.add((await app.inject({ method: 'POST', url: '/v1/privacy/sign-in', payload: { email: flood } })).json<{ challengeId: string }>().challengeId);
+    const floods = (await of('privacy_center.code_sent')).filter((e) => challengeIds.has(e.targetRef ?? ''));
     expect(floods.map((e) => e.outcome).sort()).toStrictEqual(['denied', 'success', 'success', 'success', 'success', 'success']);
+  });
+
+  // Regression: every code_sent entry carried the address's `email` blind index — for any address, known or not,
+  // and for codes held back — and entries are permanent while blind-index keys are not per subject, so the entries
+  // stayed linkable to the address after its erasure.
+  it('records no form of the address in code_sent entries: not the address, its blind index or its keyed digest', async () => {
+    const addresses = ['linkable@example.com', 'Linkable-Mixed@Example.com', 'never-a-user@example.test'];
+    const challengeIds = new Set<string>();
+    for (const email of addresses) {
+      // Six each: five codes sent, one held back by the per-address limit.
+      for (let i = 0; i < 6; i++) challengeIds.add((await app.inject({ method: 'POST', url: '/v1/privacy/sign-in', payload: { email } })).json<{ challengeId: string }>().challengeId);
+    }
+    const entries = (await custodian.audit.list({ action: 'privacy_center.code_sent', limit: 1000 })).entries;
+    const mine = entries.filter((e) => challengeIds.has(e.targetRef ?? ''));
+    expect(mine).toHaveLength(18);
+    expect(mine.filter((e) => e.outcome === 'denied')).toHaveLength(3);
+    for (const e of mine) expect(e.details).toStrictEqual({ sent: e.outcome === 'success' });
+    // Nor in any code_sent entry of this store (all the tests above included).
+    const dump = JSON.stringify(entries);
+    for (const email of [...addresses, 'audited@example.com', 'audited-flood@example.com']) {
+      const address = email.toLowerCase();
+      for (const derived of [email, address, await custodian.keyring.blindIndex(email, 'email'), await custodian.keyring.blindIndex(address, 'email'), custodian.keyring.keyedDigest(`privacy-center:email:${address}`)]) {
+        expect(dump).not.toContain(derived);
+      }
+    }
+    expect(dump).not.toContain('emailIndex');
   });
 
   it('offers the fields the data map declares correctable for the person, and refuses any other', async () => {

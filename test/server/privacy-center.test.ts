@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Custodian } from '../../src/app/index.js';
-import { ManualClock } from '../../src/core/index.js';
-import { as, codeFor, expectError, privacyCenterServer, signIn } from '../support/privacy-center.js';
+import { ManualClock, systemClock } from '../../src/core/index.js';
+import { MemorySessionStore, type PrivacySession, type PutSessionOptions, type SessionStore, type SignInChallenge } from '../../src/privacy-center/index.js';
+import { as, codeFor, codesCompared, expectError, privacyCenterServer, signIn, verifyInParallel } from '../support/privacy-center.js';
 import { shopDatabase, shopManifest } from '../support/shop.js';
 import { STORE_KINDS } from '../support/stores.js';
 
@@ -226,5 +227,109 @@ describe.each(STORE_KINDS)('privacy center API (%s)', (kind) => {
     expect((await app.inject({ method: 'GET', url: '/privacy/shop.db' })).statusCode).toBe(404); // only the page's file types
     const config = await app.inject({ method: 'GET', url: '/v1/privacy/config' });
     expect(config.json()).toMatchObject({ name: 'Privacy center', languages: ['en', 'de'], jurisdiction: 'EU' });
+  });
+});
+
+/**
+ * `inner` with the latency of a networked store: each call waits a turn of the event loop before and after it
+ * runs, so that calls of concurrent requests interleave as they do on PostgreSQL.
+ */
+class LaggingSessionStore implements SessionStore {
+  readonly #inner: SessionStore;
+  constructor(inner: SessionStore) {
+    this.#inner = inner;
+  }
+  async #lag<T>(call: () => Promise<T>): Promise<T> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const result = await call();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    return result;
+  }
+  putChallenge(challenge: SignInChallenge) {
+    return this.#lag(() => this.#inner.putChallenge(challenge));
+  }
+  getChallenge(id: string) {
+    return this.#lag(() => this.#inner.getChallenge(id));
+  }
+  claimAttempt(id: string, maxAttempts: number, now: number) {
+    return this.#lag(() => this.#inner.claimAttempt(id, maxAttempts, now));
+  }
+  deleteChallenge(id: string) {
+    return this.#lag(() => this.#inner.deleteChallenge(id));
+  }
+  recentChallenges(emailDigest: string, since: number) {
+    return this.#lag(() => this.#inner.recentChallenges(emailDigest, since));
+  }
+  putSession(session: PrivacySession, options?: PutSessionOptions) {
+    return this.#lag(() => this.#inner.putSession(session, options));
+  }
+  getSession(tokenHash: string) {
+    return this.#lag(() => this.#inner.getSession(tokenHash));
+  }
+  deleteSession(tokenHash: string) {
+    return this.#lag(() => this.#inner.deleteSession(tokenHash));
+  }
+}
+
+const SESSION_STORES = [
+  ...STORE_KINDS.map((kind) => ({ kind, sessions: 'the store', make: (): SessionStore | undefined => undefined })),
+  { kind: 'sqlite' as const, sessions: 'memory', make: (): SessionStore | undefined => new MemorySessionStore({ now: () => systemClock.now() }) },
+  { kind: 'sqlite' as const, sessions: 'memory, with latency', make: (): SessionStore | undefined => new LaggingSessionStore(new MemorySessionStore({ now: () => systemClock.now() })) },
+];
+
+/*
+ * Regression: the attempt was counted only after a wrong comparison, so every guess in flight read the same count
+ * and passed the check; 40 guesses sent at once on PostgreSQL opened a session after 39 wrong codes (the limit is
+ * 5). Through the HTTP routes, with sessions in each store and in memory.
+ */
+describe.each(SESSION_STORES)('privacy center sign-in under parallel guesses: $kind, sessions in $sessions', ({ kind, make }) => {
+  const PARALLEL = 40;
+  let custodian: Custodian;
+  let app: FastifyInstance;
+  let cleanup: () => Promise<void>;
+
+  beforeAll(async () => {
+    const sessions = make();
+    ({ custodian, app, cleanup } = await privacyCenterServer(kind, { privacyCenter: { sessionMinutes: 30 }, ...(sessions !== undefined ? { privacyCenterSessions: sessions } : {}) }));
+  });
+  afterAll(async () => {
+    await cleanup?.();
+  });
+
+  const start = async (email: string) => {
+    const { challengeId } = (await app.inject({ method: 'POST', url: '/v1/privacy/sign-in', payload: { email } })).json<{ challengeId: string }>();
+    return { challengeId, code: await codeFor(custodian, email) };
+  };
+  /** `n` six-digit codes, none of them `code`. */
+  const wrongCodes = (code: string, n: number) => Array.from({ length: n }, (_, i) => String((Number(code) + 1 + i) % 1_000_000).padStart(6, '0'));
+  const total = (r: { opened: number; refused: Readonly<Record<string, number>> }) => r.opened + Object.values(r.refused).reduce((a, b) => a + b, 0);
+
+  it('compares at most five codes of a challenge when 39 wrong ones and the right one arrive at once', async () => {
+    const { challengeId, code } = await start('parallel-mixed@example.com');
+    const res = await verifyInParallel(app, challengeId, [...wrongCodes(code, PARALLEL - 1), code]);
+    expect(total(res)).toBe(PARALLEL);
+    expect(Object.keys(res.refused).filter((code) => code !== 'CST_ERR_PRIVACY_CODE_INVALID' && code !== 'CST_ERR_PRIVACY_CODE_EXPIRED')).toStrictEqual([]);
+    const compared = await codesCompared(custodian, challengeId);
+    expect(compared.failed).toBeLessThanOrEqual(5);
+    expect(compared.wrong + compared.right).toBeLessThanOrEqual(5);
+    expect(res.refused.CST_ERR_PRIVACY_CODE_INVALID ?? 0).toBeLessThanOrEqual(4);
+    // The right code opens a session only when it was among the five codes compared.
+    expect(res.opened).toBeLessThanOrEqual(1);
+    expect(res.opened).toBe(compared.right);
+    if (res.opened === 0) {
+      expect(compared.wrong).toBe(5);
+      expectError(await app.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId, code } }), 400, 'CST_ERR_PRIVACY_CODE_EXPIRED');
+    }
+  });
+
+  it('uses a code up after exactly five of 40 wrong codes sent at once, and then refuses the right one', async () => {
+    const { challengeId, code } = await start('parallel-wrong@example.com');
+    const res = await verifyInParallel(app, challengeId, wrongCodes(code, PARALLEL));
+    expect(res).toStrictEqual({ opened: 0, refused: { CST_ERR_PRIVACY_CODE_INVALID: 4, CST_ERR_PRIVACY_CODE_EXPIRED: PARALLEL - 4 } });
+    expect(await codesCompared(custodian, challengeId)).toStrictEqual({ failed: 5, wrong: 5, right: 0 });
+    // The right code after five wrong ones: refused, no session, and not compared (nothing more on record).
+    expectError(await app.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId, code } }), 400, 'CST_ERR_PRIVACY_CODE_EXPIRED');
+    expect(await verifyInParallel(app, challengeId, [code, code, code])).toStrictEqual({ opened: 0, refused: { CST_ERR_PRIVACY_CODE_EXPIRED: 3 } });
+    expect(await codesCompared(custodian, challengeId)).toStrictEqual({ failed: 5, wrong: 5, right: 0 });
   });
 });

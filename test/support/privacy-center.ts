@@ -1,9 +1,10 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { expect } from 'vitest';
-import type { ConfigOverrides, Custodian } from '../../src/app/index.js';
-import type { Clock } from '../../src/core/index.js';
+import { createCustodian, loadConfig, type ConfigOverrides, type Custodian } from '../../src/app/index.js';
+import { systemClock, type Clock } from '../../src/core/index.js';
+import type { SessionStore } from '../../src/privacy-center/index.js';
 import { buildServer } from '../../src/server/index.js';
-import { custodianFixture, type StoreKindUnderTest } from './stores.js';
+import { storeFixture, type StoreKindUnderTest } from './stores.js';
 
 /*
  * Signing in to the privacy center the way its page does, for the tests that call `/v1/privacy/…`:
@@ -42,6 +43,8 @@ export interface PrivacyCenterServerOptions {
   readonly clock?: Clock;
   /** The privacy center settings (session minutes, branding file, web folder). */
   readonly privacyCenter: NonNullable<ConfigOverrides['privacyCenter']>;
+  /** Where sign-in challenges and sessions live (`createCustodian`'s option); by default in the store (`StoreSessionStore`). */
+  readonly privacyCenterSessions?: SessionStore;
 }
 
 /**
@@ -49,20 +52,26 @@ export interface PrivacyCenterServerOptions {
  * (requests through `app.inject`, or `app.listen` for a browser).
  */
 export async function privacyCenterServer(kind: StoreKindUnderTest, options: PrivacyCenterServerOptions): Promise<PrivacyCenterServer> {
-  const f = await custodianFixture(kind, { ...(options.clock !== undefined ? { clock: options.clock } : {}), config: { privacyCenter: options.privacyCenter } });
+  const fixture = await storeFixture(kind);
+  let custodian: Custodian | undefined;
   let app: FastifyInstance;
   try {
-    app = await buildServer(f.custodian, { logLevel: false });
+    const config = loadConfig({}, { dbUrl: fixture.url, dataDir: fixture.dir, logLevel: 'silent', privacyCenter: options.privacyCenter });
+    custodian = await createCustodian(config, { clock: options.clock ?? systemClock, ...(options.privacyCenterSessions !== undefined ? { privacyCenterSessions: options.privacyCenterSessions } : {}) });
+    app = await buildServer(custodian, { logLevel: false });
   } catch (err) {
-    await f.cleanup();
+    await custodian?.close();
+    await fixture.cleanup();
     throw err;
   }
+  const wired = custodian;
   return {
-    custodian: f.custodian,
+    custodian: wired,
     app,
     cleanup: async () => {
       await app.close();
-      await f.cleanup();
+      await wired.close();
+      await fixture.cleanup();
     },
   };
 }
@@ -108,3 +117,45 @@ export async function signIn(app: FastifyInstance, custodian: Custodian, email: 
 
 /** The headers of a call in session `s`: its cookie and CSRF token, and `extra`. */
 export const as = (s: Signed, extra: Record<string, string> = {}): Record<string, string> => ({ cookie: s.cookie, 'x-csrf-token': s.csrf, ...extra });
+
+/** What a batch of codes sent at once for one challenge came to: sessions opened, and refusals by error code. */
+export interface ParallelVerification {
+  readonly opened: number;
+  readonly refused: Readonly<Record<string, number>>;
+}
+
+/** Sends every code of `codes` for `challengeId` to `POST /v1/privacy/sign-in/verify` at once, and tallies the answers. */
+export async function verifyInParallel(app: FastifyInstance, challengeId: string, codes: readonly string[]): Promise<ParallelVerification> {
+  const answers = await Promise.all(codes.map((code) => app.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId, code } })));
+  const refused: Record<string, number> = {};
+  let opened = 0;
+  for (const res of answers) {
+    if (res.statusCode === 200) opened++;
+    else {
+      const code = res.json<{ error: { code: string } }>().error.code;
+      refused[code] = (refused[code] ?? 0) + 1;
+    }
+  }
+  return { opened, refused };
+}
+
+/** The codes of one challenge the privacy center compared, as its audit log tells (see {@link codesCompared}). */
+export interface CodesCompared {
+  /** `verification_failed` entries of any reason. */
+  readonly failed: number;
+  /** Wrong codes: `verification_failed` with `wrong_code`, or `used_up` for the last one. */
+  readonly wrong: number;
+  /** Right codes: `verification_succeeded`, or `verification_failed` with `already_used` when another call used the code first. */
+  readonly right: number;
+}
+
+/** The codes of challenge `challengeId` the privacy center compared, counted in its audit log. */
+export async function codesCompared(custodian: Custodian, challengeId: string): Promise<CodesCompared> {
+  const reasons = (await custodian.audit.list({ action: 'privacy_center.verification_failed', limit: 1000 })).entries.filter((e) => e.targetRef === challengeId).map((e) => (e.details as { reason?: string }).reason);
+  const succeeded = (await custodian.audit.list({ action: 'privacy_center.verification_succeeded', limit: 1000 })).entries.filter((e) => (e.details as { challengeId?: string }).challengeId === challengeId);
+  return {
+    failed: reasons.length,
+    wrong: reasons.filter((r) => r === 'wrong_code' || r === 'used_up').length,
+    right: succeeded.length + reasons.filter((r) => r === 'already_used').length,
+  };
+}
