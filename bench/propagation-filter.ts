@@ -33,6 +33,7 @@ import { createCustodian, loadConfig, type Custodian } from '../src/app/index.js
 import { keptBytes, readJsonlWindows, writeWithBackpressure } from '../src/cli/jsonl.js';
 import { ConsentFilter, ledgerLookup, type FilterSummary } from '../src/client/index.js';
 import type { ConsentEventInput, Decision } from '../src/ledger/index.js';
+import { mulberry32 } from '../test/support/random.js';
 import { envNumber, fixed, int, median, table } from './support/format.js';
 import { createTempStore, type TempStore } from './support/temp-store.js';
 
@@ -67,21 +68,9 @@ function decisionOf(i: number): Decision | null {
   return null;
 }
 
-/** A small deterministic PRNG (mulberry32), so runs are comparable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 async function writeJsonl(path: string, records: number, subjects: number): Promise<number> {
   const out = createWriteStream(path);
-  const rand = prng(42);
+  const rand = mulberry32(42); // seeded, so runs are comparable
   const ts = Date.parse('2026-06-01T00:00:00.000Z');
   let bytes = 0;
   let batch: string[] = [];

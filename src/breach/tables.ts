@@ -1,5 +1,5 @@
 import type { ColumnType, Kysely } from 'kysely';
-import type { Executor } from '../store/index.js';
+import type { AuditEntriesTable, Executor, MailOutboxTable } from '../store/index.js';
 
 /** A timestamp column: ISO text in SQLite, timestamptz in PostgreSQL (read back as Date). */
 type Instant = ColumnType<string | Date, string, string>;
@@ -75,17 +75,8 @@ export type BreachTables = {
   incident_timeline: IncidentTimelineTable;
   incident_escalations: IncidentEscalationsTable;
   incident_notifications: IncidentNotificationsTable;
-  mail_outbox: {
-    id: string;
-    request_id: string | null;
-    template: string;
-    to_sealed: string;
-    body_sealed: string;
-    created_at: Instant;
-    claimed_until: NullableInstant;
-    sent_at: NullableInstant;
-  };
-  audit_entries: { id: string; recorded_at: Instant; actor: string; action: string; target_type: string; target_ref: string | null; outcome: string; details: string };
+  mail_outbox: MailOutboxTable;
+  audit_entries: Pick<AuditEntriesTable, 'id' | 'recorded_at' | 'actor' | 'action' | 'target_type' | 'target_ref' | 'outcome' | 'details'>;
 };
 
 /** The store's executor seen with the breach tables. */

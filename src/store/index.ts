@@ -1,4 +1,4 @@
-export type { Database, ConsentEventsTable, ConsentStateTable, PurposesTable, ApiKeysTable, RequestsTable, SubjectRestrictionsEventsTable, SubjectRestrictionsTable } from './database.js';
+export type { Database, AuditEntriesTable, MailOutboxTable, ConsentEventsTable, ConsentStateTable, PurposesTable, ApiKeysTable, RequestsTable, SubjectRestrictionsEventsTable, SubjectRestrictionsTable } from './database.js';
 export type { Store, StoreKind, Executor, MigrationReport, ChangeTopic, ChangeListener, ChangeWatch } from './store.js';
 export { openStore, redactStoreUrl, DEFAULT_STORE_URL } from './open-store.js';
 export { SqliteStore, type SqliteStoreOptions } from './sqlite/sqlite-store.js';

@@ -255,7 +255,7 @@ export class HttpDataConnector implements DataConnector {
     if (!(await this.#offers(target, 'scan', options.signal))) {
       scanUnsupported(
         this.kind,
-        `the service does not offer the scan operation for collection ${target.name} (its capabilities answer, or a 404/501 there: not implemented, or no such collection); implement it (docs/requests.md, Connectors beyond SQL) or scope this system by hand and record the count on the incident`,
+        `the service does not offer the scan operation for collection ${target.name} (its capabilities answer leaves it out, or answers 404 or 501: the operation is not offered or the collection is unknown); implement it (docs/requests.md, Connectors beyond SQL) or scope this system by hand and record the count on the incident`,
       );
     }
     return this.#scanPage(target, checked, options.signal);

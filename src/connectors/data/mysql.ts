@@ -3,8 +3,8 @@ import mysql from 'mysql2/promise';
 import { CustodianError, type ErrorCode } from '../../core/index.js';
 import { redactConnectionUrl } from '../open-schema-connector.js';
 import { quoteMysqlIdent } from '../mysql/mysql-schema-connector.js';
-import { ALL_CAPABILITIES, MAX_BATCH, checkScan, expiredScan, type CheckedScan, type CollectionTarget, type ConnectorCapabilities, type DataConnector, type DueCondition, type ExpiredQuery, type KeyValue, type Row, type RowChange, type ScanPage, type ScanQuery } from './data-connector.js';
-import { chunks, groupBySet, keysetPage, keysetStatement, normalize, type KeysetDialect } from './sql-shared.js';
+import { MAX_BATCH, type CheckedScan, type CollectionTarget, type DataConnector, type DueCondition, type KeyValue, type Row, type RowChange, type ScanPage } from './data-connector.js';
+import { KeysetPaging, chunks, groupBySet, keysetPage, keysetStatement, normalize, type KeysetDialect } from './sql-shared.js';
 
 /** Rows {@link MysqlDataConnector.find} puts in one yielded batch (read from a back-pressured row stream). */
 export const MYSQL_FETCH_ROWS = 1_000;
@@ -119,7 +119,7 @@ const KEYSET: KeysetDialect<Column> = {
  * - `deleteRows`: one `DELETE … WHERE key IN (…)` per batch; `updateRows`: one transaction per batch of
  *   changes, one `UPDATE` per distinct `set`, skipping rows already holding the new values.
  */
-export class MysqlDataConnector implements DataConnector {
+export class MysqlDataConnector extends KeysetPaging implements DataConnector {
   readonly kind = 'mysql';
   readonly #pool: mysql.Pool;
   readonly #fetchRows: number;
@@ -129,6 +129,7 @@ export class MysqlDataConnector implements DataConnector {
   #closed = false;
 
   constructor(options: MysqlDataConnectorOptions) {
+    super();
     this.#displayUrl = redactConnectionUrl(options.url);
     this.#fetchRows = Math.max(1, Math.floor(options.fetchRows ?? MYSQL_FETCH_ROWS));
     const url = new URL(options.url);
@@ -199,20 +200,8 @@ export class MysqlDataConnector implements DataConnector {
     }
   }
 
-  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
-    return this.#page(target, checkScan(query), 'scan', options.signal);
-  }
-
-  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
-    return this.#page(target, checkScan(expiredScan(query)), 'findExpired', options.signal);
-  }
-
-  async capabilities(): Promise<ConnectorCapabilities> {
-    return ALL_CAPABILITIES;
-  }
-
   /** One keyset page (scan and findExpired), in key order: the statement of {@link keysetStatement}. */
-  async #page(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<ScanPage> {
+  protected async pageByKey(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<ScanPage> {
     signal?.throwIfAborted();
     const table = await this.#table(target, operation);
     const statement = keysetStatement(KEYSET, this.kind, table.from, (f) => this.#column(table, f), query);

@@ -2,8 +2,8 @@ import pg from 'pg';
 import { CustodianError, type ErrorCode } from '../../core/index.js';
 import { redactConnectionUrl } from '../open-schema-connector.js';
 import { quotePostgresIdent } from '../postgres/postgres-schema-connector.js';
-import { ALL_CAPABILITIES, MAX_BATCH, checkScan, expiredScan, type CheckedScan, type CollectionTarget, type ConnectorCapabilities, type DataConnector, type DueCondition, type ExpiredQuery, type KeyValue, type Row, type RowChange, type ScanPage, type ScanQuery } from './data-connector.js';
-import { chunks, groupBySet, keysetPage, keysetStatement, normalize, type KeysetDialect } from './sql-shared.js';
+import { MAX_BATCH, type CheckedScan, type CollectionTarget, type DataConnector, type DueCondition, type KeyValue, type Row, type RowChange, type ScanPage } from './data-connector.js';
+import { KeysetPaging, chunks, groupBySet, keysetPage, keysetStatement, normalize, type KeysetDialect } from './sql-shared.js';
 
 /** Rows fetched from a PostgreSQL cursor per round trip, and so the largest batch {@link PostgresDataConnector.find} yields. */
 export const POSTGRES_FETCH_ROWS = 1_000;
@@ -122,7 +122,7 @@ const KEYSET: KeysetDialect<Column> = {
  *   transaction per batch of {@link MAX_BATCH} changes, one `UPDATE` per distinct `set` in the batch, skipping
  *   rows already holding the new values (`is distinct from`), so counts are rows actually changed.
  */
-export class PostgresDataConnector implements DataConnector {
+export class PostgresDataConnector extends KeysetPaging implements DataConnector {
   readonly kind = 'postgres';
   readonly #pool: pg.Pool;
   readonly #fetchRows: number;
@@ -131,6 +131,7 @@ export class PostgresDataConnector implements DataConnector {
   #closed = false;
 
   constructor(options: PostgresDataConnectorOptions) {
+    super();
     this.#displayUrl = redactConnectionUrl(options.connectionString);
     this.#fetchRows = Math.max(1, Math.floor(options.fetchRows ?? POSTGRES_FETCH_ROWS));
     this.#pool = new pg.Pool({
@@ -194,20 +195,8 @@ export class PostgresDataConnector implements DataConnector {
     }
   }
 
-  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
-    return this.#page(target, checkScan(query), 'scan', options.signal);
-  }
-
-  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
-    return this.#page(target, checkScan(expiredScan(query)), 'findExpired', options.signal);
-  }
-
-  async capabilities(): Promise<ConnectorCapabilities> {
-    return ALL_CAPABILITIES;
-  }
-
   /** One keyset page (scan and findExpired), in key order: the statement of {@link keysetStatement}. */
-  async #page(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<ScanPage> {
+  protected async pageByKey(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<ScanPage> {
     signal?.throwIfAborted();
     const table = await this.#table(target, operation);
     const statement = keysetStatement(KEYSET, this.kind, table.from, (f) => this.#column(table, f), query);

@@ -1,7 +1,28 @@
 import { CustodianError } from '../../core/index.js';
-import { malformedCursor, type CheckedScan, type KeyValue, type Row, type RowChange, type ScanPage } from './data-connector.js';
+import { ALL_CAPABILITIES, checkScan, expiredScan, malformedCursor, type CheckedScan, type CollectionTarget, type ConnectorCapabilities, type ExpiredQuery, type KeyValue, type Row, type RowChange, type ScanPage, type ScanQuery } from './data-connector.js';
 
 /* Helpers the SQL data connectors (PostgreSQL, MySQL/MariaDB, SQLite) share. */
+
+/**
+ * The paging operations every SQL connector offers the same way: `scan` and `findExpired` are one keyset page
+ * each (validated here), and every capability is there. A connector supplies {@link pageByKey}.
+ */
+export abstract class KeysetPaging {
+  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
+    return this.pageByKey(target, checkScan(query), 'scan', options.signal);
+  }
+
+  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
+    return this.pageByKey(target, checkScan(expiredScan(query)), 'findExpired', options.signal);
+  }
+
+  async capabilities(): Promise<ConnectorCapabilities> {
+    return Promise.resolve(ALL_CAPABILITIES);
+  }
+
+  /** One keyset page in key order (the statement of {@link keysetStatement}); `operation` names it in errors. */
+  protected abstract pageByKey(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<ScanPage>;
+}
 
 /** `items` in consecutive slices of at most `size`. */
 export function chunks<T>(items: readonly T[], size: number): T[][] {

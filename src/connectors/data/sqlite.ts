@@ -1,8 +1,8 @@
 import SQLite from 'better-sqlite3';
 import { CustodianError, type ErrorCode } from '../../core/index.js';
 import { quoteSqliteIdent } from '../sqlite/sqlite-schema-connector.js';
-import { ALL_CAPABILITIES, MAX_BATCH, checkScan, expiredScan, type CheckedScan, type CollectionTarget, type ConnectorCapabilities, type DataConnector, type DueCondition, type ExpiredQuery, type KeyValue, type Row, type RowChange, type ScanPage, type ScanQuery } from './data-connector.js';
-import { chunks, groupBySet, keysetPage, keysetStatement, normalize, type KeysetDialect } from './sql-shared.js';
+import { MAX_BATCH, type CheckedScan, type CollectionTarget, type DataConnector, type DueCondition, type KeyValue, type Row, type RowChange, type ScanPage } from './data-connector.js';
+import { KeysetPaging, chunks, groupBySet, keysetPage, keysetStatement, normalize, type KeysetDialect } from './sql-shared.js';
 
 /** Rows per page of {@link SqliteDataConnector.find} (one keyset-paginated statement each). */
 export const SQLITE_FETCH_ROWS = 1_000;
@@ -77,13 +77,14 @@ const KEYSET: KeysetDialect<string> = {
  *   per batch, one `UPDATE` per distinct `set`, skipping rows that already hold the new values.
  * Table names follow SQLite's rules (case-insensitive); column names must match exactly as declared.
  */
-export class SqliteDataConnector implements DataConnector {
+export class SqliteDataConnector extends KeysetPaging implements DataConnector {
   readonly kind = 'sqlite';
   readonly #db: SQLite.Database;
   readonly #fetchRows: number;
   readonly #tables = new Map<string, Table>();
 
   constructor(options: SqliteDataConnectorOptions) {
+    super();
     this.#fetchRows = Math.max(1, Math.floor(options.fetchRows ?? SQLITE_FETCH_ROWS));
     try {
       this.#db = new SQLite(options.path, { fileMustExist: true, timeout: options.busyTimeoutMs ?? 5_000 });
@@ -155,20 +156,8 @@ export class SqliteDataConnector implements DataConnector {
     }
   }
 
-  async scan(target: CollectionTarget, query: ScanQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
-    return this.#page(target, checkScan(query), 'scan', options.signal);
-  }
-
-  async findExpired(target: CollectionTarget, query: ExpiredQuery, options: { readonly signal?: AbortSignal } = {}): Promise<ScanPage> {
-    return this.#page(target, checkScan(expiredScan(query)), 'findExpired', options.signal);
-  }
-
-  async capabilities(): Promise<ConnectorCapabilities> {
-    return ALL_CAPABILITIES;
-  }
-
   /** One keyset page (scan and findExpired), in key order: the statement of {@link keysetStatement}. */
-  async #page(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<ScanPage> {
+  protected async pageByKey(target: CollectionTarget, query: CheckedScan, operation: string, signal: AbortSignal | undefined): Promise<ScanPage> {
     signal?.throwIfAborted();
     const table = this.#table(target, operation);
     const column = (f: string): string => {
