@@ -309,42 +309,29 @@ function RequestsPage() {
         {data === undefined ? undefined : data.requests.length === 0 ? (
           <p>{t('none')}</p>
         ) : (
-          <table>
-            <caption>{t('req.count', { n: data.requests.length })}</caption>
-            <thead>
-              <tr>
-                <th scope="col">{t('req.due')}</th>
-                <th scope="col">{t('req.left')}</th>
-                <th scope="col">{t('req.type')}</th>
-                <th scope="col">{t('req.status')}</th>
-                <th scope="col">{t('req.jurisdiction')}</th>
-                <th scope="col">{t('req.received')}</th>
+          <Table head={[t('req.due'), t('req.left'), t('req.type'), t('req.status'), t('req.jurisdiction'), t('req.received')]} caption={t('req.count', { n: data.requests.length })}>
+            {data.requests.map((r) => (
+              <tr key={r.id} data-request={r.id}>
+                <td>
+                  <a
+                    href={`/admin/requests/${r.id}`}
+                    onClick={(e) => {
+                      e.preventDefault();
+                      go(`requests/${r.id}`);
+                    }}
+                    aria-label={`${t('req.open')}: ${r.type}, ${fmt(r.dueAt, lang)}`}
+                  >
+                    {fmt(r.dueAt, lang)}
+                  </a>
+                </td>
+                <td>{r.completedAt === null ? <Countdown dueAt={r.dueAt} now={now} /> : '—'}</td>
+                <td>{r.type}</td>
+                <td>{r.status}</td>
+                <td>{r.jurisdiction}</td>
+                <td>{fmt(r.receivedAt, lang)}</td>
               </tr>
-            </thead>
-            <tbody>
-              {data.requests.map((r) => (
-                <tr key={r.id} data-request={r.id}>
-                  <td>
-                    <a
-                      href={`/admin/requests/${r.id}`}
-                      onClick={(e) => {
-                        e.preventDefault();
-                        go(`requests/${r.id}`);
-                      }}
-                      aria-label={`${t('req.open')}: ${r.type}, ${fmt(r.dueAt, lang)}`}
-                    >
-                      {fmt(r.dueAt, lang)}
-                    </a>
-                  </td>
-                  <td>{r.completedAt === null ? <Countdown dueAt={r.dueAt} now={now} /> : '—'}</td>
-                  <td>{r.type}</td>
-                  <td>{r.status}</td>
-                  <td>{r.jurisdiction}</td>
-                  <td>{fmt(r.receivedAt, lang)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
         )}
       </Loading>
     </section>
@@ -383,26 +370,16 @@ function Progress({ id, version }: { id: string; version: string }) {
   }
   return (
     <>
-      <table data-progress>
-        <thead>
-          <tr>
-            <th scope="col">{t('req.system')}</th>
-            <th scope="col">{t('req.stepsDone')}</th>
-            <th scope="col">{t('req.stepsFailed')}</th>
-            <th scope="col">{t('req.phases')}</th>
+      <Table head={[t('req.system'), t('req.stepsDone'), t('req.stepsFailed'), t('req.phases')]} progress>
+        {[...systems.entries()].map(([name, s]) => (
+          <tr key={name}>
+            <th scope="row">{name}</th>
+            <td>{s.done}</td>
+            <td class={s.failed > 0 ? 'overdue' : undefined}>{s.failed}</td>
+            <td>{[...s.phases].join(', ')}</td>
           </tr>
-        </thead>
-        <tbody>
-          {[...systems.entries()].map(([name, s]) => (
-            <tr key={name}>
-              <th scope="row">{name}</th>
-              <td>{s.done}</td>
-              <td class={s.failed > 0 ? 'overdue' : undefined}>{s.failed}</td>
-              <td>{[...s.phases].join(', ')}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </Table>
       <details>
         <summary>{t('req.steps', { n: data.tasks.length })}</summary>
         <ol>
@@ -653,30 +630,19 @@ function ConsentPage() {
               <RateChart purpose={p.purpose} series={p.series} label={t('consent.chart', { purpose: p.purpose, from: range.from, to: range.to })} />
               <details>
                 <summary>{t('consent.table')}</summary>
-                <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">{t('consent.bucket')}</th>
-                      <th scope="col">{t('consent.granted')}</th>
-                      <th scope="col">{t('consent.denied')}</th>
-                      <th scope="col">{t('consent.withdrawn')}</th>
-                      <th scope="col">{t('consent.grantRate')}</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {p.series
-                      .filter((s) => s.total > 0)
-                      .map((s) => (
-                        <tr key={s.bucket}>
-                          <th scope="row">{s.bucket}</th>
-                          <td>{s.granted}</td>
-                          <td>{s.denied}</td>
-                          <td>{s.withdrawn}</td>
-                          <td>{Math.round(s.grantRate * 100)}%</td>
-                        </tr>
-                      ))}
-                  </tbody>
-                </table>
+                <Table head={[t('consent.bucket'), t('consent.granted'), t('consent.denied'), t('consent.withdrawn'), t('consent.grantRate')]}>
+                  {p.series
+                    .filter((s) => s.total > 0)
+                    .map((s) => (
+                      <tr key={s.bucket}>
+                        <th scope="row">{s.bucket}</th>
+                        <td>{s.granted}</td>
+                        <td>{s.denied}</td>
+                        <td>{s.withdrawn}</td>
+                        <td>{Math.round(s.grantRate * 100)}%</td>
+                      </tr>
+                    ))}
+                </Table>
               </details>
             </article>
           ))
@@ -698,32 +664,21 @@ function ConsentPage() {
       {events === null ? null : events.length === 0 ? (
         <p>{t('none')}</p>
       ) : (
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">{t('consent.recorded')}</th>
-              <th scope="col">{t('consent.purpose')}</th>
-              <th scope="col">{t('consent.decision')}</th>
-              <th scope="col">{t('consent.method')}</th>
-              <th scope="col">{t('consent.proof')}</th>
+        <Table head={[t('consent.recorded'), t('consent.purpose'), t('consent.decision'), t('consent.method'), t('consent.proof')]}>
+          {events.map((e) => (
+            <tr key={e.id}>
+              <td>{e.recordedAt}</td>
+              <td>{e.purpose}</td>
+              <td>{e.decision}</td>
+              <td>{e.method}</td>
+              <td>
+                <button type="button" onClick={() => void proof(e.id)} aria-label={`${t('download')}: ${t('consent.proof')}, ${e.purpose}, ${e.recordedAt}`}>
+                  {t('download')}
+                </button>
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {events.map((e) => (
-              <tr key={e.id}>
-                <td>{e.recordedAt}</td>
-                <td>{e.purpose}</td>
-                <td>{e.decision}</td>
-                <td>{e.method}</td>
-                <td>
-                  <button type="button" onClick={() => void proof(e.id)} aria-label={`${t('download')}: ${t('consent.proof')}, ${e.purpose}, ${e.recordedAt}`}>
-                    {t('download')}
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Table>
       )}
     </section>
   );
@@ -849,45 +804,52 @@ function AuditPage() {
   );
 }
 
+/** A data table: an optional caption, one header row of column headers, and the rows given as children. */
+function Table({ head, caption, progress, children }: { head: readonly string[]; caption?: ComponentChildren; progress?: boolean; children: ComponentChildren }) {
+  return (
+    <table data-progress={progress === true ? '' : undefined}>
+      {caption === undefined ? null : <caption>{caption}</caption>}
+      <thead>
+        <tr>
+          {head.map((h) => (
+            <th key={h} scope="col">
+              {h}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>{children}</tbody>
+    </table>
+  );
+}
+
 function AuditTable({ entries, onProof }: { entries: AuditEntry[]; onProof: (seq: number) => void }) {
   const { t } = useUi();
   if (entries.length === 0) return <p>{t('none')}</p>;
   return (
-    <table>
-      <thead>
-        <tr>
-          <th scope="col">{t('audit.time')}</th>
-          <th scope="col">{t('audit.action')}</th>
-          <th scope="col">{t('audit.actor')}</th>
-          <th scope="col">{t('audit.target')}</th>
-          <th scope="col">{t('audit.outcome')}</th>
-          <th scope="col">{t('audit.proof')}</th>
+    <Table head={[t('audit.time'), t('audit.action'), t('audit.actor'), t('audit.target'), t('audit.outcome'), t('audit.proof')]}>
+      {entries.map((e) => (
+        <tr key={e.id}>
+          <td>{e.time}</td>
+          <td>{e.action}</td>
+          <td>{e.actor}</td>
+          <td>
+            {e.targetType}
+            {e.targetRef ? `: ${e.targetRef}` : ''}
+          </td>
+          <td>{e.outcome}</td>
+          <td>
+            {e.seq === null ? (
+              t('audit.pending')
+            ) : (
+              <button type="button" onClick={() => onProof(e.seq!)} aria-label={`${t('download')}: ${t('audit.proof')} #${e.seq}`}>
+                {t('download')}
+              </button>
+            )}
+          </td>
         </tr>
-      </thead>
-      <tbody>
-        {entries.map((e) => (
-          <tr key={e.id}>
-            <td>{e.time}</td>
-            <td>{e.action}</td>
-            <td>{e.actor}</td>
-            <td>
-              {e.targetType}
-              {e.targetRef ? `: ${e.targetRef}` : ''}
-            </td>
-            <td>{e.outcome}</td>
-            <td>
-              {e.seq === null ? (
-                t('audit.pending')
-              ) : (
-                <button type="button" onClick={() => onProof(e.seq!)} aria-label={`${t('download')}: ${t('audit.proof')} #${e.seq}`}>
-                  {t('download')}
-                </button>
-              )}
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+      ))}
+    </Table>
   );
 }
 
@@ -919,28 +881,18 @@ function DatamapPage() {
             {graph.data === undefined ? undefined : (
               <>
                 {svg.data ? <img class="graph" src={svg.data} alt={t('dm.graphAlt', { nodes: graph.data.nodes.length, edges: graph.data.edges.length })} /> : null}
-                <table>
-                  <caption>{t('dm.flows')}</caption>
-                  <thead>
-                    <tr>
-                      <th scope="col">{t('dm.from')}</th>
-                      <th scope="col">{t('dm.kind')}</th>
-                      <th scope="col">{t('dm.to')}</th>
+                <Table head={[t('dm.from'), t('dm.kind'), t('dm.to')]} caption={t('dm.flows')}>
+                  {graph.data.edges.map((e: GraphEdge, i) => (
+                    <tr key={i}>
+                      <td>{label(graph.data!.nodes, e.from)}</td>
+                      <td>
+                        {e.kind}
+                        {e.label ? ` (${e.label})` : ''}
+                      </td>
+                      <td>{label(graph.data!.nodes, e.to)}</td>
                     </tr>
-                  </thead>
-                  <tbody>
-                    {graph.data.edges.map((e: GraphEdge, i) => (
-                      <tr key={i}>
-                        <td>{label(graph.data!.nodes, e.from)}</td>
-                        <td>
-                          {e.kind}
-                          {e.label ? ` (${e.label})` : ''}
-                        </td>
-                        <td>{label(graph.data!.nodes, e.to)}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
+                  ))}
+                </Table>
               </>
             )}
           </Loading>
@@ -969,30 +921,20 @@ function DatamapPage() {
 function Dpia({ report }: { report: DpiaReport }) {
   const { t } = useUi();
   return (
-    <table>
-      <caption>{report.citation}</caption>
-      <thead>
-        <tr>
-          <th scope="col">{t('consent.purpose')}</th>
-          <th scope="col">{t('dm.criteria')}</th>
-          <th scope="col">{t('dm.conclusion')}</th>
+    <Table head={[t('consent.purpose'), t('dm.criteria'), t('dm.conclusion')]} caption={report.citation}>
+      {report.screenings.map((s) => (
+        <tr key={s.purpose} data-dpia={s.conclusion}>
+          <th scope="row">
+            {s.title} <code>{s.purpose}</code>
+          </th>
+          <td>
+            {s.metCount} / {s.criteria.length}
+            {s.metCount > 0 ? `: ${s.criteria.filter((c) => c.met).map((c) => c.title).join('; ')}` : ''}
+          </td>
+          <td>{s.conclusionText}</td>
         </tr>
-      </thead>
-      <tbody>
-        {report.screenings.map((s) => (
-          <tr key={s.purpose} data-dpia={s.conclusion}>
-            <th scope="row">
-              {s.title} <code>{s.purpose}</code>
-            </th>
-            <td>
-              {s.metCount} / {s.criteria.length}
-              {s.metCount > 0 ? `: ${s.criteria.filter((c) => c.met).map((c) => c.title).join('; ')}` : ''}
-            </td>
-            <td>{s.conclusionText}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+      ))}
+    </Table>
   );
 }
 
@@ -1017,33 +959,22 @@ function IncidentsPage({ canWrite }: { canWrite: boolean }) {
         {data === undefined ? undefined : open.length === 0 ? (
           <p>{t('none')}</p>
         ) : (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t('inc.heading')}</th>
-                <th scope="col">{t('req.status')}</th>
-                <th scope="col">{t('inc.detected')}</th>
-                <th scope="col">{t('inc.clock')}</th>
-                <th scope="col">{t('inc.assessment')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {open.map((i) => {
-                const d = clock(i);
-                return (
-                  <tr key={i.id}>
-                    <th scope="row">{i.title}</th>
-                    <td>{i.status}</td>
-                    <td>{fmt(i.detectedAt, lang)}</td>
-                    <td>{d === undefined ? '—' : d.met ? t('inc.met') : d.dueAt === null ? t('inc.noDeadline') : <Countdown dueAt={d.dueAt} now={now} />}</td>
-                    <td>
-                      {i.assessment.outcome} ({t('inc.severity', { s: i.assessment.computed.severity })})
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
+          <Table head={[t('inc.heading'), t('req.status'), t('inc.detected'), t('inc.clock'), t('inc.assessment')]}>
+            {open.map((i) => {
+              const d = clock(i);
+              return (
+                <tr key={i.id}>
+                  <th scope="row">{i.title}</th>
+                  <td>{i.status}</td>
+                  <td>{fmt(i.detectedAt, lang)}</td>
+                  <td>{d === undefined ? '—' : d.met ? t('inc.met') : d.dueAt === null ? t('inc.noDeadline') : <Countdown dueAt={d.dueAt} now={now} />}</td>
+                  <td>
+                    {i.assessment.outcome} ({t('inc.severity', { s: i.assessment.computed.severity })})
+                  </td>
+                </tr>
+              );
+            })}
+          </Table>
         )}
       </Loading>
       {canWrite ? <NewIncident onOpened={reload} /> : null}
