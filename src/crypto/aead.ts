@@ -32,16 +32,21 @@ export const MAX_CONTEXT_LENGTH = 512;
 // than the copy itself at these sizes (this path runs twice per field, see bench/crypto.ts).
 const pool = Buffer.allocUnsafe(NONCE * 341);
 let poolOffset = pool.length;
-function nonce(): Buffer {
+/** Writes the next 12 random bytes of the pool to `into` at `at`. */
+function nextNonce(into: Uint8Array, at: number): void {
   if (poolOffset === pool.length) {
     randomFillSync(pool);
     poolOffset = 0;
   }
-  const n = Buffer.allocUnsafe(NONCE);
-  for (let i = 0; i < NONCE; i++) n[i] = pool[poolOffset + i]!;
+  for (let i = 0; i < NONCE; i++) into[at + i] = pool[poolOffset + i]!;
   poolOffset += NONCE;
-  return n;
 }
+
+// Scratch buffers for the nonce and the tag of one field operation. createCipheriv / createDecipheriv copy the
+// IV into the cipher context and setAuthTag copies the tag (both synchronously), so one buffer of each serves
+// every call and no view or copy is allocated per field; nothing here awaits between filling and handing over.
+const ivScratch = Buffer.allocUnsafe(NONCE);
+const tagScratch = Buffer.allocUnsafe(TAG);
 
 function badContext(): CustodianError {
   return new CustodianError('CST_ERR_CRYPTO_BAD_CONTEXT', `context must be 1 to ${MAX_CONTEXT_LENGTH} characters naming where the value lives (never personal data)`);
@@ -73,27 +78,30 @@ export function fnv1a32(bytes: Uint8Array, from = 0): number {
  * one buffer. The key id is read from `keyIdFrom` at `keyIdAt`.
  */
 function associatedData(version: number, keyIdFrom: Uint8Array, keyIdAt: number, context: string): Buffer {
-  const length = Buffer.byteLength(context, 'utf8');
-  const aad = Buffer.allocUnsafe(HEADER + length);
-  aad[0] = version;
-  for (let i = 0; i < KEY_ID_BYTES; i++) aad[1 + i] = keyIdFrom[keyIdAt + i]!;
+  const length = context.length;
+  let aad = Buffer.allocUnsafe(HEADER + length);
   let h = 0x811c9dc5;
-  if (length === context.length) {
-    // ASCII (every code unit < 0x80): check, write and hash in one pass.
-    for (let i = 0; i < length; i++) {
-      const c = context.charCodeAt(i);
-      if (c === 0) throw badContext();
-      aad[HEADER + i] = c;
-      h = Math.imul(h ^ c, 0x01000193);
-    }
-  } else {
+  // ASCII (every code unit < 0x80, the usual context): check, write and hash in one pass, sized without a
+  // separate UTF-8 length count. The first other code unit hands over to the general path.
+  let i = 0;
+  for (; i < length; i++) {
+    const c = context.charCodeAt(i);
+    if (c === 0) throw badContext();
+    if (c >= 0x80) break;
+    aad[HEADER + i] = c;
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  if (i < length) {
     if (!isStorableText(context)) throw badContext();
+    aad = Buffer.allocUnsafe(HEADER + Buffer.byteLength(context, 'utf8'));
     aad.write(context, HEADER, 'utf8');
     h = fnv1a32(aad, HEADER);
   }
+  aad[0] = version;
+  for (let k = 0; k < KEY_ID_BYTES; k++) aad[1 + k] = keyIdFrom[keyIdAt + k]!;
   if (version === 1) {
     const digest = hash('sha256', aad.subarray(HEADER), 'buffer');
-    for (let i = 0; i < 4; i++) aad[FINGERPRINT_AT + i] = digest[i]!;
+    for (let k = 0; k < 4; k++) aad[FINGERPRINT_AT + k] = digest[k]!;
   } else {
     aad[FINGERPRINT_AT] = h >>> 24;
     aad[FINGERPRINT_AT + 1] = h >>> 16;
@@ -106,18 +114,20 @@ function associatedData(version: number, keyIdFrom: Uint8Array, keyIdAt: number,
 /** Encrypts `plaintext` under `key` (32 bytes) with key id `keyId` (8 bytes), bound to `context`; format version 2. */
 export function sealField(key: Buffer, keyId: Buffer, plaintext: Buffer, context: string): string {
   const aad = associatedData(FIELD_FORMAT_VERSION, keyId, 0, context);
-  const iv = nonce();
-  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  nextNonce(ivScratch, 0);
+  const cipher = createCipheriv('aes-256-gcm', key, ivScratch);
   cipher.setAAD(aad);
   const body = cipher.update(plaintext);
   const final = cipher.final(); // empty for GCM; kept for correctness
   const tag = cipher.getAuthTag();
-  const out = Buffer.allocUnsafe(HEADER + NONCE + body.length + final.length + TAG);
+  const bodyLength = body.length + final.length;
+  const out = Buffer.allocUnsafe(HEADER + NONCE + bodyLength + TAG);
   for (let i = 0; i < HEADER; i++) out[i] = aad[i]!;
-  out.set(iv, HEADER);
+  for (let i = 0; i < NONCE; i++) out[HEADER + i] = ivScratch[i]!;
   out.set(body, HEADER + NONCE);
   if (final.length > 0) out.set(final, HEADER + NONCE + body.length);
-  out.set(tag, out.length - TAG);
+  const tagAt = HEADER + NONCE + bodyLength;
+  for (let i = 0; i < TAG; i++) out[tagAt + i] = tag[i]!;
   return PREFIXES[FIELD_FORMAT_VERSION] + out.toString('base64url');
 }
 
@@ -192,11 +202,14 @@ export function openField(key: Buffer, parsed: ParsedField, context: string): Bu
   if (aad[FINGERPRINT_AT] !== bytes[FINGERPRINT_AT] || aad[FINGERPRINT_AT + 1] !== bytes[FINGERPRINT_AT + 1] || aad[FINGERPRINT_AT + 2] !== bytes[FINGERPRINT_AT + 2] || aad[FINGERPRINT_AT + 3] !== bytes[FINGERPRINT_AT + 3]) {
     throw new CustodianError('CST_ERR_CRYPTO_WRONG_CONTEXT', 'the ciphertext belongs to another context (table, column or row)');
   }
-  const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(HEADER, HEADER + NONCE));
+  const tagAt = bytes.length - TAG;
+  for (let i = 0; i < NONCE; i++) ivScratch[i] = bytes[HEADER + i]!;
+  for (let i = 0; i < TAG; i++) tagScratch[i] = bytes[tagAt + i]!;
+  const decipher = createDecipheriv('aes-256-gcm', key, ivScratch);
   decipher.setAAD(aad);
-  decipher.setAuthTag(bytes.subarray(bytes.length - TAG));
+  decipher.setAuthTag(tagScratch);
   try {
-    const body = decipher.update(bytes.subarray(HEADER + NONCE, bytes.length - TAG));
+    const body = decipher.update(bytes.subarray(HEADER + NONCE, tagAt));
     const final = decipher.final();
     return final.length === 0 ? body : Buffer.concat([body, final]);
   } catch {
@@ -206,7 +219,8 @@ export function openField(key: Buffer, parsed: ParsedField, context: string): Bu
 
 /** AES-256-GCM wrap of a 32-byte data key under a KEK, bound to `aad`: nonce ‖ ciphertext ‖ tag. */
 export function wrapKey(kek: Buffer, dataKey: Buffer, aad: Buffer): Buffer {
-  const iv = nonce();
+  const iv = Buffer.allocUnsafe(NONCE);
+  nextNonce(iv, 0);
   const cipher = createCipheriv('aes-256-gcm', kek, iv);
   cipher.setAAD(aad);
   return Buffer.concat([iv, cipher.update(dataKey), cipher.final(), cipher.getAuthTag()]);

@@ -1,4 +1,4 @@
-import { createCipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fnv1a32, openField, parseField, sealField } from '../../src/crypto/aead.js';
@@ -65,6 +65,63 @@ describe('field ciphertext format', () => {
     const mine = handMade(2, key, keyId, Buffer.from('value'), context);
     // Same header (version, key id, fingerprint); nonces differ.
     expect(bytes.subarray(0, 13).equals(Buffer.from(mine.slice(3), 'base64url').subarray(0, 13))).toBe(true);
+  });
+
+  it('seals what an independent opener reads: header, nonce and tag land where the layout says, for any context', () => {
+    // Contexts that are ASCII, that turn non-ASCII part-way (the sealer's one-pass encoder hands over to UTF-8
+    // there), and any well-formed text; NUL and lone surrogates are refused before any byte is sealed.
+    const contextArb = fc.oneof(
+      fc.string({ minLength: 1, maxLength: 60 }),
+      fc.tuple(fc.string({ maxLength: 30 }), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 30 })).map(([a, b]) => a + b),
+      fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 }),
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), contextArb, (pt, context) => {
+        fc.pre(!context.includes('\u0000') && context.length <= 512);
+        const key = randomBytes(32);
+        const keyId = randomBytes(8);
+        const ct = sealField(key, keyId, Buffer.from(pt), context);
+        const bytes = Buffer.from(ct.slice(3), 'base64url');
+        const ctx = Buffer.from(context, 'utf8');
+        let h = 0x811c9dc5;
+        for (const b of ctx) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+        expect(bytes[0]).toBe(2);
+        expect(bytes.subarray(1, 9).equals(keyId)).toBe(true);
+        expect(bytes.readUInt32BE(9)).toBe(h);
+        const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(13, 25));
+        decipher.setAAD(Buffer.concat([bytes.subarray(0, 13), ctx]));
+        decipher.setAuthTag(bytes.subarray(bytes.length - 16));
+        const opened = Buffer.concat([decipher.update(bytes.subarray(25, bytes.length - 16)), decipher.final()]);
+        expect(opened.equals(Buffer.from(pt))).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('gives every sealed value its own nonce and opens values in any order (no state carried between calls)', () => {
+    const key = randomBytes(32);
+    const keyId = randomBytes(8);
+    // More values than one refill of the nonce pool (341), so the refill boundary is crossed.
+    const values = Array.from({ length: 1000 }, (_, i) => Buffer.from(`value ${i}`));
+    const sealed = values.map((v, i) => sealField(key, keyId, v, `t.c:${i}`));
+    const nonces = new Set(sealed.map((ct) => Buffer.from(ct.slice(3), 'base64url').subarray(13, 25).toString('hex')));
+    expect(nonces.size).toBe(values.length);
+    const parsed = sealed.map((ct) => parseField(ct));
+    for (let i = values.length - 1; i >= 0; i--) expect(openField(key, parsed[i]!, `t.c:${i}`).equals(values[i]!)).toBe(true);
+    // A tampered value between two good ones fails alone.
+    const bad = Buffer.from(sealed[1]!.slice(3), 'base64url');
+    bad[bad.length - 1]! ^= 1;
+    expect(openField(key, parsed[0]!, 't.c:0').equals(values[0]!)).toBe(true);
+    expect(codeOf(() => openField(key, parseField('c2.' + bad.toString('base64url')), 't.c:1'))).toBe('CST_ERR_CRYPTO_TAMPERED');
+    expect(openField(key, parsed[2]!, 't.c:2').equals(values[2]!)).toBe(true);
+  });
+
+  it('refuses a NUL or a lone surrogate anywhere in the context, also after non-ASCII text', () => {
+    const key = randomBytes(32);
+    const keyId = randomBytes(8);
+    for (const context of ['a\u0000b', '\u0000', 'é\u0000', 'ab\uD800', 'é\uDC00x', '\uD800']) {
+      expect(codeOf(() => sealField(key, keyId, Buffer.from('v'), context))).toBe('CST_ERR_CRYPTO_BAD_CONTEXT');
+    }
   });
 
   it('refuses text with any character outside base64url instead of decoding around it', () => {
