@@ -23,6 +23,12 @@ export interface ShredReceipt {
   readonly keyIds: readonly string[];
 }
 
+/** The shreddings recorded for one subject (see {@link Keyring.shredHistory}). */
+export interface ShredHistory {
+  readonly subjectRef: string;
+  readonly shreddings: ReadonlyArray<{ tombstoneId: string; shreddedAt: string; reason: string; actor: string; keysDestroyed: number; keyIds: readonly string[] }>;
+}
+
 /** Progress of a re-wrap job. */
 export interface RewrapProgress {
   readonly jobId: string;
@@ -305,10 +311,15 @@ export class Keyring {
     return d;
   }
 
-  /** Lists blind index definitions. */
-  async listBlindIndexes(): Promise<BlindIndexDefinition[]> {
+  /**
+   * Blind index definitions: every defined one, and the built-in ones (usable at once, defined on first use)
+   * marked as such.
+   */
+  async listBlindIndexes(): Promise<Array<BlindIndexDefinition & { builtIn: boolean; defined: boolean }>> {
     const rows = await this.#store.db.selectFrom('blind_indexes').selectAll().orderBy('name').execute();
-    return rows.map((r) => ({ name: r.name, normaliser: r.normaliser as Normaliser, bits: Number(r.bits) }));
+    const defined = rows.map((r) => ({ name: r.name, normaliser: r.normaliser as Normaliser, bits: Number(r.bits), builtIn: BUILTIN_BLIND_INDEXES.some((b) => b.name === r.name), defined: true }));
+    const pending = BUILTIN_BLIND_INDEXES.filter((b) => !rows.some((r) => r.name === b.name)).map((b) => ({ ...b, builtIn: true, defined: false }));
+    return [...defined, ...pending].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /**
@@ -339,10 +350,26 @@ export class Keyring {
     return { tombstoneId, subjectRef: ref, shreddedAt: toIso(now), keysDestroyed: keyIds.length, keyIds };
   }
 
-  /** Whether `subjectId` has been shredded at least once, and when last. */
-  async shredHistory(subjectId: string): Promise<Array<{ tombstoneId: string; shreddedAt: string; reason: string; actor: string; keysDestroyed: number }>> {
-    const rows = await this.#store.db.selectFrom('shred_tombstones').selectAll().where('subject_ref', '=', this.subjectRef(subjectId)).orderBy('id').execute();
-    return rows.map((r) => ({ tombstoneId: r.id, shreddedAt: new Date(r.shredded_at).toISOString(), reason: r.reason, actor: r.actor, keysDestroyed: Number(r.keys_destroyed) }));
+  /**
+   * The shreddings of `subjectId`, oldest first (empty when never shredded), with the subject reference the
+   * tombstones are filed under: what an auditor checks a shred receipt against.
+   */
+  async shredHistory(subjectId: string): Promise<ShredHistory> {
+    checkSubject(subjectId);
+    const subjectRef = this.subjectRef(subjectId);
+    const rows = await this.#store.db.selectFrom('shred_tombstones').selectAll().where('subject_ref', '=', subjectRef).orderBy('id').execute();
+    const keys = rows.length === 0 ? [] : await this.#store.db.selectFrom('shredded_keys').select(['tombstone_id', 'key_id']).where('tombstone_id', 'in', rows.map((r) => r.id)).orderBy('key_id').execute();
+    return {
+      subjectRef,
+      shreddings: rows.map((r) => ({
+        tombstoneId: r.id,
+        shreddedAt: new Date(r.shredded_at).toISOString(),
+        reason: r.reason,
+        actor: r.actor,
+        keysDestroyed: Number(r.keys_destroyed),
+        keyIds: keys.filter((k) => k.tombstone_id === r.id).map((k) => k.key_id),
+      })),
+    };
   }
 
   /**

@@ -103,7 +103,18 @@ describe.each(STORE_KINDS)('keyring on %s', (kind) => {
     expect(await c.keyring.decryptFieldText(fresh, 'crm.email:1')).toBe('new data');
     expect(await codeOf(c.keyring.decryptField(a, 'crm.email:1'))).toBe('CST_ERR_CRYPTO_SHREDDED');
     const history = await c.keyring.shredHistory('shred-a');
-    expect(history).toEqual([expect.objectContaining({ tombstoneId: receipt.tombstoneId, reason: 'erasure request r-1', actor: 'test', keysDestroyed: 1 })]);
+    expect(history.subjectRef).toBe(receipt.subjectRef);
+    expect(history.shreddings).toEqual([{ tombstoneId: receipt.tombstoneId, shreddedAt: receipt.shreddedAt, reason: 'erasure request r-1', actor: 'test', keysDestroyed: 1, keyIds: receipt.keyIds }]);
+    // A second shredding (of the fresh key) is listed after the first, with its own key; others are not listed.
+    const again = await c.keyring.shredSubject('shred-a', { reason: 'erasure request r-2', actor: 'test' });
+    const twice = await c.keyring.shredHistory('shred-a');
+    expect(twice.shreddings.map((h) => [h.tombstoneId, h.keyIds])).toEqual([
+      [receipt.tombstoneId, receipt.keyIds],
+      [again.tombstoneId, again.keyIds],
+    ]);
+    expect(again.keyIds).toHaveLength(1);
+    expect(again.keyIds[0]).not.toBe(receipt.keyIds[0]);
+    expect((await c.keyring.shredHistory('shred-b')).shreddings).toEqual([]);
     expect(await codeOf(c.keyring.shredSubject('shred-a', { reason: ' ', actor: 'test' }))).toBe('CST_ERR_VALIDATION');
   });
 
@@ -138,6 +149,30 @@ describe.each(STORE_KINDS)('keyring on %s', (kind) => {
     expect(await codeOf(c.keyring.blindIndex('x', 'nope'))).toBe('CST_ERR_CRYPTO_UNKNOWN_INDEX');
     await c.keyring.shredSubject('someone', { reason: 'test', actor: 'test' });
     expect(await c.keyring.blindIndex('alice@example.com', 'email')).toBe(x);
+    const listed = await c.keyring.listBlindIndexes();
+    expect(listed.map((i) => i.name)).toEqual([...listed.map((i) => i.name)].sort());
+    expect(listed.filter((i) => ['customer_no', 'email', 'phone'].includes(i.name))).toEqual([
+      { name: 'customer_no', normaliser: 'trim', bits: 32, builtIn: false, defined: true },
+      { name: 'email', normaliser: 'email', bits: 64, builtIn: true, defined: true },
+      { name: 'phone', normaliser: 'phone', bits: 64, builtIn: true, defined: true },
+    ]);
+  });
+
+  it('lists the built-in blind indexes as usable but not yet defined on a new store', async () => {
+    const fresh = await custodianFixture(kind);
+    try {
+      expect(await fresh.custodian.keyring.listBlindIndexes()).toEqual([
+        { name: 'email', normaliser: 'email', bits: 64, builtIn: true, defined: false },
+        { name: 'phone', normaliser: 'phone', bits: 64, builtIn: true, defined: false },
+      ]);
+      await fresh.custodian.keyring.blindIndex('+1 555 0100', 'phone');
+      expect((await fresh.custodian.keyring.listBlindIndexes()).map((i) => [i.name, i.defined])).toEqual([
+        ['email', false],
+        ['phone', true],
+      ]);
+    } finally {
+      await fresh.cleanup();
+    }
   });
 
   it('stores data keys only wrapped, and never the master key', async () => {

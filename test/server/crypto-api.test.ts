@@ -61,10 +61,37 @@ describe.each(STORE_KINDS)('crypto API on %s', (kind) => {
     expect([unknown.statusCode, unknown.json<{ error: { code: string } }>().error.code]).toEqual([400, 'CST_ERR_CRYPTO_UNKNOWN_INDEX']);
   });
 
+  it('lists blind index definitions (crypto scope), built-in ones marked', async () => {
+    const get = (key: string) => app.inject({ method: 'GET', url: '/v1/crypto/blind-indexes', headers: { authorization: `Bearer ${key}` } });
+    expect((await get(reader)).statusCode).toBe(403);
+    const listed = await get(crypto);
+    expect(listed.statusCode).toBe(200);
+    const { indexes } = listed.json<{ indexes: Array<{ name: string; builtIn: boolean; defined: boolean }> }>();
+    expect(indexes.find((i) => i.name === 'loyalty_no')).toEqual({ name: 'loyalty_no', normaliser: 'trim', bits: 48, builtIn: false, defined: true });
+    expect(indexes.find((i) => i.name === 'email')).toEqual({ name: 'email', normaliser: 'email', bits: 64, builtIn: true, defined: true });
+    expect(indexes.find((i) => i.name === 'phone')).toMatchObject({ builtIn: true });
+  });
+
+  it("lists a subject's shreddings for an auditor (admin only), matching the receipts", async () => {
+    const get = (id: string, key = admin) => app.inject({ method: 'GET', url: `/v1/subjects/${encodeURIComponent(id)}/shreddings`, headers: { authorization: `Bearer ${key}` } });
+    await post('/v1/crypto/encrypt', { subjectId: 'api-history', plaintext: 'x', context: 'c:h' });
+    const receipt = (await post('/v1/subjects/api-history/shred', { reason: 'erasure request 10' }, admin)).json<{ tombstoneId: string; subjectRef: string; shreddedAt: string; keyIds: string[] }>();
+    expect((await get('api-history', crypto)).statusCode).toBe(403);
+    const history = await get('api-history');
+    expect(history.statusCode).toBe(200);
+    expect(history.json()).toEqual({
+      subjectRef: receipt.subjectRef,
+      shreddings: [{ tombstoneId: receipt.tombstoneId, shreddedAt: receipt.shreddedAt, reason: 'erasure request 10', actor: expect.stringMatching(/^key:/) as string, keysDestroyed: 1, keyIds: receipt.keyIds }],
+    });
+    expect((await get('never-shredded')).json()).toMatchObject({ shreddings: [] });
+    const bad = await get('a'.repeat(300));
+    expect([bad.statusCode, bad.json<{ error: { code: string } }>().error.code]).toEqual([400, 'CST_ERR_VALIDATION']);
+  });
+
   it('needs the crypto scope; status needs admin', async () => {
     expect((await post('/v1/crypto/encrypt', { subjectId: 's', plaintext: 'x', context: 'c' }, reader)).statusCode).toBe(403);
     const status = await app.inject({ method: 'GET', url: '/v1/crypto/status', headers: { authorization: `Bearer ${admin}` } });
-    expect(status.json()).toMatchObject({ provider: 'local', primaryVersion: 1, shreddings: 1 });
+    expect(status.json()).toMatchObject({ provider: 'local', primaryVersion: 1, shreddings: 2 });
     expect((await app.inject({ method: 'GET', url: '/v1/crypto/status', headers: { authorization: `Bearer ${crypto}` } })).statusCode).toBe(403);
   });
 });

@@ -74,6 +74,8 @@ describe('OpenAPI document', () => {
         'POST /v1/crypto/blind-index',
         'POST /v1/crypto/encrypt/batch',
         'POST /v1/crypto/decrypt/batch',
+        'GET /v1/crypto/blind-indexes',
+        'GET /v1/subjects/{subjectId}/shreddings',
         'POST /v1/crypto/blind-index/batch',
         'PUT /v1/crypto/blind-indexes/{name}',
         'GET /v1/crypto/status',

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { SCOPES, type Scope } from '../../auth/index.js';
 import { CustodianError, PURPOSE_KEY_PATTERN } from '../../core/index.js';
-import type { RewrapProgress } from '../../crypto/index.js';
+import { NORMALISER_NAMES, type Normaliser, type RewrapProgress } from '../../crypto/index.js';
 import { withCustodian, withStoreOptions, type StoreOptions } from '../context.js';
 import { printJson, type CliIo } from '../io.js';
 
@@ -20,7 +20,7 @@ function parsePurposes(value: string): string[] {
 
 /** `custodian keys …`: API keys. */
 export function keysCommand(io: CliIo): Command {
-  const keys = new Command('keys').description('API keys (create, list, revoke) and encryption keys (status, shred, rotate, rewrap, retire)');
+  const keys = new Command('keys').description('API keys (create, list, revoke) and encryption keys (status, shred, shreddings, indexes, define-index, rotate, rewrap, retire)');
   withStoreOptions(keys.command('create').description('mint an API key; the secret is printed once'))
     .requiredOption('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`, parseScopes)
     .option('--name <name>', 'what the key is for', 'cli')
@@ -48,6 +48,21 @@ export function keysCommand(io: CliIo): Command {
     .action(async (subjectId: string, opts: StoreOptions & { reason: string; actor: string }) => {
       printJson(io, await withCustodian(io, opts, (c) => c.keyring.shredSubject(subjectId, { reason: opts.reason, actor: `cli:${opts.actor}` })));
     });
+  withStoreOptions(keys.command('shreddings').description("a subject's crypto-shreddings (tombstones, oldest first) and the subject reference they are filed under"))
+    .argument('<subjectId>', "the application's opaque user id")
+    .action(async (subjectId: string, opts: StoreOptions) => {
+      printJson(io, await withCustodian(io, opts, (c) => c.keyring.shredHistory(subjectId)));
+    });
+  withStoreOptions(keys.command('indexes').description('blind index definitions: the defined ones and the built-in ones (defined on first use)')).action(async (opts: StoreOptions) => {
+    printJson(io, { indexes: await withCustodian(io, opts, (c) => c.keyring.listBlindIndexes()) });
+  });
+  withStoreOptions(keys.command('define-index').description('define a blind index (normaliser and output bits); an existing one cannot be changed'))
+    .argument('<name>', 'lower-case name, e.g. customer_no')
+    .requiredOption('--normaliser <name>', `one of ${NORMALISER_NAMES.join(', ')}`, parseNormaliser)
+    .option('--bits <n>', 'output size: a multiple of 8 from 32 to 256 (see docs/security.md for sizing)', parseBits, 64)
+    .action(async (name: string, opts: StoreOptions & { normaliser: Normaliser; bits: number }) => {
+      printJson(io, await withCustodian(io, opts, (c) => c.keyring.defineBlindIndex({ name, normaliser: opts.normaliser, bits: opts.bits })));
+    });
   withStoreOptions(keys.command('rotate').description('make a new master-key version primary, then re-wrap every data key under it'))
     .option('--no-rewrap', 'only register the new version; run `keys rewrap` later')
     .option('--batch-size <n>', 'keys per re-wrap transaction', parseBatch, 1000)
@@ -69,6 +84,17 @@ export function keysCommand(io: CliIo): Command {
       printJson(io, { version, retired: true });
     });
   return keys;
+}
+
+function parseNormaliser(value: string): Normaliser {
+  if (!(NORMALISER_NAMES as readonly string[]).includes(value)) throw new InvalidArgumentError(`one of ${NORMALISER_NAMES.join(', ')}`);
+  return value as Normaliser;
+}
+
+function parseBits(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 32 || n > 256 || n % 8 !== 0) throw new InvalidArgumentError('a multiple of 8 from 32 to 256');
+  return n;
 }
 
 function parseBatch(value: string): number {

@@ -117,6 +117,18 @@ export function cryptoRoutes(custodian: Custodian): FastifyPluginAsyncZod {
       async (request) => keyring.defineBlindIndex({ name: request.params.name, normaliser: request.body.normaliser, bits: request.body.bits }),
     );
     app.get(
+      '/crypto/blind-indexes',
+      {
+        config: { scope: 'crypto' },
+        schema: {
+          tags: ['crypto'],
+          summary: 'Blind index definitions: the defined ones, and the built-in ones (usable at once, defined on first use)',
+          response: { 200: z.object({ indexes: z.array(z.object({ name: z.string(), normaliser: z.enum(NORMALISER_NAMES), bits: z.number(), builtIn: z.boolean(), defined: z.boolean() })).readonly() }), ...errorResponses },
+        },
+      },
+      async () => ({ indexes: await keyring.listBlindIndexes() }),
+    );
+    app.get(
       '/crypto/status',
       {
         config: { scope: 'admin' },
@@ -154,6 +166,25 @@ export function cryptoRoutes(custodian: Custodian): FastifyPluginAsyncZod {
         },
       },
       async (request) => keyring.shredSubject(request.params.subjectId, { reason: request.body.reason, actor: actorOf(request) }),
+    );
+    app.get(
+      '/subjects/:subjectId/shreddings',
+      {
+        config: { scope: 'admin' },
+        schema: {
+          tags: ['crypto'],
+          summary: "A subject's crypto-shreddings (tombstones, oldest first) and the subject reference they are filed under: what a shred receipt is checked against",
+          params: subjectParams,
+          response: {
+            200: z.object({
+              subjectRef: z.string(),
+              shreddings: z.array(z.object({ tombstoneId: z.string(), shreddedAt: z.string(), reason: z.string(), actor: z.string(), keysDestroyed: z.number(), keyIds: z.array(z.string()).readonly() })).readonly(),
+            }),
+            ...errorResponses,
+          },
+        },
+      },
+      async (request) => keyring.shredHistory(request.params.subjectId),
     );
   };
 }
