@@ -210,6 +210,38 @@ describe.each(STORE_KINDS)('privacy center sessions in the store, shared by repl
     expect(swept.sessions).toBeGreaterThanOrEqual(1);
     expect(await one.store.db.selectFrom('privacy_sessions').select('token_hash').where('token_hash', '=', sha256('scheduled-sweep')).execute()).toHaveLength(0);
   });
+
+  it('ends every session and pending code when an operator shreds the sessions key on another replica', async () => {
+    const email = 'shredded-sessions@example.com';
+    const { challengeId } = (await appOne.inject({ method: 'POST', url: '/v1/privacy/sign-in', payload: { email } })).json<{ challengeId: string }>();
+    const verified = await appOne.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId, code: await codeFor(one, email) } });
+    const { cookie } = sessionOf(verified);
+    const tokenHash = sha256(cookie.slice(cookie.indexOf('=') + 1));
+    expect((await appOne.inject({ method: 'GET', url: '/v1/privacy/session', headers: { cookie } })).statusCode).toBe(200); // key cached on one
+    const pending = (await appOne.inject({ method: 'POST', url: '/v1/privacy/sign-in', payload: { email } })).json<{ challengeId: string }>().challengeId;
+    const pendingCode = await codeFor(one, email);
+
+    await two.keyring.shredSubject('privacy-center:sessions', { reason: 'end all privacy center sessions', actor: 'test' });
+
+    // Replica one learns of the shredding at once on SQLite, on the NOTIFY within milliseconds on PostgreSQL.
+    let status = 0;
+    for (let i = 0; i < 100 && status !== 204; i++) {
+      status = (await appOne.inject({ method: 'GET', url: '/v1/privacy/session', headers: { cookie } })).statusCode;
+      if (status !== 204) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(status).toBe(204); // signed out, not an error
+    const consent = await appOne.inject({ method: 'GET', url: '/v1/privacy/consent', headers: { cookie } });
+    expect([consent.statusCode, consent.json<{ error: { code: string } }>().error.code]).toStrictEqual([401, 'CST_ERR_PRIVACY_SESSION_REQUIRED']);
+    expect(await one.store.db.selectFrom('privacy_sessions').select('token_hash').where('token_hash', '=', tokenHash).execute()).toHaveLength(0);
+    const late = await appTwo.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId: pending, code: pendingCode } });
+    expect(late.json<{ error: { code: string } }>().error.code).toBe('CST_ERR_PRIVACY_CODE_EXPIRED');
+
+    // Signing in again works, under a new key.
+    const again = (await appTwo.inject({ method: 'POST', url: '/v1/privacy/sign-in', payload: { email } })).json<{ challengeId: string }>().challengeId;
+    const back = await appOne.inject({ method: 'POST', url: '/v1/privacy/sign-in/verify', payload: { challengeId: again, code: await codeFor(one, email) } });
+    expect(back.statusCode, back.body).toBe(200);
+    expect((await appTwo.inject({ method: 'GET', url: '/v1/privacy/session', headers: { cookie: sessionOf(back).cookie } })).json()).toMatchObject({ email });
+  });
 });
 
 describe('privacy center sessions in memory', () => {

@@ -1,5 +1,5 @@
 import type { Selectable } from 'kysely';
-import { storedToIso, toIso } from '../../core/index.js';
+import { isCustodianError, storedToIso, toIso } from '../../core/index.js';
 import type { Database, Store } from '../../store/index.js';
 import type { PrivacySession, PutSessionOptions, SessionStore, SignInChallenge } from '../session-store.js';
 
@@ -157,9 +157,15 @@ export class StoreSessionStore implements SessionStore {
   async getSession(tokenHash: string): Promise<PrivacySession | undefined> {
     const row = await this.#store.db.selectFrom('privacy_sessions').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
     if (row === undefined) return undefined;
+    const email = await openOrForget(this.#cipher.decryptFieldText(row.email_sealed, sessionContext(row.token_hash)));
+    if (email === undefined) {
+      // The sessions' key was shredded: every open session ends, as if signed out.
+      await this.deleteSession(row.token_hash);
+      return undefined;
+    }
     return {
       tokenHash: row.token_hash,
-      email: await this.#cipher.decryptFieldText(row.email_sealed, sessionContext(row.token_hash)),
+      email,
       subjectId: row.subject_id,
       userId: row.user_id,
       createdAt: ms(row.created_at),
@@ -200,9 +206,12 @@ export class StoreSessionStore implements SessionStore {
 
   async #challenge(row: Selectable<Database['privacy_sign_in_challenges']>): Promise<SignInChallenge | undefined> {
     if (row.email_sealed === null) return undefined;
+    // A challenge sealed under a shredded key is gone: the code has expired (the person asks for a new one).
+    const email = await openOrForget(this.#cipher.decryptFieldText(row.email_sealed, challengeContext(row.id)));
+    if (email === undefined) return undefined;
     return {
       id: row.id,
-      email: await this.#cipher.decryptFieldText(row.email_sealed, challengeContext(row.id)),
+      email,
       emailDigest: row.email_digest,
       codeDigest: row.code_digest,
       attempts: Number(row.attempts),
@@ -214,5 +223,19 @@ export class StoreSessionStore implements SessionStore {
   async #maybeSweep(): Promise<void> {
     if (this.#now() - this.#lastSweep < this.#sweepEveryMs) return;
     await this.sweep();
+  }
+}
+
+/**
+ * The opened value, or undefined when its key was crypto-shredded (an operator shredded the keyring subject
+ * `privacy-center:sessions` to end every session at once). Any other failure (tampering, a wrong master key) is
+ * an error and is thrown.
+ */
+async function openOrForget(opening: Promise<string>): Promise<string | undefined> {
+  try {
+    return await opening;
+  } catch (err) {
+    if (isCustodianError(err) && err.code === 'CST_ERR_CRYPTO_SHREDDED') return undefined;
+    throw err;
   }
 }
