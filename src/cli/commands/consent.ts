@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { INPUT_METHODS, type Decision, type InputMethod } from '../../ledger/index.js';
-import { withCustodian, withStoreOptions, type StoreOptions } from '../context.js';
+import { readerOf, withCustodian, withReaderOptions, withStoreOptions, type ReaderOptions, type StoreOptions } from '../context.js';
 import { EXIT, printJson, type CliIo } from '../io.js';
 
 function parseLimit(value: string): number {
@@ -62,13 +62,14 @@ export function consentCommand(io: CliIo, setExitCode: (code: number) => void): 
     .action(async (subjectId: string, opts: StoreOptions) => {
       printJson(io, { subjectId, purposes: await withCustodian(io, opts, (c) => c.ledger.state(subjectId)) });
     });
-  withStoreOptions(consent.command('history').description('events of a subject, and the state as of an instant'))
+  // Evidence is personal data: audited as consent.history.read, like GET /v1/subjects/{subjectId}/consent/history.
+  withReaderOptions(withStoreOptions(consent.command('history').description('events of a subject, and the state as of an instant (audited)')))
     .argument('<subjectId>')
     .option('--purpose <key>', 'only this purpose')
     .option('--as-of <instant>', 'ISO-8601 instant: events up to it and the state then')
     .option('--limit <n>', 'events per page (1..1000)', parseLimit, 100)
     .option('--after <cursor>', 'nextCursor of the previous page')
-    .action(async (subjectId: string, opts: StoreOptions & { purpose?: string; asOf?: string; limit: number; after?: string }) => {
+    .action(async (subjectId: string, opts: StoreOptions & ReaderOptions & { purpose?: string; asOf?: string; limit: number; after?: string }) => {
       const limit = opts.limit;
       const result = await withCustodian(io, opts, (c) =>
         c.ledger.history(subjectId, {
@@ -76,7 +77,7 @@ export function consentCommand(io: CliIo, setExitCode: (code: number) => void): 
           ...(opts.asOf ? { asOf: opts.asOf } : {}),
           ...(opts.after ? { after: opts.after } : {}),
           limit,
-        }, { actor: 'cli:operator' }),
+        }, readerOf(opts)),
       );
       printJson(io, result);
     });

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { Command, Option } from 'commander';
 import { INCIDENT_STATUSES, type IncidentInput, type IncidentPatch, type IncidentStatus, type ScopeProgress } from '../../breach/index.js';
 import { BREACH_AUDIENCES, BREACH_OUTCOMES, BREACH_STAGES, CustodianError, type BreachAudience, type BreachOutcome, type BreachStage } from '../../core/index.js';
-import { withCustodian, withStoreOptions, type StoreOptions } from '../context.js';
+import { readerOf, withCustodian, withReaderOptions, withStoreOptions, type ReaderOptions, type StoreOptions } from '../context.js';
 import { printJson, type CliIo } from '../io.js';
 
 const ACTOR = 'cli:operator';
@@ -128,20 +128,24 @@ export function incidentCommand(io: CliIo): Command {
     printJson(io, { id: view.id, assessment: view.assessment, deadlines: view.deadlines });
   });
 
-  withStoreOptions(
-    incident
-      .command('affected')
-      .description('the people affected, as NDJSON ({collection, identities}); personal data: use --out to write a file (mode 0600); progress on stderr')
-      .argument('<id>', 'incident id')
-      .option('--from <instant>', 'only rows whose timestamp is at or after this')
-      .option('--to <instant>', 'only rows whose timestamp is before this')
-      .option('--out <file>', 'write the NDJSON to this file instead of stdout'),
-  ).action(async (id: string, opts: StoreOptions & { from?: string; to?: string; out?: string }) => {
+  // Identities of the people affected: audited as incident.subjects_read, like GET /v1/incidents/{id}/affected-subjects.
+  withReaderOptions(
+    withStoreOptions(
+      incident
+        .command('affected')
+        .description('the people affected, as NDJSON ({collection, identities}); personal data (audited): use --out to write a file (mode 0600); progress on stderr')
+        .argument('<id>', 'incident id')
+        .option('--from <instant>', 'only rows whose timestamp is at or after this')
+        .option('--to <instant>', 'only rows whose timestamp is before this')
+        .option('--out <file>', 'write the NDJSON to this file instead of stdout'),
+    ),
+  ).action(async (id: string, opts: StoreOptions & ReaderOptions & { from?: string; to?: string; out?: string }) => {
+    const reader = readerOf(opts);
     await withCustodian(io, opts, async (c) => {
       const file = opts.out === undefined ? undefined : createWriteStream(opts.out, { mode: 0o600 });
       let n = 0;
       try {
-        for await (const batch of c.incidents.affectedSubjects(id, { ...(opts.from ? { from: opts.from } : {}), ...(opts.to ? { to: opts.to } : {}), onProgress: progressPrinter(io), actor: ACTOR })) {
+        for await (const batch of c.incidents.affectedSubjects(id, { ...(opts.from ? { from: opts.from } : {}), ...(opts.to ? { to: opts.to } : {}), onProgress: progressPrinter(io), actor: reader.actor })) {
           const chunk = batch.map((s) => JSON.stringify(s) + '\n').join('');
           n += batch.length;
           if (file === undefined) io.stdout(chunk);
@@ -153,7 +157,7 @@ export function incidentCommand(io: CliIo): Command {
           await once(file, 'close');
         }
       }
-      await c.incidents.recordSubjectsRead(id, n, { actor: ACTOR });
+      await c.incidents.recordSubjectsRead(id, n, reader);
       io.stderr(`${n} people found\n`);
     });
   });

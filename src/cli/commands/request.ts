@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { CustodianError, RESTRICTION_LIFT_REASON_KEYS, REQUEST_TYPES, type RequestType, type RestrictionLiftReason } from '../../core/index.js';
 import { REQUEST_STATUSES, type RequestStatus } from '../../rights/engine/lifecycle.js';
 import { workerId } from '../../rights/engine/request-runner.js';
-import { withCustodian, withStoreOptions, type StoreOptions } from '../context.js';
+import { readerOf, withCustodian, withReaderOptions, withStoreOptions, type ReaderOptions, type StoreOptions } from '../context.js';
 import { printJson, type CliIo } from '../io.js';
 import { stepProgress } from '../progress.js';
 import { startRetentionScheduler } from '../../retention/index.js';
@@ -112,11 +112,15 @@ export function requestCommand(io: CliIo): Command {
     },
   );
 
-  withStoreOptions(request.command('package').description('the access package of a completed access or portability request (JSON)').argument('<id>', 'request id').option('--out <file>', 'write to this file (mode 0600) instead of stdout')).action(
-    async (id: string, opts: StoreOptions & { out?: string }) => {
+  // The package is personal data: every read is audited as request.package_downloaded, like GET /v1/requests/{id}/package.
+  withReaderOptions(
+    withStoreOptions(request.command('package').description('the access package of a completed access or portability request (JSON; audited)').argument('<id>', 'request id').option('--out <file>', 'write to this file (mode 0600) instead of stdout')),
+  ).action(
+    async (id: string, opts: StoreOptions & ReaderOptions & { out?: string }) => {
+      const reader = readerOf(opts);
       const text = await withCustodian(io, opts, async (c) => {
         const t = await c.runner.package(id);
-        await c.requests.recordDownload(id, 'cli:operator');
+        await c.requests.recordDownload(id, reader.actor, undefined, reader.purpose);
         return t;
       });
       if (opts.out === undefined) io.stdout(text + '\n');
