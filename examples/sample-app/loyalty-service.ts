@@ -1,24 +1,37 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyCustodianSignature } from '../../src/connectors/data/http-signature.js';
+import { LOYALTY_FIELDS, LoyaltyAccounts, type AccountDue, type ScanPosition } from './loyalty-accounts.js';
 import type { LoyaltyAccount } from './seed.js';
 
 /**
- * The sample shop's loyalty microservice: loyalty points per e-mail address, with the four privacy endpoints
- * of the Custodian callback protocol (docs/connectors-nonsql.md) under `/privacy`:
+ * The sample shop's loyalty microservice: loyalty points per e-mail address, behind the Custodian callback
+ * protocol (docs/requests.md, "HTTP services: the Custodian callback protocol") under `/privacy`, with both
+ * optional operations, so that breach scoping and retention reach its accounts:
  *
  * ```
- * POST /privacy/accounts/find    {requestId, collection, field, values, fields, cursor?} → {rows, next?}
- * POST /privacy/accounts/delete  {requestId, collection, keyField, keys}                 → {count}
- * POST /privacy/accounts/update  {requestId, collection, keyField, changes}              → {count}
- * POST /privacy/_ping            {requestId}                                             → {}
+ * POST /privacy/accounts/find          {requestId, collection, field, values, fields, cursor?}        → {rows, next?}
+ * POST /privacy/accounts/delete        {requestId, collection, keyField, keys}                        → {count}
+ * POST /privacy/accounts/update        {requestId, collection, keyField, changes}                     → {count}
+ * POST /privacy/accounts/capabilities  {requestId, collection}                                        → {operations: ['scan', 'retention']}
+ * POST /privacy/accounts/scan          {requestId, collection, keyField, fields, limit, cursor?,
+ *                                       timeField?, from?, to?}                                       → {rows, next: cursor | null}
+ * POST /privacy/accounts/retention     {requestId, collection, operation: 'count', ageField, cutoff, from?}              → {count}
+ *                                      {requestId, collection, operation: 'delete', ageField, cutoff, keyField, keys}    → {count}
+ *                                      {requestId, collection, operation: 'anonymise', ageField, cutoff, keyField, changes} → {count}
+ * POST /privacy/_ping                  {requestId}                                                    → {}
  * ```
  *
  * Every call must carry a valid `Custodian-Signature` over the raw body (checked with
- * `verifyCustodianSignature`, constant time, 5-minute window), else 401 without a reason. Matching is exact;
- * answers of delete/update are remembered per requestId for 10 minutes, so a retry reports the true count.
- * With `dataFile`, accounts are loaded from it and every change is written back (atomically).
+ * `verifyCustodianSignature`, constant time, 5-minute window), else 401 without a reason. Bodies are validated
+ * before anything is read or changed; a refusal is `{ error: { code, message, issues? } }` with a code of
+ * {@link LOYALTY_ERROR_STATUS} and never a value, a stack trace or the reason a signature failed. Matching is
+ * exact; `scan` pages by (key, e-mail address) position, so a walk stays right while retention deletes between
+ * pages; retention's delete and anonymise re-check each account's age. Answers of changes (delete, update,
+ * retention delete and anonymise) are remembered per requestId for 10 minutes, so a retry reports the true
+ * count. With `dataFile`, accounts are loaded from it and every change is written back (atomically).
  */
 export interface LoyaltyServiceOptions {
   /** Port on 127.0.0.1; 0 picks a free one. */
@@ -29,6 +42,8 @@ export interface LoyaltyServiceOptions {
   readonly dataFile?: string;
   /** Accounts to start with when there is no data file. */
   readonly accounts?: readonly LoyaltyAccount[];
+  /** The clock of the signature window and the replay memory, ms since the epoch. Default `Date.now`. */
+  readonly now?: () => number;
 }
 
 /** A running loyalty service. */
@@ -41,13 +56,143 @@ export interface LoyaltyService {
   close(): Promise<void>;
 }
 
-const FIELDS = new Set(['email', 'points', 'tier']);
-const MAX_BODY_BYTES = 1024 * 1024;
-const PAGE = 100;
-const REPLAY_MS = 10 * 60_000;
+/** Every error code the service answers, with its HTTP status (the connector reads only the status). */
+export const LOYALTY_ERROR_STATUS = Object.freeze({
+  /** The body is not valid JSON, or misses or mistypes a member (see `issues`), or a cursor is not one of ours. */
+  LOYALTY_ERR_MALFORMED: 400,
+  /** No valid signature of the shared secret within the replay window (why is not said). */
+  LOYALTY_ERR_UNAUTHENTICATED: 401,
+  /** Unknown collection or operation. */
+  LOYALTY_ERR_NOT_FOUND: 404,
+  /** Anything but POST. */
+  LOYALTY_ERR_METHOD_NOT_ALLOWED: 405,
+  /** More than 1 MiB of body. */
+  LOYALTY_ERR_BODY_TOO_LARGE: 413,
+  /** A field name that accounts do not have (see `issues`). */
+  LOYALTY_ERR_UNKNOWN_FIELD: 422,
+  /** Anything unexpected; details stay in the service. */
+  LOYALTY_ERR_INTERNAL: 500,
+});
 
-function asText(v: unknown): string | undefined {
-  return typeof v === 'string' ? v : typeof v === 'number' && Number.isFinite(v) ? String(v) : undefined;
+/** A code of {@link LOYALTY_ERROR_STATUS}. */
+export type LoyaltyErrorCode = keyof typeof LOYALTY_ERROR_STATUS;
+
+/** Where a request went wrong: a JSON path (`keys[3]`, `limit`) and what it must be; never the value sent. */
+export interface LoyaltyIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** The body of every refusal. */
+export interface LoyaltyErrorBody {
+  readonly error: { readonly code: LoyaltyErrorCode; readonly message: string; readonly issues?: readonly LoyaltyIssue[] };
+}
+
+const COLLECTION = 'accounts';
+const MAX_BODY_BYTES = 1024 * 1024;
+/** Rows per `find` page. */
+const FIND_PAGE = 100;
+/** The protocol's batch: values, keys or changes per request. */
+const MAX_BATCH = 500;
+/** The protocol's largest `scan` page. */
+const MAX_SCAN_LIMIT = 10_000;
+/** The protocol's longest cursor. */
+const MAX_CURSOR_LENGTH = 8 * 1024;
+const MAX_FIELDS = 32;
+const MAX_ISSUES = 10;
+const REPLAY_MS = 10 * 60_000;
+const OPERATIONS = ['find', 'delete', 'update', 'capabilities', 'scan', 'retention'] as const;
+type Operation = (typeof OPERATIONS)[number];
+
+/** A wire instant: ISO-8601 with a zone, as Custodian sends cutoffs and window bounds; ms or undefined. */
+function wireInstant(text: string): number | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:\d{2})$/.test(text)) return undefined;
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+const requestId = z.string().min(1).max(128);
+const fieldName = z.string().min(1).max(128);
+const fieldList = z.array(fieldName).max(MAX_FIELDS);
+const scalar = z.union([z.string(), z.number()]);
+const instant = z
+  .string()
+  .max(64)
+  .refine((s) => wireInstant(s) !== undefined, 'must be an ISO-8601 instant with a zone, e.g. 2026-01-01T00:00:00.000Z');
+const keys = z.array(scalar).max(MAX_BATCH);
+const changes = z.array(z.object({ key: scalar, set: z.record(fieldName, z.union([z.string(), z.number(), z.null()])) })).max(MAX_BATCH);
+const base = { requestId, collection: z.string().min(1).max(256) };
+
+const findBody = z.object({ ...base, field: fieldName, values: keys, fields: fieldList, cursor: z.string().regex(/^\d{1,9}$/, 'must be a cursor this service made').optional() });
+const deleteBody = z.object({ ...base, keyField: fieldName, keys });
+const updateBody = z.object({ ...base, keyField: fieldName, changes });
+const capabilitiesBody = z.object(base);
+const scanBody = z
+  .object({
+    ...base,
+    keyField: fieldName,
+    fields: fieldList,
+    limit: z.number().int().min(1).max(MAX_SCAN_LIMIT),
+    cursor: z.string().min(1).max(MAX_CURSOR_LENGTH).optional(),
+    timeField: fieldName.optional(),
+    from: instant.optional(),
+    to: instant.optional(),
+  })
+  .refine((b) => (b.from === undefined && b.to === undefined) || b.timeField !== undefined, { path: ['timeField'], message: 'required with from or to' });
+const due = { ageField: fieldName, cutoff: instant };
+const retentionBody = z.discriminatedUnion('operation', [
+  z.object({ ...base, ...due, operation: z.literal('count'), from: instant.optional() }),
+  z.object({ ...base, ...due, operation: z.literal('delete'), keyField: fieldName, keys }),
+  z.object({ ...base, ...due, operation: z.literal('anonymise'), keyField: fieldName, changes }),
+]);
+
+/** An answer: 200 with its body, or a refusal. */
+type Answer = { readonly status: 200; readonly body: unknown } | { readonly status: number; readonly body: LoyaltyErrorBody; readonly headers?: Record<string, string> };
+
+function ok(body: unknown): Answer {
+  return { status: 200, body };
+}
+
+function refuse(code: LoyaltyErrorCode, message: string, issues?: readonly LoyaltyIssue[], headers?: Record<string, string>): Answer {
+  return { status: LOYALTY_ERROR_STATUS[code], body: { error: { code, message, ...(issues === undefined ? {} : { issues: issues.slice(0, MAX_ISSUES) }) } }, ...(headers === undefined ? {} : { headers }) };
+}
+
+function pathOf(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((at, p) => (typeof p === 'number' ? `${at}[${p}]` : at === '' ? String(p) : `${at}.${String(p)}`), '') || '(body)';
+}
+
+/** The body checked against `schema`, or the refusal naming each issue's path (zod's messages carry no values). */
+function parse<T>(schema: z.ZodType<T>, body: unknown, operation: string): { readonly ok: true; readonly value: T } | { readonly ok: false; readonly answer: Answer } {
+  const result = schema.safeParse(body);
+  if (result.success) return { ok: true, value: result.data };
+  const issues = result.error.issues.map((i) => ({ path: pathOf(i.path), message: i.message }));
+  return { ok: false, answer: refuse('LOYALTY_ERR_MALFORMED', `the ${operation} request is malformed`, issues) };
+}
+
+/** 422 for the first field names accounts do not have, by their path in the request; undefined when all are known. */
+function unknownFields(named: ReadonlyArray<readonly [path: string, name: string | undefined]>): Answer | undefined {
+  const issues = named.filter(([, name]) => name !== undefined && !LOYALTY_FIELDS.has(name)).map(([path]) => ({ path, message: `not a field of ${COLLECTION}` }));
+  return issues.length === 0 ? undefined : refuse('LOYALTY_ERR_UNKNOWN_FIELD', `the request names a field that ${COLLECTION} do not have`, issues);
+}
+
+const listed = (prefix: string, names: readonly string[]): Array<readonly [string, string]> => names.map((n, i) => [`${prefix}[${i}]`, n] as const);
+const setFields = (list: ReadonlyArray<{ readonly set: Readonly<Record<string, unknown>> }>): Array<readonly [string, string]> =>
+  list.flatMap((c, i) => Object.keys(c.set).map((f) => [`changes[${i}].set`, f] as const));
+
+/** The scan cursor: the last position answered, as base64url JSON; opaque to Custodian. */
+function encodeCursor(position: ScanPosition): string {
+  return Buffer.from(JSON.stringify([position.key, position.email]), 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): ScanPosition | undefined {
+  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) return undefined;
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string') return { key: value[0], email: value[1] };
+  } catch {
+    // Not ours: refused below.
+  }
+  return undefined;
 }
 
 async function rawBody(req: IncomingMessage): Promise<Buffer | undefined> {
@@ -61,109 +206,145 @@ async function rawBody(req: IncomingMessage): Promise<Buffer | undefined> {
   return Buffer.concat(chunks);
 }
 
-function send(res: ServerResponse, status: number, body?: unknown): void {
-  const payload = body === undefined ? '' : JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+function send(res: ServerResponse, answer: Answer): void {
+  const payload = JSON.stringify(answer.body);
+  res.writeHead(answer.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'cache-control': 'no-store', ...('headers' in answer ? answer.headers : {}) });
   res.end(payload);
+}
+
+async function loadAccounts(options: LoyaltyServiceOptions): Promise<LoyaltyAccounts> {
+  if (options.dataFile === undefined) return new LoyaltyAccounts(options.accounts ?? []);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(options.dataFile, 'utf8'));
+  } catch (err) {
+    throw new Error('the loyalty data file cannot be read as JSON', { cause: err });
+  }
+  if (!Array.isArray(parsed)) throw new Error('the loyalty data file must hold a JSON array of accounts');
+  return new LoyaltyAccounts(parsed);
 }
 
 /** Starts the loyalty service on 127.0.0.1. */
 export async function startLoyaltyService(options: LoyaltyServiceOptions): Promise<LoyaltyService> {
   const secrets = typeof options.secret === 'string' ? [options.secret] : [...options.secret];
   if (secrets.length === 0 || secrets.some((s) => s.length === 0)) throw new Error('the loyalty service needs a non-empty shared secret');
-  let accounts: LoyaltyAccount[] =
-    options.dataFile !== undefined ? (JSON.parse(await readFile(options.dataFile, 'utf8')) as LoyaltyAccount[]) : (options.accounts ?? []).map((a) => ({ ...a }));
+  const now = options.now ?? Date.now;
+  const accounts = await loadAccounts(options);
   const answered = new Map<string, { at: number; body: unknown }>();
   let saving = Promise.resolve();
   const save = (): Promise<void> => {
     const file = options.dataFile;
     if (file === undefined) return Promise.resolve();
-    const snapshot = JSON.stringify(accounts, null, 2) + '\n';
+    const snapshot = JSON.stringify(accounts.list(), null, 2) + '\n';
     saving = saving.then(async () => {
       await writeFile(`${file}.tmp`, snapshot);
       await rename(`${file}.tmp`, file);
     });
     return saving;
   };
-
-  async function handle(op: string, body: Record<string, unknown>): Promise<{ status: number; body?: unknown }> {
-    if (op === 'find') {
-      const { field, values, fields, cursor } = body;
-      if (typeof field !== 'string' || !Array.isArray(values) || !Array.isArray(fields) || (cursor !== undefined && typeof cursor !== 'string')) return { status: 400 };
-      if (!FIELDS.has(field) || !fields.every((f) => typeof f === 'string' && FIELDS.has(f))) return { status: 422 };
-      const wanted = new Set(values.map(asText));
-      const matches = accounts.filter((a) => wanted.has(asText(a[field as keyof LoyaltyAccount])));
-      const offset = cursor === undefined ? 0 : Number(cursor);
-      if (!Number.isSafeInteger(offset) || offset < 0) return { status: 400 };
-      const rows = matches.slice(offset, offset + PAGE).map((a) => Object.fromEntries((fields as string[]).map((f) => [f, a[f as keyof LoyaltyAccount] ?? null])));
-      return { status: 200, body: { rows, ...(offset + PAGE < matches.length ? { next: String(offset + PAGE) } : {}) } };
-    }
-    const { keyField } = body;
-    if (typeof keyField !== 'string') return { status: 400 };
-    if (!FIELDS.has(keyField)) return { status: 422 };
-    const key = keyField as keyof LoyaltyAccount;
-    if (op === 'delete') {
-      if (!Array.isArray(body.keys)) return { status: 400 };
-      const keys = new Set(body.keys.map(asText));
-      const kept = accounts.filter((a) => !keys.has(asText(a[key])));
-      const count = accounts.length - kept.length;
-      accounts = kept;
-      if (count > 0) await save();
-      return { status: 200, body: { count } };
-    }
-    const changes = body.changes;
-    if (!Array.isArray(changes) || !changes.every((c): c is { key: unknown; set: Record<string, unknown> } => typeof c === 'object' && c !== null && typeof (c as { set?: unknown }).set === 'object' && (c as { set?: unknown }).set !== null)) return { status: 400 };
-    if (!changes.every((c) => Object.keys(c.set).every((f) => FIELDS.has(f)))) return { status: 422 };
-    let count = 0;
-    for (const account of accounts) {
-      let changed = false;
-      for (const change of changes) {
-        if (asText(change.key) === undefined || asText(change.key) !== asText(account[key])) continue;
-        for (const [f, v] of Object.entries(change.set)) {
-          const record = account as unknown as Record<string, unknown>;
-          if (record[f] === v || (v === null && (record[f] === undefined || record[f] === null))) continue;
-          record[f] = v;
-          changed = true;
-        }
-      }
-      if (changed) count++;
-    }
+  const changed = async (count: number): Promise<Answer> => {
     if (count > 0) await save();
-    return { status: 200, body: { count } };
+    return ok({ count });
+  };
+
+  /** One validated operation on the accounts. */
+  async function handle(operation: Operation, body: unknown): Promise<Answer> {
+    switch (operation) {
+      case 'find': {
+        const p = parse(findBody, body, operation);
+        if (!p.ok) return p.answer;
+        const { field, values, fields, cursor } = p.value;
+        const unknown = unknownFields([['field', field], ...listed('fields', fields)]);
+        if (unknown !== undefined) return unknown;
+        const offset = cursor === undefined ? 0 : Number(cursor);
+        const { rows, more } = accounts.find(field, values, fields, offset, FIND_PAGE);
+        return ok({ rows, ...(more ? { next: String(offset + FIND_PAGE) } : {}) });
+      }
+      case 'delete': {
+        const p = parse(deleteBody, body, operation);
+        if (!p.ok) return p.answer;
+        return unknownFields([['keyField', p.value.keyField]]) ?? changed(accounts.delete(p.value.keyField, p.value.keys));
+      }
+      case 'update': {
+        const p = parse(updateBody, body, operation);
+        if (!p.ok) return p.answer;
+        return unknownFields([['keyField', p.value.keyField], ...setFields(p.value.changes)]) ?? changed(accounts.update(p.value.keyField, p.value.changes));
+      }
+      case 'capabilities': {
+        const p = parse(capabilitiesBody, body, operation);
+        return p.ok ? ok({ operations: ['scan', 'retention'] }) : p.answer;
+      }
+      case 'scan': {
+        const p = parse(scanBody, body, operation);
+        if (!p.ok) return p.answer;
+        const { keyField, fields, limit, cursor, timeField, from, to } = p.value;
+        const unknown = unknownFields([['keyField', keyField], ...listed('fields', fields), ['timeField', timeField]]);
+        if (unknown !== undefined) return unknown;
+        const after = cursor === undefined ? undefined : decodeCursor(cursor);
+        if (cursor !== undefined && after === undefined) return refuse('LOYALTY_ERR_MALFORMED', 'the scan request is malformed', [{ path: 'cursor', message: 'must be a cursor this service made' }]);
+        const window = timeField === undefined ? undefined : { field: timeField, from: from === undefined ? undefined : wireInstant(from), to: to === undefined ? undefined : wireInstant(to) };
+        const page = accounts.scan({ keyField, fields, limit, after, window });
+        return ok({ rows: page.rows, next: page.last === undefined ? null : encodeCursor(page.last) });
+      }
+      case 'retention': {
+        const p = parse(retentionBody, body, operation);
+        if (!p.ok) return p.answer;
+        const request = p.value;
+        const condition: AccountDue = { ageField: request.ageField, cutoff: wireInstant(request.cutoff)! };
+        if (request.operation === 'count') {
+          return unknownFields([['ageField', request.ageField]]) ?? ok({ count: accounts.countDue(condition, request.from === undefined ? undefined : wireInstant(request.from)) });
+        }
+        if (request.operation === 'delete') {
+          return unknownFields([['ageField', request.ageField], ['keyField', request.keyField]]) ?? changed(accounts.delete(request.keyField, request.keys, condition));
+        }
+        return unknownFields([['ageField', request.ageField], ['keyField', request.keyField], ...setFields(request.changes)]) ?? changed(accounts.update(request.keyField, request.changes, condition));
+      }
+    }
+  }
+
+  /** Whether an operation changes accounts: its answer is then replayed for a repeated requestId. */
+  const isChange = (operation: Operation, body: Record<string, unknown>): boolean => operation === 'delete' || operation === 'update' || (operation === 'retention' && body.operation !== 'count');
+
+  async function respond(req: IncomingMessage): Promise<Answer> {
+    const path = (req.url ?? '').split('?')[0]!;
+    const raw = await rawBody(req);
+    if (raw === undefined) return refuse('LOYALTY_ERR_BODY_TOO_LARGE', `a request body holds at most ${MAX_BODY_BYTES} bytes`);
+    const verdict = verifyCustodianSignature(secrets, req.headers[TIMESTAMP_HEADER.toLowerCase()], raw, req.headers[SIGNATURE_HEADER.toLowerCase()], now());
+    // Whatever the reason (malformed, stale, mismatch), the caller learns only that it was refused.
+    if (!verdict.ok) return refuse('LOYALTY_ERR_UNAUTHENTICATED', 'the request does not carry a valid Custodian signature');
+    if (req.method !== 'POST') return refuse('LOYALTY_ERR_METHOD_NOT_ALLOWED', 'every operation is a POST', undefined, { allow: 'POST' });
+    if (path === '/privacy/_ping') return ok({});
+    const m = /^\/privacy\/([^/]+)\/([a-z]+)$/.exec(path);
+    if (m === null || m[1] !== COLLECTION || !(OPERATIONS as readonly string[]).includes(m[2]!)) return refuse('LOYALTY_ERR_NOT_FOUND', 'no such collection or operation');
+    const operation = m[2] as Operation;
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch {
+      // The parser's message quotes the body: it is not passed on.
+      return refuse('LOYALTY_ERR_MALFORMED', 'the body is not JSON');
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body) || typeof (body as { requestId?: unknown }).requestId !== 'string') {
+      return refuse('LOYALTY_ERR_MALFORMED', 'the body must be a JSON object with a requestId', [{ path: 'requestId', message: 'required string' }]);
+    }
+    const record = body as Record<string, unknown>;
+    const replayKey = `${operation}:${record.requestId as string}`;
+    const at = now();
+    for (const [k, v] of answered) if (at - v.at > REPLAY_MS) answered.delete(k);
+    const replayed = isChange(operation, record);
+    const earlier = replayed ? answered.get(replayKey) : undefined;
+    if (earlier !== undefined) return ok(earlier.body);
+    const answer = await handle(operation, body);
+    if (answer.status === 200 && replayed) answered.set(replayKey, { at, body: answer.body });
+    return answer;
   }
 
   const server = createServer((req, res) => {
-    void (async () => {
-      const path = (req.url ?? '').split('?')[0]!;
-      const raw = await rawBody(req);
-      if (raw === undefined) return send(res, 413);
-      const verdict = verifyCustodianSignature(secrets, req.headers[TIMESTAMP_HEADER.toLowerCase()], raw, req.headers[SIGNATURE_HEADER.toLowerCase()], Date.now());
-      // Whatever the reason (malformed, stale, mismatch), the caller learns only that it was refused.
-      if (!verdict.ok) return send(res, 401);
-      if (req.method !== 'POST') return send(res, 404);
-      if (path === '/privacy/_ping') return send(res, 200, {});
-      const m = /^\/privacy\/([^/]+)\/(find|delete|update)$/.exec(path);
-      if (m === null || m[1] !== 'accounts') return send(res, 404);
-      let body: unknown;
-      try {
-        body = JSON.parse(raw.toString('utf8'));
-      } catch {
-        return send(res, 400);
-      }
-      if (typeof body !== 'object' || body === null || typeof (body as { requestId?: unknown }).requestId !== 'string') return send(res, 400);
-      const op = m[2]!;
-      const replayKey = `${op}:${(body as { requestId: string }).requestId}`;
-      const now = Date.now();
-      for (const [k, v] of answered) if (now - v.at > REPLAY_MS) answered.delete(k);
-      const earlier = op === 'find' ? undefined : answered.get(replayKey);
-      if (earlier !== undefined) return send(res, 200, earlier.body);
-      const result = await handle(op, body as Record<string, unknown>);
-      if (result.status === 200 && op !== 'find') answered.set(replayKey, { at: now, body: result.body });
-      return send(res, result.status, result.body);
-    })().catch(() => {
-      if (!res.headersSent) send(res, 500);
-      else res.destroy();
-    });
+    void respond(req)
+      // What went wrong stays here: the caller gets the code alone, never a message or a stack trace.
+      .catch(() => refuse('LOYALTY_ERR_INTERNAL', 'internal error'))
+      .then((answer) => send(res, answer))
+      .catch(() => res.destroy());
   });
   await new Promise<void>((done, fail) => {
     server.once('error', fail);
@@ -173,7 +354,7 @@ export async function startLoyaltyService(options: LoyaltyServiceOptions): Promi
   return {
     url: `http://127.0.0.1:${port}/privacy`,
     port,
-    accounts: () => accounts.map((a) => ({ ...a })),
+    accounts: () => accounts.list(),
     close: () =>
       new Promise<void>((done, fail) => {
         server.closeAllConnections();

@@ -69,10 +69,14 @@ export function sampleManifestYaml(connections: SampleConnections): string {
             purposes: [loyalty]
             erasure: delete_row
             connector: { secretEnv: ${LOYALTY_SECRET_ENV} }   # the shared secret stays in the environment
+            # The service offers the protocol's scan and retention operations (its capabilities answer says so).
+            retention:
+              - { field: last_activity_at, period: P2Y, action: delete, description: Dormant loyalty accounts }
             fields:
               - { name: email, primaryKey: true, dataCategories: [user.contact.email], identity: email, indexed: true }
               - { name: points, dataCategories: [user.behavior.purchase_history] }
               - { name: tier, dataCategories: [user.behavior.purchase_history] }
+              - { name: last_activity_at, dataCategories: [system.operations] }
 `;
   const training =
     connections.training === undefined
@@ -162,6 +166,7 @@ purposes:
   - key: loyalty
     title: Loyalty programme
     legalBasis: contract
+    retention: P2Y                      # storage limitation, GDPR Art. 5(1)(e): accounts close after two years without activity
     dataUses: [essential.service]
     dataSubjects: [customer]
   - key: recommendations

@@ -18,7 +18,7 @@ import { SAMPLE_TABLES, dropSampleSchemaSql, sampleSchemaSql } from './schema.js
  *   2 + (i mod 3) logins and 3 visits;
  * - every odd customer opened one support ticket, handled by employee 1 + (i mod employees);
  * - every customer has two training events; odd customers are on the newsletter; customers with i mod 3 ≠ 0
- *   have a loyalty account.
+ *   have a loyalty account, dormant (last activity in 2022 or early 2023) when i mod 4 = 0.
  */
 export interface SeedSampleAppOptions {
   /** Folder for the SQLite file, the JSONL training set, the loyalty data and the manifest (created). */
@@ -66,6 +66,8 @@ export interface LoyaltyAccount {
   email: string;
   points: number;
   tier: string;
+  /** When the member last earned or redeemed points (ISO-8601 UTC): the age field of the retention rule. */
+  last_activity_at: string;
 }
 
 const FIRST = ['ada', 'grace', 'alan', 'marie', 'noor', 'sven', 'chiara', 'kenji', 'amara', 'lucas', 'ines', 'tomasz'];
@@ -178,7 +180,12 @@ export function generateSampleData(customers = 50, seed = 1): SampleData {
       trainingEvents.push({ event_id: `ev-${next('event')}`, user_id: i, features: { views: Math.floor(rnd() * 40), basket: Math.floor(rnd() * 5), recency_days: Math.floor(rnd() * 90) }, label: pick(PRODUCTS), at: at(created + t) });
     }
     if (i % 2 === 1) newsletter.push({ email, name, subscribed_at: at(created) });
-    if (i % 3 !== 0) loyalty.push({ email, points: Math.floor(rnd() * 5000), tier: pick(['bronze', 'silver', 'gold']) });
+    if (i % 3 !== 0) {
+      // Every fourth member has not used the programme since 2022 or early 2023: past the two years of the retention rule.
+      // Derived from i, not drawn, so that the generator's sequence (and every later value) stays as it was.
+      const lastActivity = i % 4 === 0 ? at(-700 - 3 * (i % 100)) : at(created + 60);
+      loyalty.push({ email, points: Math.floor(rnd() * 5000), tier: pick(['bronze', 'silver', 'gold']), last_activity_at: lastActivity });
+    }
   }
   return { tables, trainingEvents, newsletter, loyalty, people, employees };
 }
