@@ -288,6 +288,35 @@ describe('consent snapshot route and ConsentClient', () => {
       await until(() => client.isAllowed(restricted, ANALYTICS) === true, 5000, 'the lifting');
       expect(client.isAllowed(restricted, SERVICE)).toBe(true);
     });
+
+    it.skipIf(!ready)('memory freed by subject.erased is reused without the erased decisions reaching the next subject', async () => {
+      const gone = subject('reuse-gone');
+      await record([
+        { subjectId: gone, purpose: ANALYTICS, decision: 'granted' },
+        { subjectId: gone, purpose: 'personalize', decision: 'granted' },
+        { subjectId: gone, purpose: IMPROVE, decision: 'withdrawn' },
+      ]);
+      await pump(target, cursor);
+      await until(() => client.isAllowed(gone, 'personalize') === true, 5000, 'the grants');
+      const held = client.memoryStats().subjects;
+      await custodian.store.transaction((trx) =>
+        custodian.outbox.emit(trx, [{ type: 'subject.erased', subjectId: gone, purposes: [], data: { requestId: uuidv7(), status: 'completed' } }]),
+      );
+      await pump(target, cursor);
+      await until(() => client.isAllowed(gone, ANALYTICS) === undefined, 5000, 'the erasure');
+      expect(client.memoryStats().subjects).toBe(held - 1);
+
+      // The next subject takes the freed row and cells: it must answer its own decisions only.
+      const next = subject('reuse-next');
+      await record([{ subjectId: next, purpose: ANALYTICS, decision: 'denied' }]);
+      await pump(target, cursor);
+      await until(() => client.isAllowed(next, ANALYTICS) === false, 5000, 'the next subject');
+      expect(client.memoryStats().subjects).toBe(held);
+      for (const p of [ANALYTICS, 'personalize', IMPROVE, SERVICE]) {
+        expect(client.isAllowed(next, p), p).toBe((await custodian.ledger.check(next, p)).allowed);
+      }
+      for (const p of [ANALYTICS, 'personalize', IMPROVE]) expect(client.isAllowed(gone, p), p).toBeUndefined();
+    });
   });
 
   it('expiry is decided by the clock, without waiting for consent.expired; a client without a bus ages', async () => {
