@@ -101,6 +101,11 @@ export class LoyaltyAccounts {
     this.#accounts = accounts.map((a) => ({ ...(a as Record<string, unknown>) }));
   }
 
+  /** Puts back accounts taken with {@link list} (a change whose write failed is undone). */
+  restore(accounts: readonly LoyaltyAccount[]): void {
+    this.#accounts = accounts.map((a) => ({ ...(a as unknown as Record<string, unknown>) }));
+  }
+
   /** A copy of every account, in insertion order. */
   list(): LoyaltyAccount[] {
     return this.#accounts.map((a) => ({ ...a }) as unknown as LoyaltyAccount);

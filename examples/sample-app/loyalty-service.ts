@@ -123,10 +123,13 @@ const keys = z.array(scalar).max(MAX_BATCH);
 const changes = z.array(z.object({ key: scalar, set: z.record(fieldName, z.union([z.string(), z.number(), z.null()])) })).max(MAX_BATCH);
 const base = { requestId, collection: z.string().min(1).max(256) };
 
-const findBody = z.object({ ...base, field: fieldName, values: keys, fields: fieldList, cursor: z.string().regex(/^\d{1,9}$/, 'must be a cursor this service made').optional() });
-const deleteBody = z.object({ ...base, keyField: fieldName, keys });
-const updateBody = z.object({ ...base, keyField: fieldName, changes });
-const capabilitiesBody = z.object(base);
+// Bodies are strict: a member an operation does not take is refused. The signature covers the body, not the
+// path, so a signed retention `delete` (which carries ageField and cutoff) replayed to `/accounts/delete` within
+// the signature window is refused instead of deleting without the age check.
+const findBody = z.object({ ...base, field: fieldName, values: keys, fields: fieldList, cursor: z.string().regex(/^\d{1,9}$/, 'must be a cursor this service made').optional() }).strict();
+const deleteBody = z.object({ ...base, keyField: fieldName, keys }).strict();
+const updateBody = z.object({ ...base, keyField: fieldName, changes }).strict();
+const capabilitiesBody = z.object(base).strict();
 const scanBody = z
   .object({
     ...base,
@@ -138,12 +141,13 @@ const scanBody = z
     from: instant.optional(),
     to: instant.optional(),
   })
+  .strict()
   .refine((b) => (b.from === undefined && b.to === undefined) || b.timeField !== undefined, { path: ['timeField'], message: 'required with from or to' });
 const due = { ageField: fieldName, cutoff: instant };
 const retentionBody = z.discriminatedUnion('operation', [
-  z.object({ ...base, ...due, operation: z.literal('count'), from: instant.optional() }),
-  z.object({ ...base, ...due, operation: z.literal('delete'), keyField: fieldName, keys }),
-  z.object({ ...base, ...due, operation: z.literal('anonymise'), keyField: fieldName, changes }),
+  z.object({ ...base, ...due, operation: z.literal('count'), from: instant.optional() }).strict(),
+  z.object({ ...base, ...due, operation: z.literal('delete'), keyField: fieldName, keys }).strict(),
+  z.object({ ...base, ...due, operation: z.literal('anonymise'), keyField: fieldName, changes }).strict(),
 ]);
 
 /** An answer: 200 with its body, or a refusal. */
@@ -230,22 +234,37 @@ export async function startLoyaltyService(options: LoyaltyServiceOptions): Promi
   if (secrets.length === 0 || secrets.some((s) => s.length === 0)) throw new Error('the loyalty service needs a non-empty shared secret');
   const now = options.now ?? Date.now;
   const accounts = await loadAccounts(options);
-  const answered = new Map<string, { at: number; body: unknown }>();
-  let saving = Promise.resolve();
-  const save = (): Promise<void> => {
-    const file = options.dataFile;
-    if (file === undefined) return Promise.resolve();
-    const snapshot = JSON.stringify(accounts.list(), null, 2) + '\n';
-    saving = saving.then(async () => {
-      await writeFile(`${file}.tmp`, snapshot);
-      await rename(`${file}.tmp`, file);
+  // Answers of changes per requestId, kept as promises from the moment the change starts: a retry that arrives
+  // while the first attempt is still writing waits for that attempt's answer instead of running again.
+  const answered = new Map<string, { at: number; answer: Promise<Answer> }>();
+  // Changes run one at a time, each with its write to the data file, so a failed write can be undone exactly.
+  let queue: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = queue.then(work, work);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+  /**
+   * Applies `change` (which answers how many accounts it changed) and writes the accounts to the data file. When
+   * the write fails, the accounts in memory are put back as they were and the error answers 500, so memory and
+   * file never disagree and a retry of the same request finds the accounts still there.
+   */
+  const changed = (change: () => number): Promise<Answer> =>
+    exclusive(async () => {
+      const file = options.dataFile;
+      const before = file === undefined ? undefined : accounts.list();
+      const count = change();
+      if (count > 0 && file !== undefined) {
+        try {
+          await writeFile(`${file}.tmp`, JSON.stringify(accounts.list(), null, 2) + '\n');
+          await rename(`${file}.tmp`, file);
+        } catch (err) {
+          accounts.restore(before!);
+          throw err;
+        }
+      }
+      return ok({ count });
     });
-    return saving;
-  };
-  const changed = async (count: number): Promise<Answer> => {
-    if (count > 0) await save();
-    return ok({ count });
-  };
 
   /** One validated operation on the accounts. */
   async function handle(operation: Operation, body: unknown): Promise<Answer> {
@@ -263,12 +282,12 @@ export async function startLoyaltyService(options: LoyaltyServiceOptions): Promi
       case 'delete': {
         const p = parse(deleteBody, body, operation);
         if (!p.ok) return p.answer;
-        return unknownFields([['keyField', p.value.keyField]]) ?? changed(accounts.delete(p.value.keyField, p.value.keys));
+        return unknownFields([['keyField', p.value.keyField]]) ?? changed(() => accounts.delete(p.value.keyField, p.value.keys));
       }
       case 'update': {
         const p = parse(updateBody, body, operation);
         if (!p.ok) return p.answer;
-        return unknownFields([['keyField', p.value.keyField], ...setFields(p.value.changes)]) ?? changed(accounts.update(p.value.keyField, p.value.changes));
+        return unknownFields([['keyField', p.value.keyField], ...setFields(p.value.changes)]) ?? changed(() => accounts.update(p.value.keyField, p.value.changes));
       }
       case 'capabilities': {
         const p = parse(capabilitiesBody, body, operation);
@@ -295,9 +314,9 @@ export async function startLoyaltyService(options: LoyaltyServiceOptions): Promi
           return unknownFields([['ageField', request.ageField]]) ?? ok({ count: accounts.countDue(condition, request.from === undefined ? undefined : wireInstant(request.from)) });
         }
         if (request.operation === 'delete') {
-          return unknownFields([['ageField', request.ageField], ['keyField', request.keyField]]) ?? changed(accounts.delete(request.keyField, request.keys, condition));
+          return unknownFields([['ageField', request.ageField], ['keyField', request.keyField]]) ?? changed(() => accounts.delete(request.keyField, request.keys, condition));
         }
-        return unknownFields([['ageField', request.ageField], ['keyField', request.keyField], ...setFields(request.changes)]) ?? changed(accounts.update(request.keyField, request.changes, condition));
+        return unknownFields([['ageField', request.ageField], ['keyField', request.keyField], ...setFields(request.changes)]) ?? changed(() => accounts.update(request.keyField, request.changes, condition));
       }
     }
   }
@@ -331,12 +350,20 @@ export async function startLoyaltyService(options: LoyaltyServiceOptions): Promi
     const replayKey = `${operation}:${record.requestId as string}`;
     const at = now();
     for (const [k, v] of answered) if (at - v.at > REPLAY_MS) answered.delete(k);
-    const replayed = isChange(operation, record);
-    const earlier = replayed ? answered.get(replayKey) : undefined;
-    if (earlier !== undefined) return ok(earlier.body);
-    const answer = await handle(operation, body);
-    if (answer.status === 200 && replayed) answered.set(replayKey, { at, body: answer.body });
-    return answer;
+    if (!isChange(operation, record)) return handle(operation, body);
+    const earlier = answered.get(replayKey);
+    if (earlier !== undefined) return earlier.answer;
+    const answer = handle(operation, body);
+    answered.set(replayKey, { at, answer });
+    try {
+      const settled = await answer;
+      // Only a change that was made is remembered; a refusal may be corrected and sent again.
+      if (settled.status !== 200) answered.delete(replayKey);
+      return settled;
+    } catch (err) {
+      answered.delete(replayKey);
+      throw err;
+    }
   }
 
   const server = createServer((req, res) => {

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -339,6 +339,53 @@ describe('the sample loyalty service: the optional scan and retention operations
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the sample loyalty service when its data file cannot be written', () => {
+  it('undoes a change whose write failed, so the retry deletes the account instead of answering 0, and later changes work', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'custodian-loyalty-fail-'));
+    try {
+      const file = join(dir, 'accounts.json');
+      const list = members(4);
+      await writeFile(file, JSON.stringify(list));
+      const own = await startLoyaltyService({ port: 0, secret: SECRET, dataFile: file });
+      try {
+        const [first, second] = list.map((a) => a.email);
+        const erase = (requestId: string, email: string) => post(own, '/accounts/delete', { requestId, collection: 'accounts', keyField: 'email', keys: [email] });
+        // One transient write failure: the temporary file's name is taken by a directory (EISDIR).
+        await mkdir(`${file}.tmp`);
+        const failed = await erase('r-1', first!);
+        expect(failed.status).toBe(500);
+        expect(emails(own.accounts())).toContain(first); // memory agrees with the file
+        expect(emails(JSON.parse(await readFile(file, 'utf8')) as LoyaltyAccount[])).toContain(first);
+        await rm(`${file}.tmp`, { recursive: true });
+        // The connector retries the same requestId: the account is deleted now, and the count says so.
+        expect((await erase('r-1', first!)).json).toEqual({ count: 1 });
+        expect((await erase('r-2', second!)).json).toEqual({ count: 1 });
+        expect(emails(JSON.parse(await readFile(file, 'utf8')) as LoyaltyAccount[])).toEqual(emails(list.slice(2)));
+        expect(emails(own.accounts())).toEqual(emails(list.slice(2)));
+        // A retry that arrives while the first attempt is still writing gets that attempt's answer, not 0.
+        const both = await Promise.all([erase('r-3', list[2]!.email), erase('r-3', list[2]!.email)]);
+        expect(both.map((b) => b.json)).toEqual([{ count: 1 }, { count: 1 }]);
+      } finally {
+        await own.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a member an operation does not take, so a signed retention body replayed to delete cannot skip the age check', async () => {
+    const own = await startLoyaltyService({ port: 0, secret: SECRET, accounts: members(4) });
+    try {
+      const replayed = await post(own, '/accounts/delete', { requestId: 'r-9', collection: 'accounts', operation: 'delete', ageField: 'last_activity_at', cutoff: '2000-01-01T00:00:00.000Z', keyField: 'email', keys: members(4).map((a) => a.email) });
+      expect(replayed.status).toBe(400);
+      expect((replayed.json as LoyaltyErrorBody).error.code).toBe('LOYALTY_ERR_MALFORMED');
+      expect(own.accounts()).toHaveLength(4);
+    } finally {
+      await own.close();
     }
   });
 });
