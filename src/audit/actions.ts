@@ -34,6 +34,7 @@ export const AUDIT_ACTIONS = {
   'incident.escalated': 'A breach notification deadline reached an escalation point (details: rule id, point, due time; raised once).',
   'incident.scoped': 'The people affected by an incident were identified from the data map and connectors (details: collections, count — never identities).',
   'incident.subjects_read': 'The identities of the people affected by an incident were read (details: count, the purpose stated for the read).',
+  'incident.narrative_read': "Incidents' sealed free text (description, cause, containment actions, timeline notes; it may hold personal data) was read (target: the incident, or none for a list; details: count of incidents, the purpose stated for the read).",
   'incident.notified': 'Breach notifications were queued in the mail outbox (details: audience, stage, jurisdiction, recipient count).',
   'auth.throttled': 'A client address was throttled after repeated failed authentications (details: failures in the window; never the address).',
   'retention.run_started': 'A retention run (or dry run) started or resumed (details: run id, dry run, data map version, system filter).',

@@ -15,6 +15,7 @@ export const PERSONAL_DATA_READS: Readonly<Record<string, string | null>> = {
   'crypto.decrypted': 'count',
   'request.package_downloaded': null,
   'incident.subjects_read': 'count',
+  'incident.narrative_read': 'count',
 };
 
 /** Settings of the detection rules. */

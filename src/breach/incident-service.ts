@@ -682,6 +682,18 @@ export class IncidentService {
   }
 
   /** Audits that identities of affected people were handed to a caller (HTTP, CLI), with the purpose it stated. */
+  /**
+   * Audits a read of incidents' free text (description, cause, containment actions, timeline notes: sealed,
+   * and possibly holding personal data) as one `incident.narrative_read` entry with the number of incidents
+   * read and the stated purpose. `id` names the incident when one was read (null for a list).
+   */
+  async recordNarrativesRead(id: string | null, count: number, ctx: ActorContext & { readonly purpose?: string }): Promise<void> {
+    if (count === 0) return;
+    await this.#deps.store.transaction(async (trx) => {
+      await this.#deps.audit?.record(trx, [{ actor: ctx.actor, action: 'incident.narrative_read', targetType: 'incident', targetId: id, requestId: ctx.requestId ?? null, details: { count, ...purposeDetails(ctx) } }]);
+    });
+  }
+
   async recordSubjectsRead(id: string, count: number, ctx: ActorContext & { readonly purpose?: string }): Promise<void> {
     await this.#deps.store.transaction(async (trx) => {
       await this.#deps.audit?.record(trx, [{ actor: ctx.actor, action: 'incident.subjects_read', targetType: 'incident', targetId: id, requestId: ctx.requestId ?? null, details: { count, ...purposeDetails(ctx) } }]);

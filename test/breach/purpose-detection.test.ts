@@ -31,6 +31,8 @@ const PERSONAL_READ_ROUTES = [
   'POST /v1/crypto/decrypt/batch',
   'GET /v1/requests/{id}/package',
   'GET /v1/incidents/{id}/affected-subjects',
+  'GET /v1/incidents',
+  'GET /v1/incidents/{id}',
 ];
 
 describe('judgePurpose', () => {

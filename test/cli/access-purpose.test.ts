@@ -56,6 +56,9 @@ describe('custodian reads of personal data: --actor and --access-purpose', () =>
     { read: 'consent history', action: 'consent.history.read', argv: () => ['consent', 'history', ADA.id], url: () => `/v1/subjects/${ADA.id}/consent/history` },
     { read: 'request package', action: 'request.package_downloaded', argv: () => ['request', 'package', requestId], url: () => `/v1/requests/${requestId}/package` },
     { read: 'incident affected', action: 'incident.subjects_read', argv: () => ['incident', 'affected', incidentId], url: () => `/v1/incidents/${incidentId}/affected-subjects` },
+    // An incident's description, cause, containment actions and notes are sealed free text that may hold personal data.
+    { read: 'incident show', action: 'incident.narrative_read', argv: () => ['incident', 'show', incidentId], url: () => `/v1/incidents/${incidentId}` },
+    { read: 'incident list', action: 'incident.narrative_read', argv: () => ['incident', 'list'], url: () => '/v1/incidents' },
   ] as const;
 
   const entries = async (action: string): Promise<readonly Entry[]> => (await c.audit.list({ action, limit: 1000 })).entries;

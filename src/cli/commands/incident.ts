@@ -96,12 +96,26 @@ export function incidentCommand(io: CliIo): Command {
     },
   );
 
-  withStoreOptions(incident.command('list').description('incidents, most recently detected first').addOption(new Option('--status <status>', 'only this status').choices([...INCIDENT_STATUSES]))).action(async (opts: StoreOptions & { status?: IncidentStatus }) => {
-    printJson(io, { incidents: await withCustodian(io, opts, (c) => c.incidents.list(opts.status ? { status: opts.status } : {})) });
+  // Incidents' free text (description, cause, containment, notes) may hold personal data: reads are audited as
+  // incident.narrative_read, like GET /v1/incidents and GET /v1/incidents/{id}.
+  withReaderOptions(withStoreOptions(incident.command('list').description('incidents, most recently detected first (audited)').addOption(new Option('--status <status>', 'only this status').choices([...INCIDENT_STATUSES])))).action(async (opts: StoreOptions & ReaderOptions & { status?: IncidentStatus }) => {
+    const found = await withCustodian(io, opts, async (c) => {
+      const list = await c.incidents.list(opts.status ? { status: opts.status } : {});
+      await c.incidents.recordNarrativesRead(null, list.length, readerOf(opts));
+      return list;
+    });
+    printJson(io, { incidents: found });
   });
 
-  withStoreOptions(incident.command('show').description('an incident with its assessment, deadlines, timeline and notifications').argument('<id>', 'incident id')).action(async (id: string, opts: StoreOptions) => {
-    printJson(io, await withCustodian(io, opts, async (c) => ({ ...(await c.incidents.get(id)), timeline: await c.incidents.timeline(id), notifications: await c.incidents.notifications(id) })));
+  withReaderOptions(withStoreOptions(incident.command('show').description('an incident with its assessment, deadlines, timeline and notifications (audited)').argument('<id>', 'incident id'))).action(async (id: string, opts: StoreOptions & ReaderOptions) => {
+    printJson(
+      io,
+      await withCustodian(io, opts, async (c) => {
+        const view = { ...(await c.incidents.get(id)), timeline: await c.incidents.timeline(id), notifications: await c.incidents.notifications(id) };
+        await c.incidents.recordNarrativesRead(id, 1, readerOf(opts));
+        return view;
+      }),
+    );
   });
 
   withStoreOptions(

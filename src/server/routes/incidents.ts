@@ -105,21 +105,30 @@ export function incidentRoutes(custodian: Custodian): FastifyPluginAsyncZod {
         config: { scope: 'incidents:read' },
         schema: {
           tags: ['incidents'],
-          summary: 'Incidents, most recently detected first',
+          summary: 'Incidents, most recently detected first (their free text may hold personal data: the read is audited)',
           querystring: z.object({ status: z.enum(INCIDENT_STATUSES).optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }).strict(),
+          headers: purposeHeaders,
           response: { 200: z.object({ incidents: list(incident) }), ...errorResponses },
         },
       },
-      async (req) => ({ incidents: await incidents.list({ ...(req.query.status ? { status: req.query.status } : {}), ...(req.query.limit ? { limit: req.query.limit } : {}) }) }),
+      async (req) => {
+        const found = await incidents.list({ ...(req.query.status ? { status: req.query.status } : {}), ...(req.query.limit ? { limit: req.query.limit } : {}) });
+        await incidents.recordNarrativesRead(null, found.length, readerOf(req));
+        return { incidents: found };
+      },
     );
 
     app.get(
       '/incidents/:id',
       {
         config: { scope: 'incidents:read' },
-        schema: { tags: ['incidents'], summary: 'An incident with its assessment, deadlines, timeline and notifications', params: z.object({ id }).strict(), response: { 200: incident.extend({ timeline: list(timelineEntry), notifications: list(z.object({ id: z.string(), audience: z.string(), stage: z.string(), jurisdiction: z.string().nullable(), recipientDigest: z.string(), mailId: z.string(), actor: z.string(), notifiedAt: z.string() })) }), ...errorResponses, ...notFound } },
+        schema: { tags: ['incidents'], summary: 'An incident with its assessment, deadlines, timeline and notifications (its free text may hold personal data: the read is audited)', params: z.object({ id }).strict(), headers: purposeHeaders, response: { 200: incident.extend({ timeline: list(timelineEntry), notifications: list(z.object({ id: z.string(), audience: z.string(), stage: z.string(), jurisdiction: z.string().nullable(), recipientDigest: z.string(), mailId: z.string(), actor: z.string(), notifiedAt: z.string() })) }), ...errorResponses, ...notFound } },
       },
-      async (req) => ({ ...(await incidents.get(req.params.id)), timeline: await incidents.timeline(req.params.id), notifications: await incidents.notifications(req.params.id) }),
+      async (req) => {
+        const view = { ...(await incidents.get(req.params.id)), timeline: await incidents.timeline(req.params.id), notifications: await incidents.notifications(req.params.id) };
+        await incidents.recordNarrativesRead(req.params.id, 1, readerOf(req));
+        return view;
+      },
     );
 
     app.patch(
