@@ -328,7 +328,8 @@ export async function startLoyaltyService(options: LoyaltyServiceOptions): Promi
     const path = (req.url ?? '').split('?')[0]!;
     const raw = await rawBody(req);
     if (raw === undefined) return refuse('LOYALTY_ERR_BODY_TOO_LARGE', `a request body holds at most ${MAX_BODY_BYTES} bytes`);
-    const verdict = verifyCustodianSignature(secrets, req.headers[TIMESTAMP_HEADER.toLowerCase()], raw, req.headers[SIGNATURE_HEADER.toLowerCase()], now());
+    // The v2 signature binds the method and path too: a body signed for one operation cannot be replayed to another.
+    const verdict = verifyCustodianSignature(secrets, req.headers[TIMESTAMP_HEADER.toLowerCase()], raw, req.headers[SIGNATURE_HEADER.toLowerCase()], now(), { method: req.method ?? '', path });
     // Whatever the reason (malformed, stale, mismatch), the caller learns only that it was refused.
     if (!verdict.ok) return refuse('LOYALTY_ERR_UNAUTHENTICATED', 'the request does not carry a valid Custodian signature');
     if (req.method !== 'POST') return refuse('LOYALTY_ERR_METHOD_NOT_ALLOWED', 'every operation is a POST', undefined, { allow: 'POST' });

@@ -87,11 +87,11 @@ async function post(service: LoyaltyService, path: string, body: unknown, option
   const secret = options.secret === undefined ? SECRET : options.secret;
   const timestamp = Math.floor(Date.now() / 1000);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
+  const method = options.method ?? 'POST';
   if (secret !== null) {
     headers['custodian-timestamp'] = String(timestamp);
-    headers['custodian-signature'] = signCustodianRequest(secret, timestamp, text);
+    headers['custodian-signature'] = signCustodianRequest(secret, timestamp, text, { method, path: new URL(`${service.url}${path}`).pathname });
   }
-  const method = options.method ?? 'POST';
   const response = await fetch(`${service.url}${path}`, { method, headers, ...(method === 'GET' ? {} : { body: text }) });
   const answer = await response.text();
   let json: unknown;

@@ -580,7 +580,7 @@ export class HttpDataConnector implements DataConnector {
     if (secret !== undefined) {
       const timestamp = Math.floor(this.#now() / 1000);
       headers[TIMESTAMP_HEADER] = String(timestamp);
-      headers[SIGNATURE_HEADER] = signCustodianRequest(secret, timestamp, body);
+      headers[SIGNATURE_HEADER] = signCustodianRequest(secret, timestamp, body, { method: 'POST', path: new URL(url).pathname });
     }
     try {
       const response = await fetch(url, { method: 'POST', headers, body, signal: combined, redirect: 'manual' });

@@ -1,3 +1,5 @@
+import { createHmac } from 'node:crypto';
+import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CollectionTarget, Row } from '../../../src/connectors/data/data-connector.js';
 import { HttpDataConnector, openHttpDataConnector } from '../../../src/connectors/data/http.js';
@@ -85,6 +87,9 @@ describe('http callback signatures', () => {
 
   it('matches the worked example of docs/requests.md (Connectors beyond SQL)', () => {
     expect(signCustodianRequest(SECRET, at, body)).toBe('v1=c1c43546dbbddb97c00921204e3ccb5164939a9c0afa7e958dc63609d90354d7');
+    expect(signCustodianRequest(SECRET, at, body, { method: 'POST', path: '/privacy/newsletter/find' })).toBe(
+      'v1=c1c43546dbbddb97c00921204e3ccb5164939a9c0afa7e958dc63609d90354d7,v2=2c16490691eb7efabfdd27c5145aad330a8416da539061460e38e66bd1cf599d',
+    );
   });
 
   it('accepts a good signature within the replay window, either way', () => {
@@ -94,7 +99,24 @@ describe('http callback signatures', () => {
     expect(verifyCustodianSignature(SECRET, String(at), body, header, (at - SIGNATURE_TOLERANCE_SECONDS) * 1000)).toEqual({ ok: true });
     // Rotation: several secrets on the receiver, several signatures from the sender.
     expect(verifyCustodianSignature(['new-secret', SECRET], String(at), body, header, at * 1000)).toEqual({ ok: true });
-    expect(verifyCustodianSignature(SECRET, String(at), body, `${signCustodianRequest('new-secret', at, body)}, ${header}, v2=zzz`, at * 1000)).toEqual({ ok: true });
+    expect(verifyCustodianSignature(SECRET, String(at), body, `${signCustodianRequest('new-secret', at, body)}, ${header}, v3=zzz`, at * 1000)).toEqual({ ok: true });
+  });
+
+  it('v2 binds the method and path: HMAC of "<timestamp>.<METHOD> <path>.<body>", beside v1 for receivers written before it', () => {
+    const target = { method: 'post', path: '/privacy/newsletter/find' };
+    const header = signCustodianRequest(SECRET, at, body, target);
+    const independent = createHmac('sha256', SECRET).update(`${at}.POST /privacy/newsletter/find.${body}`).digest('hex');
+    expect(header).toBe(`${signCustodianRequest(SECRET, at, body)},v2=${independent}`);
+    expect(verifyCustodianSignature(SECRET, String(at), body, header, at * 1000, { method: 'POST', path: '/privacy/newsletter/find' })).toEqual({ ok: true });
+    expect(verifyCustodianSignature(SECRET, String(at), body, header, at * 1000)).toEqual({ ok: true }); // a v1 receiver
+    expect(verifyCustodianSignature(SECRET, String(at), body, signCustodianRequest(SECRET, at, body), at * 1000, target)).toEqual({ ok: false, reason: 'malformed' }); // no v2 entry
+    expect(verifyCustodianSignature(SECRET, String(at), body, header, at * 1000, { method: 'POST', path: 'privacy/newsletter/find' })).toEqual({ ok: false, reason: 'malformed' });
+    fc.assert(
+      fc.property(fc.constantFrom('POST', 'GET', 'PUT'), fc.constantFrom('/privacy/newsletter/find', '/privacy/newsletter/delete', '/privacy/people/find', '/privacy/newsletter/find/'), (method, path) => {
+        const same = method === 'POST' && path === target.path;
+        expect(verifyCustodianSignature(SECRET, String(at), body, header, at * 1000, { method, path }).ok).toBe(same);
+      }),
+    );
   });
 
   it('refuses a wrong secret, a stale or future timestamp, a tampered body and malformed headers', () => {
@@ -153,14 +175,21 @@ describe('http data connector', () => {
     expect(receiver.rows.get('people')!.length).toBe(1);
   });
 
-  it('the receiver refuses a tampered body and a replayed signature on another body', async () => {
+  it('the receiver refuses a tampered body, a replayed signature on another body or another path, and a v1-only signature', async () => {
     const body = JSON.stringify({ requestId: 'r1', collection: 'people', keyField: 'id', keys: ['p-00001'] });
     const ts = Math.floor(Date.now() / 1000);
-    const headers = { 'content-type': 'application/json', 'custodian-timestamp': String(ts), 'custodian-signature': signCustodianRequest(SECRET, ts, body) };
+    const target = { method: 'POST', path: new URL(`${receiver.url}/people/delete`).pathname };
+    const headers = { 'content-type': 'application/json', 'custodian-timestamp': String(ts), 'custodian-signature': signCustodianRequest(SECRET, ts, body, target) };
     const tampered = body.replace('p-00001', 'p-00002');
     expect((await fetch(`${receiver.url}/people/delete`, { method: 'POST', headers, body: tampered })).status).toBe(401);
     expect(receiver.requests.at(-1)?.verdict).toBe('mismatch');
     expect((await fetch(`${receiver.url}/people/delete`, { method: 'POST', headers: { ...headers, 'custodian-signature': 'v1=' }, body })).status).toBe(401);
+    // The same signed body sent to another operation or collection: v2 binds the path.
+    expect((await fetch(`${receiver.url}/people/update`, { method: 'POST', headers, body })).status).toBe(401);
+    expect((await fetch(`${receiver.url}/visits/delete`, { method: 'POST', headers, body })).status).toBe(401);
+    expect(receiver.requests.at(-1)?.verdict).toBe('mismatch');
+    // A receiver that checks the path does not fall back to v1.
+    expect((await fetch(`${receiver.url}/people/delete`, { method: 'POST', headers: { ...headers, 'custodian-signature': signCustodianRequest(SECRET, ts, body) }, body })).status).toBe(401);
     expect(receiver.rows.get('people')!.length).toBe(10);
     const ok = await fetch(`${receiver.url}/people/delete`, { method: 'POST', headers, body });
     expect(await ok.json()).toEqual({ count: 1 });

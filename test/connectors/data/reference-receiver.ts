@@ -230,7 +230,7 @@ export async function startReferenceReceiver(options: ReferenceReceiverOptions):
         requests.push({ path, body: raw.toString('utf8'), verdict: 'injected' });
         return send(res, failure.status, { error: 'injected failure: secret-body-text' }, failure.headers);
       }
-      const verdict = verifyCustodianSignature(secrets, req.headers[TIMESTAMP_HEADER.toLowerCase()], raw, req.headers[SIGNATURE_HEADER.toLowerCase()], now());
+      const verdict = verifyCustodianSignature(secrets, req.headers[TIMESTAMP_HEADER.toLowerCase()], raw, req.headers[SIGNATURE_HEADER.toLowerCase()], now(), { method: req.method ?? '', path });
       requests.push({ path, body: raw.toString('utf8'), verdict: verdict.ok ? 'ok' : verdict.reason });
       // Whatever the reason, the caller learns only that it was refused.
       if (!verdict.ok) return send(res, 401);
