@@ -18,8 +18,6 @@ import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -29,6 +27,7 @@ import { DEFAULT_PURPOSES, toIso, uuidv7 } from '../src/core/index.js';
 import { natsTarget } from '../src/events/targets/nats.js';
 import type { DeliveryTarget } from '../src/events/targets/target.js';
 import { buildServer } from '../src/server/index.js';
+import { retainedBytes } from '../test/support/memory.js';
 import { envNumber, fixed, int, median, table } from './support/format.js';
 import { createTempStore, type BenchStoreKind } from './support/temp-store.js';
 
@@ -241,19 +240,6 @@ interface LookupFigures {
   readonly loadMs: number;
   readonly heapMb: number;
 }
-
-/** The client's memory is on the JS heap and in typed arrays (array buffers): count both, after a full collection. */
-function retainedBytes(): number {
-  collectGarbage();
-  collectGarbage();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-}
-
-const collectGarbage: () => void = (() => {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-})();
 
 async function lookups(CLIENT_SUBJECTS: number): Promise<LookupFigures> {
   const before = retainedBytes();

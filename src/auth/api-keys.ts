@@ -1,4 +1,4 @@
-import { CustodianError, PURPOSE_KEY_PATTERN, isFresh, toIso, uuidv7, type AuditSink, type Clock } from '../core/index.js';
+import { CustodianError, isFresh, isPurposeKey, toIso, uuidv7, type AuditSink, type Clock } from '../core/index.js';
 import { digestsEqual, generateApiKeySecret, hashApiKeySecret } from '../crypto/index.js';
 import type { Executor, Store } from '../store/index.js';
 
@@ -81,7 +81,7 @@ export class ApiKeyService {
   /** `purposes` without duplicates, each a well-formed key of a configured purpose. */
   async #checkPurposes(input: readonly string[]): Promise<string[]> {
     const purposes = [...new Set(input)];
-    const issues = purposes.flatMap((p, i) => (typeof p === 'string' && p.length <= 128 && PURPOSE_KEY_PATTERN.test(p) ? [] : [{ path: `purposes.${i}`, message: 'must be a purpose key such as marketing.email' }]));
+    const issues = purposes.flatMap((p, i) => (isPurposeKey(p) ? [] : [{ path: `purposes.${i}`, message: 'must be a purpose key such as marketing.email' }]));
     if (purposes.length > MAX_KEY_PURPOSES) issues.push({ path: 'purposes', message: `at most ${MAX_KEY_PURPOSES} purposes` });
     if (issues.length > 0) throw new CustodianError('CST_ERR_VALIDATION', 'purposes must be a list of purpose keys', { details: { issues } });
     const unknown: string[] = [];

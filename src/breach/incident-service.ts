@@ -688,15 +688,21 @@ export class IncidentService {
    * read and the stated purpose. `id` names the incident when one was read (null for a list).
    */
   async recordNarrativesRead(id: string | null, count: number, ctx: ActorContext & { readonly purpose?: string }): Promise<void> {
-    if (count === 0) return;
-    await this.#deps.store.transaction(async (trx) => {
-      await this.#deps.audit?.record(trx, [{ actor: ctx.actor, action: 'incident.narrative_read', targetType: 'incident', targetId: id, requestId: ctx.requestId ?? null, details: { count, ...purposeDetails(ctx) } }]);
-    });
+    if (count > 0) await this.#recordRead('incident.narrative_read', id, count, ctx);
   }
 
   async recordSubjectsRead(id: string, count: number, ctx: ActorContext & { readonly purpose?: string }): Promise<void> {
+    await this.#recordRead('incident.subjects_read', id, count, ctx);
+  }
+
+  /** One incident with its timeline and notification records (what `GET /v1/incidents/{id}` and `incident show` answer). */
+  async detail(id: string): Promise<IncidentView & { timeline: TimelineEntry[]; notifications: Awaited<ReturnType<IncidentService['notifications']>> }> {
+    return { ...(await this.get(id)), timeline: await this.timeline(id), notifications: await this.notifications(id) };
+  }
+
+  async #recordRead(action: 'incident.narrative_read' | 'incident.subjects_read', id: string | null, count: number, ctx: ActorContext & { readonly purpose?: string }): Promise<void> {
     await this.#deps.store.transaction(async (trx) => {
-      await this.#deps.audit?.record(trx, [{ actor: ctx.actor, action: 'incident.subjects_read', targetType: 'incident', targetId: id, requestId: ctx.requestId ?? null, details: { count, ...purposeDetails(ctx) } }]);
+      await this.#deps.audit?.record(trx, [{ actor: ctx.actor, action, targetType: 'incident', targetId: id, requestId: ctx.requestId ?? null, details: { count, ...purposeDetails(ctx) } }]);
     });
   }
 

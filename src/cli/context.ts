@@ -1,6 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { createCustodian, loadConfig, type Custodian, type ConfigOverrides } from '../app/index.js';
-import { PURPOSE_KEY_PATTERN } from '../core/index.js';
+import { isPurposeKey } from '../core/index.js';
 import type { CliIo } from './io.js';
 
 /** Options every store-touching command takes. */
@@ -37,7 +37,7 @@ const ACTOR_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
  * purpose is recorded as given, as over HTTP; an empty value is refused rather than read as "none stated".
  */
 export function parseAccessPurpose(value: string): string {
-  if (value.length > 128 || !PURPOSE_KEY_PATTERN.test(value)) throw new InvalidArgumentError('It must be one purpose key such as essential.service (dotted lower-case words, at most 128 characters)');
+  if (!isPurposeKey(value)) throw new InvalidArgumentError('It must be one purpose key such as essential.service (dotted lower-case words, at most 128 characters)');
   return value;
 }
 

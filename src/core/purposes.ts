@@ -18,6 +18,13 @@ export interface Purpose {
 }
 
 export const PURPOSE_KEY_PATTERN = /^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*$/;
+/** The longest purpose key. */
+export const MAX_PURPOSE_KEY_LENGTH = 128;
+
+/** Whether `value` is a purpose key: dotted lower-case words ({@link PURPOSE_KEY_PATTERN}), at most 128 characters. */
+export function isPurposeKey(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= MAX_PURPOSE_KEY_LENGTH && PURPOSE_KEY_PATTERN.test(value);
+}
 
 // Grants last 13 months by default: CNIL guidance on cookies (délibération 2020-091) and common EDPB practice.
 const CONSENT_MONTHS = 13;

@@ -3,7 +3,7 @@ import {
   DEFAULT_PURPOSES,
   JURISDICTION_CODE_PATTERN,
   LEGAL_BASES,
-  PURPOSE_KEY_PATTERN,
+  isPurposeKey,
   isFresh,
   type AuditSink,
   type Clock,
@@ -150,7 +150,7 @@ export function validatePurpose(p: Purpose): Purpose {
   const bad = (message: string, field: string): never => {
     throw new CustodianError('CST_ERR_PURPOSE_INVALID', message, { details: { field } });
   };
-  if (!PURPOSE_KEY_PATTERN.test(p.key) || p.key.length > 128) bad('purpose key must be dotted lower-case words (fideslang style), at most 128 characters', 'key');
+  if (!isPurposeKey(p.key)) bad('purpose key must be dotted lower-case words (fideslang style), at most 128 characters', 'key');
   if (!(p.legalBasis in LEGAL_BASES)) bad('unknown legal basis', 'legalBasis');
   // GDPR Art. 6(1)(a): a purpose based on consent cannot run without it, and consent gates only purposes based on it
   // (a check cites the basis it relies on, so the two must agree).

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { hasScope, type ApiKeyPrincipal, type ApiKeyService, type Scope } from '../auth/index.js';
-import { CustodianError, PURPOSE_KEY_PATTERN, isCustodianError } from '../core/index.js';
+import { CustodianError, isCustodianError, isPurposeKey } from '../core/index.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -32,7 +32,7 @@ export function actorOf(request: FastifyRequest): string {
 export function statedPurpose(request: FastifyRequest): string | undefined {
   const value = request.headers['custodian-purpose'];
   if (value === undefined || value === '') return undefined;
-  if (typeof value !== 'string' || value.length > 128 || !PURPOSE_KEY_PATTERN.test(value)) {
+  if (!isPurposeKey(value)) {
     throw new CustodianError('CST_ERR_VALIDATION', 'Custodian-Purpose must be one purpose key such as essential.service', { details: { issues: [{ path: 'headers.custodian-purpose', message: 'must be a purpose key' }] } });
   }
   return value;

@@ -1,10 +1,9 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConsentClient } from '../../src/client/index.js';
 import { DEFAULT_PURPOSES, ManualClock, toIso, uuidv7, type LegalBasis, type Purpose } from '../../src/core/index.js';
 import { evaluate, type StateRow } from '../../src/ledger/index.js';
+import { retainedBytes } from '../support/memory.js';
 
 // ConsentClient keeps its decisions in typed-array columns (one row per subject, one cell per decision, event ids
 // as 4 × 32 bits when they are canonical UUIDs). These tests hold it to its memory budget and check what the compact
@@ -49,8 +48,6 @@ interface SnapshotRow {
 describe('ConsentClient memory', () => {
   it('holds 100,000 subjects with three decisions each in at most 400 bytes per subject (heap and typed arrays)', async () => {
     // ~250 bytes measured (docs/propagation.md, "Memory"); a Map and an entry object per decision took ~960.
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
     const N = 100_000;
     const expiresAt = toIso(T0 + 365 * 86_400_000);
     const rows = (from: number, to: number): SnapshotRow[] => {
@@ -70,12 +67,7 @@ describe('ConsentClient memory', () => {
       const to = Math.min(N, from + 3000);
       return Response.json({ states: rows(from, to), restrictions: [], restrictionsComplete: true, next: to < N ? String(to) : null, sequence: '0' });
     }) as typeof fetch;
-    const used = () => {
-      gc();
-      gc();
-      const m = process.memoryUsage();
-      return m.heapUsed + m.arrayBuffers;
-    };
+    const used = retainedBytes;
     const before = used();
     const client = new ConsentClient({ baseUrl: 'http://custodian.test', apiKey: 'k', fetch: fetchPages, clock: new ManualClock(T0), snapshotPageSize: 9000, purposesRefreshMs: 0, maxStalenessMs: 365 * 86_400_000 });
     await client.start();

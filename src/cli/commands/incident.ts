@@ -111,7 +111,7 @@ export function incidentCommand(io: CliIo): Command {
     printJson(
       io,
       await withCustodian(io, opts, async (c) => {
-        const view = { ...(await c.incidents.get(id)), timeline: await c.incidents.timeline(id), notifications: await c.incidents.notifications(id) };
+        const view = await c.incidents.detail(id);
         await c.incidents.recordNarrativesRead(id, 1, readerOf(opts));
         return view;
       }),

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { SCOPES, type Scope } from '../../auth/index.js';
-import { CustodianError, PURPOSE_KEY_PATTERN } from '../../core/index.js';
+import { CustodianError, isPurposeKey } from '../../core/index.js';
 import { NORMALISER_NAMES, type Normaliser, type RewrapProgress } from '../../crypto/index.js';
 import { withCustodian, withStoreOptions, type StoreOptions } from '../context.js';
 import { printJson, type CliIo } from '../io.js';
@@ -14,7 +14,7 @@ function parseScopes(value: string): Scope[] {
 
 function parsePurposes(value: string): string[] {
   const purposes = value.split(',').map((s) => s.trim()).filter(Boolean);
-  if (purposes.length === 0 || purposes.some((p) => p.length > 128 || !PURPOSE_KEY_PATTERN.test(p))) throw new InvalidArgumentError('purposes are a comma-separated list of purpose keys, e.g. essential.service,analytics.reporting');
+  if (purposes.length === 0 || purposes.some((p) => !isPurposeKey(p))) throw new InvalidArgumentError('purposes are a comma-separated list of purpose keys, e.g. essential.service,analytics.reporting');
   return purposes;
 }
 

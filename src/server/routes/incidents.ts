@@ -125,7 +125,7 @@ export function incidentRoutes(custodian: Custodian): FastifyPluginAsyncZod {
         schema: { tags: ['incidents'], summary: 'An incident with its assessment, deadlines, timeline and notifications (its free text may hold personal data: the read is audited)', params: z.object({ id }).strict(), headers: purposeHeaders, response: { 200: incident.extend({ timeline: list(timelineEntry), notifications: list(z.object({ id: z.string(), audience: z.string(), stage: z.string(), jurisdiction: z.string().nullable(), recipientDigest: z.string(), mailId: z.string(), actor: z.string(), notifiedAt: z.string() })) }), ...errorResponses, ...notFound } },
       },
       async (req) => {
-        const view = { ...(await incidents.get(req.params.id)), timeline: await incidents.timeline(req.params.id), notifications: await incidents.notifications(req.params.id) };
+        const view = await incidents.detail(req.params.id);
         await incidents.recordNarrativesRead(req.params.id, 1, readerOf(req));
         return view;
       },
